@@ -1,0 +1,141 @@
+//! The `cfmint` command line: one binary, one file per subcommand.
+//! Exit codes: 0 success or ALLOW, 1 DENY, 2 usage or input error.
+
+mod demo;
+mod keygen;
+mod sign;
+mod verify;
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::{Parser, Subcommand};
+
+use crate::signer::{self, Backend};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cfmint",
+    version,
+    about = "Mint and check Amazon CloudFront signed cookies and URLs"
+)]
+struct Cli {
+    /// Crypto backend (default: openssl when compiled in).
+    #[arg(long, global = true, value_parser = parse_backend, default_value_t = Backend::default())]
+    backend: Backend,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print signed cookies or a signed URL.
+    #[command(subcommand)]
+    Sign(sign::SignCommand),
+    /// Decode and verify cookies or a signed URL: ALLOW, or DENY with the reason.
+    Verify(verify::VerifyArgs),
+    /// Write a new key pair: private.pem (PKCS#8, 0600) and public.pem (SPKI).
+    Keygen(keygen::KeygenArgs),
+    /// Sign and verify end to end with a throwaway key.
+    Demo(demo::DemoArgs),
+}
+
+/// A problem with the input: printed to stderr, exit code 2.
+#[derive(Debug)]
+pub struct CliError(String);
+
+impl From<signer::Error> for CliError {
+    fn from(error: signer::Error) -> Self {
+        Self(error.to_string())
+    }
+}
+
+impl From<String> for CliError {
+    fn from(message: String) -> Self {
+        Self(message)
+    }
+}
+
+/// What a subcommand wants the process to report.
+pub enum Outcome {
+    Success,
+    Denied,
+}
+
+/// Parses the command line and runs it.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Sign(command) => sign::run(command, cli.backend),
+        Command::Verify(args) => verify::run(args, cli.backend),
+        Command::Keygen(args) => keygen::run(args, cli.backend),
+        Command::Demo(args) => demo::run(args, cli.backend),
+    };
+    match result {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::Denied) => ExitCode::from(1),
+        Err(CliError(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Logs go to stderr; `CFMINT_LOG` sets the filter (default: warnings).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CFMINT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .without_time()
+        .with_target(false)
+        .init();
+}
+
+fn parse_backend(name: &str) -> Result<Backend, String> {
+    name.parse()
+}
+
+/// Parses a key pair id for clap.
+fn parse_key_pair_id(id: &str) -> Result<signer::KeyPairId, String> {
+    signer::KeyPairId::new(id).map_err(|e| e.to_string())
+}
+
+/// Parses `30s`, `10m`, `12h`, `7d`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("\"{text}\" is not a duration like 30s, 10m or 12h ({e})"))
+}
+
+/// Current time in epoch seconds.
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// An epoch as RFC 3339, for people reading the output.
+fn rfc3339(epoch: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(epoch)).to_string()
+}
+
+/// Shows untrusted text safely on a terminal: control characters escaped.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Writes to stdout; a closed pipe is not an error worth a panic.
+fn print(text: &str) {
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}

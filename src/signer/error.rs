@@ -1,0 +1,65 @@
+//! The signer's error type: a kind callers can match on and a sentence for people.
+
+use std::fmt;
+
+/// What went wrong, for callers that branch on the reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A policy could not be built from the given inputs (missing expiry, bad CIDR, ...).
+    InvalidPolicy,
+    /// A key could not be loaded: unreadable, malformed, encrypted, wrong type or size.
+    InvalidKey,
+    /// A key pair id or key ring setting is unusable.
+    InvalidKeyRing,
+    /// A URL handed to the signer cannot carry a signature.
+    InvalidUrl,
+    /// The crypto library failed while signing or generating.
+    Crypto,
+}
+
+/// An error from the signer core. The message names what was wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+}
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn policy(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidPolicy, message)
+    }
+
+    pub(crate) fn key(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidKey, message)
+    }
+
+    pub(crate) fn crypto(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Crypto, message)
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// Prefixes the message with where the problem was found, e.g. which key.
+    pub(crate) fn context(mut self, what: impl fmt::Display) -> Self {
+        self.message = format!("{what}: {}", self.message);
+        self
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}

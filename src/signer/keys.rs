@@ -1,0 +1,395 @@
+//! Keys by key pair id: PEM loading from files or environment strings, the
+//! signing key ring with one active key, and the public key group used to
+//! verify. Keys are parsed once; nothing here prints key material.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use zeroize::Zeroizing;
+
+use super::backend::{Backend, HashAlgorithm, KeyAlgorithm, SigningKey, VerifyingKey};
+use super::error::{Error, ErrorKind};
+use super::pem::{self, KeyDer};
+use super::policy::{Policy, PolicyForm};
+use super::sign::SignedPolicy;
+
+/// RSA sizes CloudFront accepts; 1024 only for legacy key pairs.
+pub const RSA_BITS: std::ops::RangeInclusive<u32> = 1024..=4096;
+/// A CloudFront key group holds at most this many public keys.
+pub const MAX_KEY_GROUP_SIZE: usize = 5;
+/// A PEM key is a few kilobytes; anything much larger is not a key.
+const MAX_PEM_BYTES: u64 = 64 * 1024;
+
+/// A CloudFront public key id such as `K2JCJMDEHXQW5F`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyPairId(String);
+
+impl KeyPairId {
+    /// Accepts 1–128 ASCII letters, digits, `-` or `_`: the id travels
+    /// unescaped in cookies and query strings.
+    pub fn new(id: &str) -> Result<Self, Error> {
+        let valid = !id.is_empty()
+            && id.len() <= 128
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if valid {
+            Ok(Self(id.to_owned()))
+        } else {
+            Err(Error::new(
+                ErrorKind::InvalidKeyRing,
+                format!(
+                    "key pair id \"{}\" is invalid: use 1-128 letters, digits, '-' or '_' (e.g. K2JCJMDEHXQW5F)",
+                    id.escape_debug()
+                ),
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for KeyPairId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where key material came from, for messages. Never the material itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    File(PathBuf),
+    Env(String),
+    Inline,
+}
+
+impl fmt::Display for KeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File(path) => write!(f, "file {}", path.display()),
+            Self::Env(name) => write!(f, "environment variable {name}"),
+            Self::Inline => f.write_str("inline PEM"),
+        }
+    }
+}
+
+/// Reads PEM text from a file, bounded in size.
+fn read_pem_file(path: &Path) -> Result<Zeroizing<String>, Error> {
+    let mut text = Zeroizing::new(String::new());
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_PEM_BYTES + 1).read_to_string(&mut text))
+        .map_err(|e| Error::key(format!("cannot read {}: {e}", path.display())))?;
+    if text.len() as u64 > MAX_PEM_BYTES {
+        return Err(Error::key(format!(
+            "{} is larger than {MAX_PEM_BYTES} bytes; not a PEM key",
+            path.display()
+        )));
+    }
+    Ok(text)
+}
+
+fn read_pem_env(name: &str) -> Result<Zeroizing<String>, Error> {
+    std::env::var(name)
+        .map(Zeroizing::new)
+        .map_err(|e| Error::key(format!("environment variable {name}: {e}")))
+}
+
+fn check_signing_algorithm(algorithm: KeyAlgorithm) -> Result<(), Error> {
+    match algorithm {
+        KeyAlgorithm::Rsa { bits } if !RSA_BITS.contains(&bits) => Err(Error::key(format!(
+            "RSA key of {bits} bits; CloudFront takes 1024 to 4096 bits (2048 recommended)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A private signing key with its key pair id.
+#[derive(Clone)]
+pub struct PrivateKey {
+    id: KeyPairId,
+    source: KeySource,
+    backend: Backend,
+    key: Arc<dyn SigningKey>,
+}
+
+impl PrivateKey {
+    /// Parses a PEM private key (PKCS#1, PKCS#8 or SEC1). `\n` escapes are
+    /// accepted for keys passed through environment variables.
+    pub fn from_pem(
+        id: KeyPairId,
+        pem_text: &str,
+        source: KeySource,
+        backend: Backend,
+    ) -> Result<Self, Error> {
+        let context = format!("key {id} ({source})");
+        let key = match pem::decode(pem_text).map_err(Error::key) {
+            Ok(KeyDer::Private(der)) => backend.load_private(&der),
+            Ok(KeyDer::Public(_)) => Err(Error::key(
+                "this is a public key; signing needs the private key",
+            )),
+            Err(e) => Err(e),
+        }
+        .map_err(|e| e.context(&context))?;
+        let algorithm = key.algorithm();
+        check_signing_algorithm(algorithm).map_err(|e| e.context(&context))?;
+        if algorithm == (KeyAlgorithm::Rsa { bits: 1024 }) {
+            tracing::warn!(
+                "signing key {id} is RSA-1024: accepted for legacy key pairs only; \
+                 CloudFront key groups take 2048-bit keys"
+            );
+        }
+        Ok(Self {
+            id,
+            source,
+            backend,
+            key: Arc::from(key),
+        })
+    }
+
+    /// Loads a private key from a PEM file.
+    pub fn from_file(id: KeyPairId, path: &Path, backend: Backend) -> Result<Self, Error> {
+        let source = KeySource::File(path.to_owned());
+        let text = read_pem_file(path).map_err(|e| e.context(format!("key {id}")))?;
+        Self::from_pem(id, &text, source, backend)
+    }
+
+    /// Loads a private key from an environment variable holding PEM text.
+    pub fn from_env(id: KeyPairId, name: &str, backend: Backend) -> Result<Self, Error> {
+        let text = read_pem_env(name).map_err(|e| e.context(format!("key {id}")))?;
+        Self::from_pem(id, &text, KeySource::Env(name.to_owned()), backend)
+    }
+
+    pub fn id(&self) -> &KeyPairId {
+        &self.id
+    }
+
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        self.key.algorithm()
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Signs a policy: canned when `form` allows and the policy fits, else custom.
+    #[tracing::instrument(level = "trace", skip(self, policy), fields(key_pair_id = %self.id))]
+    pub fn sign(
+        &self,
+        policy: &Policy,
+        form: PolicyForm,
+        hash: HashAlgorithm,
+    ) -> Result<SignedPolicy, Error> {
+        let json = policy.to_json();
+        let signature = self.key.sign(hash, json.as_bytes())?;
+        let canned = form == PolicyForm::Auto && policy.fits_canned();
+        Ok(SignedPolicy::new(
+            self.id.clone(),
+            hash,
+            if canned { None } else { Some(&json) },
+            policy.expires(),
+            &signature,
+        ))
+    }
+
+    /// The matching public key, for verifying what this key signed.
+    pub fn public_key(&self) -> Result<PublicKey, Error> {
+        Ok(PublicKey {
+            id: self.id.clone(),
+            key: Arc::from(self.key.verifying_key()?),
+        })
+    }
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrivateKey")
+            .field("id", &self.id)
+            .field("algorithm", &self.algorithm())
+            .field("backend", &self.backend)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A public key with its key pair id, as held in a CloudFront key group.
+#[derive(Clone)]
+pub struct PublicKey {
+    id: KeyPairId,
+    key: Arc<dyn VerifyingKey>,
+}
+
+impl PublicKey {
+    /// Parses a PEM public key (SPKI or PKCS#1). A private key is accepted
+    /// too, and its public half used.
+    pub fn from_pem(
+        id: KeyPairId,
+        pem_text: &str,
+        source: KeySource,
+        backend: Backend,
+    ) -> Result<Self, Error> {
+        let context = format!("public key {id} ({source})");
+        let key = match pem::decode(pem_text).map_err(Error::key) {
+            Ok(KeyDer::Public(der)) => backend.load_public(&der),
+            Ok(KeyDer::Private(der)) => backend
+                .load_private(&der)
+                .and_then(|private| private.verifying_key()),
+            Err(e) => Err(e),
+        }
+        .map_err(|e| e.context(&context))?;
+        check_signing_algorithm(key.algorithm()).map_err(|e| e.context(&context))?;
+        Ok(Self {
+            id,
+            key: Arc::from(key),
+        })
+    }
+
+    /// Loads a public key from a PEM file.
+    pub fn from_file(id: KeyPairId, path: &Path, backend: Backend) -> Result<Self, Error> {
+        let source = KeySource::File(path.to_owned());
+        let text = read_pem_file(path).map_err(|e| e.context(format!("public key {id}")))?;
+        Self::from_pem(id, &text, source, backend)
+    }
+
+    pub fn id(&self) -> &KeyPairId {
+        &self.id
+    }
+
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        self.key.algorithm()
+    }
+
+    /// True when `signature` signs `message` under this key.
+    pub fn verify(&self, hash: HashAlgorithm, message: &[u8], signature: &[u8]) -> bool {
+        self.key.verify(hash, message, signature)
+    }
+
+    /// SPKI PEM, the form CloudFront's console takes.
+    pub fn to_pem(&self) -> Result<String, Error> {
+        self.key.to_pem()
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PublicKey")
+            .field("id", &self.id)
+            .field("algorithm", &self.algorithm())
+            .finish()
+    }
+}
+
+/// Signing keys by id, one of them active.
+#[derive(Debug, Clone)]
+pub struct KeyRing {
+    keys: Vec<PrivateKey>,
+    active: usize,
+}
+
+impl KeyRing {
+    /// Builds a ring; ids must be unique and `active` must be one of them.
+    pub fn new(keys: Vec<PrivateKey>, active: &KeyPairId) -> Result<Self, Error> {
+        for (i, key) in keys.iter().enumerate() {
+            if keys[..i].iter().any(|other| other.id == key.id) {
+                return Err(Error::new(
+                    ErrorKind::InvalidKeyRing,
+                    format!("key pair id {} appears twice in the key ring", key.id),
+                ));
+            }
+        }
+        let active = keys
+            .iter()
+            .position(|key| &key.id == active)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidKeyRing,
+                    format!("the active key pair id {active} is not among the loaded keys"),
+                )
+            })?;
+        Ok(Self { keys, active })
+    }
+
+    /// The key that signs.
+    pub fn active(&self) -> &PrivateKey {
+        &self.keys[self.active]
+    }
+
+    /// A key by id.
+    pub fn get(&self, id: &str) -> Option<&PrivateKey> {
+        self.keys.iter().find(|key| key.id.as_str() == id)
+    }
+
+    /// All keys, in load order.
+    pub fn keys(&self) -> &[PrivateKey] {
+        &self.keys
+    }
+
+    /// Signs with the active key.
+    pub fn sign(
+        &self,
+        policy: &Policy,
+        form: PolicyForm,
+        hash: HashAlgorithm,
+    ) -> Result<SignedPolicy, Error> {
+        self.active().sign(policy, form, hash)
+    }
+
+    /// The public halves of every key in the ring, for verification.
+    pub fn public_keys(&self) -> Result<PublicKeys, Error> {
+        PublicKeys::new(
+            self.keys
+                .iter()
+                .map(PrivateKey::public_key)
+                .collect::<Result<_, _>>()?,
+        )
+    }
+}
+
+/// A CloudFront key group: up to five public keys by id.
+#[derive(Debug, Clone, Default)]
+pub struct PublicKeys {
+    keys: HashMap<String, PublicKey>,
+}
+
+impl PublicKeys {
+    /// Builds a key group; ids must be unique and there may be at most five.
+    pub fn new(keys: Vec<PublicKey>) -> Result<Self, Error> {
+        if keys.len() > MAX_KEY_GROUP_SIZE {
+            return Err(Error::new(
+                ErrorKind::InvalidKeyRing,
+                format!(
+                    "{} public keys given; a CloudFront key group holds at most {MAX_KEY_GROUP_SIZE}",
+                    keys.len()
+                ),
+            ));
+        }
+        let mut map = HashMap::with_capacity(keys.len());
+        for key in keys {
+            let id = key.id.0.clone();
+            if map.insert(id.clone(), key).is_some() {
+                return Err(Error::new(
+                    ErrorKind::InvalidKeyRing,
+                    format!("key pair id {id} appears twice in the key group"),
+                ));
+            }
+        }
+        Ok(Self { keys: map })
+    }
+
+    /// A key by the id a viewer presented.
+    pub fn get(&self, id: &str) -> Option<&PublicKey> {
+        self.keys.get(id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}

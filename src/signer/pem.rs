@@ -1,0 +1,172 @@
+//! PEM framing: finds the one key block in a text, names its format, and
+//! decodes it into buffers that are wiped on drop.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use zeroize::Zeroizing;
+
+/// The DER of a private key, by container format.
+pub(crate) enum PrivateDer {
+    /// `BEGIN RSA PRIVATE KEY`
+    Pkcs1(Zeroizing<Vec<u8>>),
+    /// `BEGIN PRIVATE KEY`
+    Pkcs8(Zeroizing<Vec<u8>>),
+    /// `BEGIN EC PRIVATE KEY`
+    Sec1(Zeroizing<Vec<u8>>),
+}
+
+/// The DER of a public key, by container format.
+pub(crate) enum PublicDer {
+    /// `BEGIN PUBLIC KEY` (SubjectPublicKeyInfo, what CloudFront's console takes)
+    Spki(Vec<u8>),
+    /// `BEGIN RSA PUBLIC KEY`
+    Pkcs1(Vec<u8>),
+}
+
+/// Either kind of key found in a PEM text.
+pub(crate) enum KeyDer {
+    Private(PrivateDer),
+    Public(PublicDer),
+}
+
+/// Reads a PEM text that may come from an environment variable with its
+/// newlines written as `\n`. Returns the one key block in it.
+pub(crate) fn decode(text: &str) -> Result<KeyDer, String> {
+    let text = Zeroizing::new(text.replace("\\n", "\n").replace('\r', ""));
+    if text.contains("ENCRYPTED") {
+        return Err("the PEM is encrypted; cfmint needs an unencrypted key \
+                    (decrypt it with `openssl pkey -in KEY -out PLAIN.pem`)"
+            .into());
+    }
+    let mut blocks = Vec::new();
+    let mut rest = text.as_str();
+    while let Some(start) = rest.find("-----BEGIN ") {
+        let block = &rest[start + "-----BEGIN ".len()..];
+        let (label, body) = block
+            .split_once("-----")
+            .ok_or("a PEM BEGIN line is not closed with -----")?;
+        let end_marker = format!("-----END {label}-----");
+        let end = body
+            .find(&end_marker)
+            .ok_or_else(|| format!("the PEM block \"{label}\" has no matching END line"))?;
+        blocks.push((label.to_owned(), &body[..end]));
+        rest = &body[end + end_marker.len()..];
+    }
+    // `openssl ecparam -genkey` writes an EC PARAMETERS block before the key.
+    blocks.retain(|(label, _)| label != "EC PARAMETERS");
+    let [(label, body)] = blocks.as_slice() else {
+        return Err(match blocks.len() {
+            0 => "no PEM block found (expected -----BEGIN PRIVATE KEY----- or similar)".into(),
+            n => format!("found {n} PEM blocks; put one key in each file or variable"),
+        });
+    };
+    let der = decode_body(body).map_err(|e| format!("the PEM block \"{label}\" {e}"))?;
+    Ok(match label.as_str() {
+        "RSA PRIVATE KEY" => KeyDer::Private(PrivateDer::Pkcs1(der)),
+        "PRIVATE KEY" => KeyDer::Private(PrivateDer::Pkcs8(der)),
+        "EC PRIVATE KEY" => KeyDer::Private(PrivateDer::Sec1(der)),
+        "PUBLIC KEY" => KeyDer::Public(PublicDer::Spki(der.to_vec())),
+        "RSA PUBLIC KEY" => KeyDer::Public(PublicDer::Pkcs1(der.to_vec())),
+        "OPENSSH PRIVATE KEY" => {
+            return Err("OpenSSH key format is not supported; convert it with \
+                        `ssh-keygen -p -m PKCS8 -f KEY`"
+                .into());
+        }
+        "CERTIFICATE" => {
+            return Err(
+                "this is a certificate, not a key; CloudFront takes a bare public key".into(),
+            );
+        }
+        other => return Err(format!("unsupported PEM block \"{other}\"")),
+    })
+}
+
+fn decode_body(body: &str) -> Result<Zeroizing<Vec<u8>>, String> {
+    if body.lines().any(|line| line.contains(':')) {
+        return Err("has PEM headers, which cfmint does not read".into());
+    }
+    let base64: Zeroizing<String> =
+        Zeroizing::new(body.chars().filter(|c| !c.is_ascii_whitespace()).collect());
+    if base64.is_empty() {
+        return Err("is empty".into());
+    }
+    let mut der = Zeroizing::new(Vec::with_capacity(base64.len() / 4 * 3));
+    STANDARD
+        .decode_vec(base64.as_bytes(), &mut der)
+        .map_err(|e| format!("is not valid base64 ({e})"))?;
+    Ok(der)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RSA_PKCS8: &str = include_str!("../../tests/fixtures/cloudfront-sep/test-rsa-key.pem");
+
+    fn describe(result: Result<KeyDer, String>) -> String {
+        match result {
+            Ok(KeyDer::Private(PrivateDer::Pkcs1(_))) => "pkcs1".into(),
+            Ok(KeyDer::Private(PrivateDer::Pkcs8(_))) => "pkcs8".into(),
+            Ok(KeyDer::Private(PrivateDer::Sec1(_))) => "sec1".into(),
+            Ok(KeyDer::Public(PublicDer::Spki(_))) => "spki".into(),
+            Ok(KeyDer::Public(PublicDer::Pkcs1(_))) => "pkcs1-public".into(),
+            Err(e) => format!("error: {e}"),
+        }
+    }
+
+    #[test]
+    fn reads_a_key_with_escaped_newlines_from_an_environment_variable() {
+        let escaped = RSA_PKCS8.trim().replace('\n', "\\n");
+        assert_eq!(describe(decode(&escaped)), "pkcs8");
+    }
+
+    #[test]
+    fn reads_crlf_and_text_around_the_block() {
+        let text = format!(
+            "comment before\r\n{}\r\ntrailing",
+            RSA_PKCS8.replace('\n', "\r\n")
+        );
+        assert_eq!(describe(decode(&text)), "pkcs8");
+    }
+
+    #[test]
+    fn skips_ec_parameters_before_a_sec1_key() {
+        let text = "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n\
+                    -----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n";
+        assert_eq!(describe(decode(text)), "sec1");
+    }
+
+    #[test]
+    fn names_what_is_wrong() {
+        let cases = [
+            ("", "no PEM block"),
+            ("-----BEGIN PRIVATE KEY-----\nAAAA\n", "no matching END"),
+            (
+                "-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----",
+                "not valid base64",
+            ),
+            (
+                "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----",
+                "encrypted",
+            ),
+            (
+                "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n\nAAAA\n-----END RSA PRIVATE KEY-----",
+                "encrypted",
+            ),
+            (
+                "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----",
+                "certificate",
+            ),
+            (
+                "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----",
+                "OpenSSH",
+            ),
+        ];
+        for (text, expected) in cases {
+            let described = describe(decode(text));
+            assert!(described.contains(expected), "{text:?} gave {described}");
+        }
+        let two = format!("{RSA_PKCS8}\n{RSA_PKCS8}");
+        assert!(describe(decode(&two)).contains("2 PEM blocks"));
+    }
+}
