@@ -1,0 +1,140 @@
+//! Shared test helpers: the AWS known-answer vectors and generated keys.
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use cfmint::signer::{Backend, KeyPairId, KeySource, KeySpec, PrivateKey};
+use serde::Deserialize;
+
+pub const VECTORS_JSON: &str = include_str!("../fixtures/cloudfront-sep/test-cases.json");
+pub const RSA_KEY_PEM: &str = include_str!("../fixtures/cloudfront-sep/test-rsa-key.pem");
+pub const ECDSA_KEY_PEM: &str = include_str!("../fixtures/cloudfront-sep/test-ecdsa-key.pem");
+pub const RSA_PUBLIC_PEM: &str = include_str!("../fixtures/cloudfront-sep/test-rsa-public-key.pem");
+pub const ECDSA_PUBLIC_PEM: &str =
+    include_str!("../fixtures/cloudfront-sep/test-ecdsa-public-key.pem");
+
+pub fn fixture_path(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/cloudfront-sep")
+        .join(name)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Case {
+    pub id: String,
+    pub input: Input,
+    pub expected: Expected,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Input {
+    pub resource: String,
+    pub key_pair_id: String,
+    pub private_key_file: String,
+    pub expiration_date: Option<u64>,
+    pub active_date: Option<u64>,
+    pub ip_range: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Expected {
+    pub policy_json: Option<String>,
+    pub query_params: Option<BTreeMap<String, String>>,
+    pub cookies: Option<BTreeMap<String, String>>,
+    pub signature: Option<String>,
+    pub signature_algorithm: Option<String>,
+    pub apply_to: Option<String>,
+    #[serde(default)]
+    pub error: bool,
+    #[serde(default)]
+    pub error_contains: Vec<String>,
+}
+
+impl Case {
+    pub fn key_pem(&self) -> &'static str {
+        match self.input.private_key_file.as_str() {
+            "test-rsa-key.pem" => RSA_KEY_PEM,
+            "test-ecdsa-key.pem" => ECDSA_KEY_PEM,
+            other => panic!("unknown key file {other}"),
+        }
+    }
+
+    pub fn public_pem(&self) -> &'static str {
+        match self.input.private_key_file.as_str() {
+            "test-rsa-key.pem" => RSA_PUBLIC_PEM,
+            _ => ECDSA_PUBLIC_PEM,
+        }
+    }
+
+    pub fn is_ecdsa(&self) -> bool {
+        self.expected.signature_algorithm.as_deref() == Some("ECDSA-SHA1")
+    }
+
+    /// The URL a signed-URL case is applied to.
+    pub fn url(&self) -> &str {
+        self.expected
+            .apply_to
+            .as_deref()
+            .unwrap_or(&self.input.resource)
+    }
+}
+
+pub fn cases() -> Vec<Case> {
+    serde_json::from_str(VECTORS_JSON).expect("test-cases.json parses")
+}
+
+pub fn key(id: &str, pem: &str, backend: Backend) -> PrivateKey {
+    PrivateKey::from_pem(KeyPairId::new(id).unwrap(), pem, KeySource::Inline, backend).unwrap()
+}
+
+/// A generated RSA-2048 key (PKCS#8 PEM), made once per test binary.
+pub fn generated_rsa_pem() -> &'static str {
+    static PEM: OnceLock<String> = OnceLock::new();
+    PEM.get_or_init(|| generate(KeySpec::Rsa { bits: 2048 }))
+}
+
+/// A generated P-256 key (PKCS#8 PEM), made once per test binary.
+pub fn generated_ecdsa_pem() -> &'static str {
+    static PEM: OnceLock<String> = OnceLock::new();
+    PEM.get_or_init(|| generate(KeySpec::EcdsaP256))
+}
+
+fn generate(spec: KeySpec) -> String {
+    Backend::default()
+        .generate(spec)
+        .unwrap()
+        .private_pem
+        .to_string()
+}
+
+/// The query parameters of a URL as a map (first value wins).
+pub fn query_map(url: &str) -> BTreeMap<String, String> {
+    let mut map = BTreeMap::new();
+    if let Some((_, query)) = url.split_once('?') {
+        for part in query.split('&') {
+            let (name, value) = part.split_once('=').unwrap_or((part, ""));
+            map.entry(name.to_owned())
+                .or_insert_with(|| value.to_owned());
+        }
+    }
+    map
+}
+
+/// Runs the `openssl` command line tool in `dir` and returns its stdout.
+/// Used to make keys in other formats and to check signatures independently.
+pub fn openssl(dir: &std::path::Path, args: &[&str]) -> Vec<u8> {
+    let output = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the openssl command line tool is installed");
+    assert!(
+        output.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
