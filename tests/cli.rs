@@ -1,0 +1,715 @@
+//! The `cfmint` binary, run as a user would: every vector through `cfmint
+//! sign`, every denial through `cfmint verify`, `keygen`, exit codes, and
+//! signatures checked by the `openssl` command line tool.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use cfmint::signer::{Backend, decode_base64};
+use common::{Case, cases, fixture_path, openssl, query_map};
+
+fn cfmint(backend: Backend, args: &[&str]) -> Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_cfmint"))
+        .arg("--backend")
+        .arg(backend.name())
+        .args(args)
+        .env_remove("CFMINT_LOG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("panicked"),
+        "cfmint {args:?} panicked: {stderr}"
+    );
+    output
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+fn key_file(case: &Case) -> String {
+    fixture_path(&case.input.private_key_file)
+        .display()
+        .to_string()
+}
+
+/// The policy flags for a vector case.
+fn policy_args(case: &Case) -> Vec<String> {
+    let mut args = Vec::new();
+    if let Some(expires) = case.input.expiration_date {
+        args.extend(["--expires".to_owned(), expires.to_string()]);
+    }
+    if let Some(active) = case.input.active_date {
+        args.extend(["--active".to_owned(), active.to_string()]);
+    }
+    if let Some(ip) = &case.input.ip_range {
+        args.extend(["--ip".to_owned(), ip.clone()]);
+    }
+    args
+}
+
+fn sign_url_args(case: &Case) -> Vec<String> {
+    let mut args = vec![
+        "sign".to_owned(),
+        "url".to_owned(),
+        "--key".to_owned(),
+        key_file(case),
+    ];
+    args.extend(["--key-pair-id".to_owned(), case.input.key_pair_id.clone()]);
+    args.extend(["--url".to_owned(), case.url().to_owned()]);
+    if case.expected.apply_to.is_some() {
+        args.extend(["--resource".to_owned(), case.input.resource.clone()]);
+    }
+    args.extend(policy_args(case));
+    args
+}
+
+fn sign_cookie_args(case: &Case, json: bool) -> Vec<String> {
+    let mut args = vec![
+        "sign".to_owned(),
+        "cookies".to_owned(),
+        "--key".to_owned(),
+        key_file(case),
+    ];
+    args.extend(["--key-pair-id".to_owned(), case.input.key_pair_id.clone()]);
+    args.extend(["--resource".to_owned(), case.input.resource.clone()]);
+    args.extend(policy_args(case));
+    if json {
+        args.push("--json".to_owned());
+    }
+    args
+}
+
+fn run(backend: Backend, args: &[String]) -> Output {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    cfmint(backend, &args)
+}
+
+/// Checks a DER signature over `message` with `openssl dgst -verify`.
+fn openssl_verifies(public_pem: &str, digest: &str, message: &[u8], signature: &[u8]) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("public.pem"), public_pem).unwrap();
+    fs::write(dir.path().join("message"), message).unwrap();
+    fs::write(dir.path().join("signature"), signature).unwrap();
+    let output = Command::new("openssl")
+        .args([
+            "dgst",
+            digest,
+            "-verify",
+            "public.pem",
+            "-signature",
+            "signature",
+            "message",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    output.status.success() && String::from_utf8_lossy(&output.stdout).contains("Verified OK")
+}
+
+#[test]
+fn every_vector_passes_through_cfmint_sign() {
+    for &backend in Backend::ALL {
+        for case in cases() {
+            let expected = &case.expected;
+            if expected.error || case.id == "json-injection-ip-range" {
+                let output = run(backend, &sign_url_args(&case));
+                assert_eq!(output.status.code(), Some(2), "{}", case.id);
+                let message = stderr(&output).to_lowercase();
+                let words = if expected.error {
+                    expected.error_contains.clone()
+                } else {
+                    vec!["192.168.0.0/24".into(), "cidr".into()]
+                };
+                for word in words {
+                    assert!(
+                        message.contains(&word),
+                        "{}: {message:?} lacks {word}",
+                        case.id
+                    );
+                }
+                continue;
+            }
+            let policy_json = expected.policy_json.as_deref().unwrap();
+            if let Some(cookies) = &expected.cookies {
+                for json in [false, true] {
+                    let output = run(backend, &sign_cookie_args(&case, json));
+                    assert!(output.status.success(), "{}: {}", case.id, stderr(&output));
+                    let ours: BTreeMap<String, String> = if json {
+                        serde_json::from_str(&stdout(&output)).unwrap()
+                    } else {
+                        stdout(&output)
+                            .lines()
+                            .map(|line| {
+                                let (n, v) = line.split_once('=').unwrap();
+                                (n.to_owned(), v.to_owned())
+                            })
+                            .collect()
+                    };
+                    assert_eq!(&ours, cookies, "{}", case.id);
+                }
+            }
+            if let Some(params) = &expected.query_params {
+                let output = run(backend, &sign_url_args(&case));
+                assert!(output.status.success(), "{}: {}", case.id, stderr(&output));
+                let url = stdout(&output).trim_end().to_owned();
+                assert!(url.starts_with(case.url()), "{}: {url}", case.id);
+                let ours = query_map(&url);
+                for (name, value) in params {
+                    assert_eq!(ours.get(name), Some(value), "{}: {name}", case.id);
+                }
+                if case.is_ecdsa() {
+                    let signature = decode_base64(&ours["Signature"]).unwrap();
+                    assert!(openssl_verifies(
+                        case.public_pem(),
+                        "-sha1",
+                        policy_json.as_bytes(),
+                        &signature
+                    ));
+                } else {
+                    assert_eq!(
+                        Some(&ours["Signature"]),
+                        expected.signature.as_ref(),
+                        "{}",
+                        case.id
+                    );
+                }
+                if let Some(policy) = ours.get("Policy") {
+                    assert_eq!(
+                        decode_base64(policy).unwrap(),
+                        policy_json.as_bytes(),
+                        "{}",
+                        case.id
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn keygen(backend: Backend, dir: &Path, key_type: &str) -> Output {
+    cfmint(
+        backend,
+        &["keygen", "--type", key_type, "--out", dir.to_str().unwrap()],
+    )
+}
+
+#[test]
+fn cfmint_signatures_verify_with_openssl_for_every_key_type_and_hash() {
+    for &backend in Backend::ALL {
+        for key_type in ["ecdsa", "rsa"] {
+            let dir = tempfile::tempdir().unwrap();
+            assert!(keygen(backend, dir.path(), key_type).status.success());
+            let private = dir.path().join("private.pem");
+            let public = fs::read_to_string(dir.path().join("public.pem")).unwrap();
+            for hash in ["sha1", "sha256"] {
+                let output = cfmint(
+                    backend,
+                    &[
+                        "sign",
+                        "cookies",
+                        "--key",
+                        private.to_str().unwrap(),
+                        "--key-pair-id",
+                        "KGEN",
+                        "--resource",
+                        "https://d.example/books/*",
+                        "--ttl",
+                        "10m",
+                        "--hash",
+                        hash,
+                        "--json",
+                    ],
+                );
+                assert!(output.status.success(), "{}", stderr(&output));
+                let cookies: BTreeMap<String, String> =
+                    serde_json::from_str(&stdout(&output)).unwrap();
+                let policy = decode_base64(&cookies["CloudFront-Policy"]).unwrap();
+                let signature = decode_base64(&cookies["CloudFront-Signature"]).unwrap();
+                let digest = format!("-{hash}");
+                assert!(
+                    openssl_verifies(&public, &digest, &policy, &signature),
+                    "{backend} {key_type} {hash}"
+                );
+                assert_eq!(
+                    cookies.get("CloudFront-Hash-Algorithm").map(String::as_str),
+                    (hash == "sha256").then_some("SHA256")
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn keygen_writes_a_private_key_only_its_owner_can_read_and_refuses_to_overwrite() {
+    for &backend in Backend::ALL {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("keys");
+        let output = keygen(backend, &out, "ecdsa");
+        assert!(output.status.success(), "{}", stderr(&output));
+        let private = out.join("private.pem");
+        let public = out.join("public.pem");
+        assert_eq!(
+            fs::metadata(&private).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let public_pem = fs::read_to_string(&public).unwrap();
+        assert!(public_pem.starts_with("-----BEGIN PUBLIC KEY-----"));
+        assert!(
+            fs::read_to_string(&private)
+                .unwrap()
+                .starts_with("-----BEGIN PRIVATE KEY-----")
+        );
+        openssl(&out, &["pkey", "-pubin", "-in", "public.pem", "-noout"]);
+
+        let before = fs::read(&private).unwrap();
+        let again = keygen(backend, &out, "rsa");
+        assert_eq!(again.status.code(), Some(2));
+        assert!(
+            stderr(&again).contains("already exists"),
+            "{}",
+            stderr(&again)
+        );
+        assert_eq!(
+            fs::read(&private).unwrap(),
+            before,
+            "the old key is untouched"
+        );
+
+        let bits = cfmint(
+            backend,
+            &[
+                "keygen",
+                "--type",
+                "ecdsa",
+                "--bits",
+                "2048",
+                "--out",
+                "/tmp/unused",
+            ],
+        );
+        assert_eq!(bits.status.code(), Some(2));
+        let small = cfmint(
+            backend,
+            &[
+                "keygen",
+                "--type",
+                "rsa",
+                "--bits",
+                "1024",
+                "--out",
+                "/tmp/unused",
+            ],
+        );
+        assert_eq!(small.status.code(), Some(2));
+        assert!(!Path::new("/tmp/unused").exists());
+    }
+}
+
+/// Signs cookies with the vector RSA key and returns them as a Cookie header.
+fn vector_cookies(backend: Backend, extra: &[&str]) -> String {
+    let key = fixture_path("test-rsa-key.pem");
+    let mut args = vec![
+        "sign",
+        "cookies",
+        "--key",
+        key.to_str().unwrap(),
+        "--key-pair-id",
+        "K1TESTKEY",
+        "--resource",
+        "https://d.example/books/42/*",
+        "--expires",
+        "1767290400",
+    ];
+    args.extend_from_slice(extra);
+    let output = cfmint(backend, &args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    stdout(&output).lines().collect::<Vec<_>>().join("; ")
+}
+
+fn verify_args<'a>(
+    public_key: &'a str,
+    url: &'a str,
+    cookies: &'a str,
+    now: &'a str,
+) -> Vec<&'a str> {
+    vec![
+        "verify",
+        "--public-key",
+        public_key,
+        "--url",
+        url,
+        "--cookie",
+        cookies,
+        "--now",
+        now,
+        "--ip",
+        "192.0.2.10",
+    ]
+}
+
+#[test]
+fn verify_allows_a_good_cookie_and_denies_each_failure_with_its_reason() {
+    let public = format!(
+        "K1TESTKEY={}",
+        fixture_path("test-rsa-public-key.pem").display()
+    );
+    let wrong_id = format!(
+        "KOTHER={}",
+        fixture_path("test-rsa-public-key.pem").display()
+    );
+    let wrong_key = format!(
+        "K1TESTKEY={}",
+        fixture_path("test-ecdsa-public-key.pem").display()
+    );
+    let inside = "https://d.example/books/42/ch1.m3u8";
+    for &backend in Backend::ALL {
+        let good = vector_cookies(backend, &[]);
+        let with_ip = vector_cookies(backend, &["--ip", "198.51.100.0/24"]);
+        let later = vector_cookies(backend, &["--active", "1767280000"]);
+        let no_id = good
+            .split("; ")
+            .filter(|c| !c.starts_with("CloudFront-Key-Pair-Id"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let bad_policy = good.replace("CloudFront-Policy=eyJ", "CloudFront-Policy=xyJ");
+        let bad_signature_encoding =
+            good.replace("CloudFront-Signature=", "CloudFront-Signature=+/");
+        let now = "1767200000";
+
+        let allow = cfmint(backend, &verify_args(&public, inside, &good, now));
+        assert_eq!(allow.status.code(), Some(0), "{}", stdout(&allow));
+        assert!(stdout(&allow).ends_with("ALLOW\n"));
+        assert!(stdout(&allow).contains("policy:      custom"));
+
+        let cases: Vec<(Vec<&str>, &str)> = vec![
+            (
+                vec!["verify", "--public-key", &public, "--url", inside],
+                "DENY: no signature",
+            ),
+            (
+                verify_args(&public, inside, &no_id, now),
+                "DENY: missing CloudFront-Key-Pair-Id",
+            ),
+            (
+                verify_args(&wrong_id, inside, &good, now),
+                "DENY: unknown key pair id \"K1TESTKEY\"",
+            ),
+            (
+                verify_args(&public, inside, &bad_policy, now),
+                "DENY: malformed policy",
+            ),
+            (
+                verify_args(&public, inside, &bad_signature_encoding, now),
+                "DENY: malformed signature",
+            ),
+            (
+                verify_args(&wrong_key, inside, &good, now),
+                "DENY: bad signature",
+            ),
+            (
+                verify_args(&public, inside, &good, "1767290400"),
+                "DENY: expired",
+            ),
+            (
+                verify_args(&public, inside, &later, now),
+                "DENY: not yet valid",
+            ),
+            (
+                verify_args(&public, inside, &with_ip, now),
+                "DENY: IP not allowed: viewer 192.0.2.10 is not in 198.51.100.0/24",
+            ),
+            (
+                verify_args(&public, "https://d.example/books/43/ch1.m3u8", &good, now),
+                "DENY: URL outside the resource",
+            ),
+        ];
+        for (args, reason) in cases {
+            let output = cfmint(backend, &args);
+            assert_eq!(
+                output.status.code(),
+                Some(1),
+                "{reason}: {}{}",
+                stdout(&output),
+                stderr(&output)
+            );
+            let last = stdout(&output)
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .to_owned();
+            assert!(
+                last.starts_with(reason),
+                "expected {reason:?}, got {last:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn verify_reads_a_signed_url_and_reports_json() {
+    let public = format!(
+        "K1TESTKEY={}",
+        fixture_path("test-rsa-public-key.pem").display()
+    );
+    let url = "https://d111111abcdef8.cloudfront.net/image.jpg?Expires=1767290400&Signature=iONoMLnhiCy9q1~WB9GkR2DiHz18I85i3o6kZ64REf-fCSOg-AyXEZiq7fJuS~DT-kbZXjVpgIQqI4sCTcBW9XpO6dyJ5sh8Igk3V~OVncS9acGVnI~ZhHBWiGhU8GmkEMAhn6R2RGO-wKGClrXdJGEUE26XoALdHUzHbmU6AGI_&Key-Pair-Id=K1TESTKEY";
+    for &backend in Backend::ALL {
+        let output = cfmint(
+            backend,
+            &[
+                "verify",
+                "--public-key",
+                &public,
+                "--url",
+                url,
+                "--now",
+                "1767290399",
+                "--json",
+            ],
+        );
+        assert_eq!(output.status.code(), Some(0));
+        let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+        assert_eq!(report["decision"], "ALLOW");
+        assert_eq!(report["source"], "signed URL");
+        assert_eq!(report["policy_type"], "canned");
+        assert_eq!(report["key_algorithm"], "RSA-1024");
+
+        let moved = url.replace("image.jpg", "other.jpg");
+        let output = cfmint(
+            backend,
+            &[
+                "verify",
+                "--public-key",
+                &public,
+                "--url",
+                &moved,
+                "--now",
+                "1767290399",
+                "--json",
+            ],
+        );
+        assert_eq!(output.status.code(), Some(1));
+        let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+        assert_eq!(report["denial"], "bad_signature");
+        assert_eq!(report["cloudfront_code"], "AccessDenied");
+    }
+}
+
+#[test]
+fn input_errors_exit_2_and_name_the_problem() {
+    let backend = Backend::default();
+    let key = fixture_path("test-rsa-key.pem");
+    let key = key.to_str().unwrap();
+    let sign = |extra: &[&str]| {
+        let mut args = vec!["sign", "url", "--key", key, "--key-pair-id", "K1TESTKEY"];
+        args.extend_from_slice(extra);
+        cfmint(backend, &args)
+    };
+    let cases: Vec<(Output, &str)> = vec![
+        (
+            sign(&["--url", "https://d.example/a", "--ttl", "ten minutes"]),
+            "ten minutes",
+        ),
+        (sign(&["--url", "/relative", "--ttl", "10m"]), "/relative"),
+        (
+            sign(&["--url", "https://d.example/a?Signature=x", "--ttl", "10m"]),
+            "Signature",
+        ),
+        (
+            sign(&["--url", "https://d.example/a", "--expires", "1767290400000"]),
+            "milliseconds",
+        ),
+        (
+            sign(&[
+                "--url",
+                "https://d.example/a",
+                "--ttl",
+                "10m",
+                "--ip",
+                "2001:db8::/32",
+            ]),
+            "IPv6",
+        ),
+        (
+            sign(&[
+                "--url",
+                "https://d.example/a",
+                "--ttl",
+                "10m",
+                "--ip",
+                "10.1.2.3/8",
+            ]),
+            "10.0.0.0/8",
+        ),
+        (
+            cfmint(
+                backend,
+                &[
+                    "sign",
+                    "url",
+                    "--key",
+                    "/missing.pem",
+                    "--key-pair-id",
+                    "KX",
+                    "--url",
+                    "https://d/a",
+                    "--ttl",
+                    "1m",
+                ],
+            ),
+            "/missing.pem",
+        ),
+        (
+            cfmint(
+                backend,
+                &[
+                    "sign",
+                    "url",
+                    "--key",
+                    key,
+                    "--key-pair-id",
+                    "K;X",
+                    "--url",
+                    "https://d/a",
+                    "--ttl",
+                    "1m",
+                ],
+            ),
+            "key pair id",
+        ),
+        (
+            cfmint(
+                backend,
+                &["verify", "--public-key", "nonsense", "--url", "https://d/a"],
+            ),
+            "ID=FILE",
+        ),
+        (
+            cfmint(
+                backend,
+                &[
+                    "verify",
+                    "--public-key",
+                    "K1=/missing.pem",
+                    "--url",
+                    "https://d/a",
+                ],
+            ),
+            "/missing.pem",
+        ),
+        (
+            cfmint(
+                backend,
+                &[
+                    "verify",
+                    "--public-key",
+                    &format!("K1={key}"),
+                    "--url",
+                    "https://d/a",
+                    "--ip",
+                    "nope",
+                ],
+            ),
+            "nope",
+        ),
+        (cfmint(backend, &["frobnicate"]), "frobnicate"),
+    ];
+    for (output, named) in cases {
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{named}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(named),
+            "{named} not in {}",
+            stderr(&output)
+        );
+    }
+}
+
+#[test]
+fn a_key_can_come_from_an_environment_variable_with_escaped_newlines() {
+    let pem = fs::read_to_string(fixture_path("test-rsa-key.pem"))
+        .unwrap()
+        .replace('\n', "\\n");
+    for &backend in Backend::ALL {
+        let output = Command::new(env!("CARGO_BIN_EXE_cfmint"))
+            .args([
+                "--backend",
+                backend.name(),
+                "sign",
+                "url",
+                "--key-env",
+                "CF_KEY",
+                "--key-pair-id",
+                "K1TESTKEY",
+            ])
+            .args([
+                "--url",
+                "https://d111111abcdef8.cloudfront.net/image.jpg",
+                "--expires",
+                "1767290400",
+            ])
+            .env("CF_KEY", &pem)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        assert!(stdout(&output).contains("Signature=iONoMLnhiCy9q1~WB9G"));
+        assert!(
+            stderr(&output).contains("RSA-1024"),
+            "legacy key size warned about"
+        );
+        assert!(!stderr(&output).contains("MII"), "no key material in logs");
+    }
+}
+
+#[test]
+fn hostile_inputs_never_panic() {
+    let public = format!(
+        "K1TESTKEY={}",
+        fixture_path("test-rsa-public-key.pem").display()
+    );
+    let long = "a".repeat(30_000);
+    let long_url = format!("https://d/{long}?Policy={long}&Signature={long}&Key-Pair-Id=K1TESTKEY");
+    let urls = [
+        "https://d/a?Policy=&Signature=&Key-Pair-Id=",
+        "https://d/a?Expires=-1&Signature=x&Key-Pair-Id=K1TESTKEY",
+        "https://d/a?Expires=99999999999999999999999&Signature=x&Key-Pair-Id=K1TESTKEY",
+        "https://d/a?Policy=____&Signature=____&Key-Pair-Id=K1TESTKEY",
+        "https://d/\u{1b}[31m?Key-Pair-Id=\u{7}",
+        long_url.as_str(),
+    ];
+    for &backend in Backend::ALL {
+        for url in urls {
+            let output = cfmint(
+                backend,
+                &[
+                    "verify",
+                    "--public-key",
+                    &public,
+                    "--url",
+                    url,
+                    "--cookie",
+                    "=;;;=; CloudFront-Policy",
+                ],
+            );
+            assert_eq!(output.status.code(), Some(1), "{url:.80}");
+            assert!(
+                !stdout(&output).contains('\u{1b}'),
+                "terminal escapes are not echoed"
+            );
+        }
+    }
+}
