@@ -1,1 +1,137 @@
-fn main() {}
+//! Signer benchmarks: policy building, CloudFront base64, and signing and
+//! verifying per backend, key type and hash. Throughput is reported in
+//! elements per second, one element being one signature (or verification).
+//! `scripts/bench-signer` runs these beside `openssl speed` and compares.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use cfmint::signer::{
+    Backend, HashAlgorithm, KeyPairId, KeySource, KeySpec, Policy, PolicyForm, PrivateKey,
+    PublicKeys, ViewerRequest, encode_base64, verify,
+};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+const RESOURCE: &str = "https://d111111abcdef8.cloudfront.net/audiobooks/42/*";
+const EXPIRES: u64 = 1_900_000_000;
+
+fn policy() -> Policy {
+    Policy::builder(RESOURCE)
+        .expires(EXPIRES)
+        .source_ip("192.0.2.0/24")
+        .build()
+        .unwrap()
+}
+
+/// Keys are generated once with the default backend and loaded by each backend.
+fn keys() -> Vec<(&'static str, String)> {
+    let generate = |spec| {
+        Backend::default()
+            .generate(spec)
+            .unwrap()
+            .private_pem
+            .to_string()
+    };
+    vec![
+        ("rsa2048", generate(KeySpec::Rsa { bits: 2048 })),
+        ("p256", generate(KeySpec::EcdsaP256)),
+    ]
+}
+
+fn load(pem: &str, backend: Backend) -> PrivateKey {
+    PrivateKey::from_pem(
+        KeyPairId::new("KBENCH").unwrap(),
+        pem,
+        KeySource::Inline,
+        backend,
+    )
+    .unwrap()
+}
+
+fn policy_and_encoding(c: &mut Criterion) {
+    let mut group = c.benchmark_group("policy");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("build_custom_json", |b| {
+        b.iter(|| {
+            Policy::builder(black_box(RESOURCE))
+                .expires(black_box(EXPIRES))
+                .source_ip("192.0.2.0/24")
+                .build()
+                .unwrap()
+                .to_json()
+        })
+    });
+    let json = policy().to_json();
+    group.bench_function("encode_policy", |b| {
+        b.iter(|| encode_base64(black_box(json.as_bytes())))
+    });
+    let signature = [0xa5u8; 256];
+    group.bench_function("encode_rsa2048_signature", |b| {
+        b.iter(|| encode_base64(black_box(&signature)))
+    });
+    group.finish();
+}
+
+fn signing(c: &mut Criterion) {
+    let policy = policy();
+    let mut group = c.benchmark_group("sign");
+    group.throughput(Throughput::Elements(1));
+    for (name, pem) in keys() {
+        for &backend in Backend::ALL {
+            let key = load(&pem, backend);
+            for (hash_name, hash) in [
+                ("sha1", HashAlgorithm::Sha1),
+                ("sha256", HashAlgorithm::Sha256),
+            ] {
+                group.bench_function(format!("{backend}/{name}/{hash_name}"), |b| {
+                    b.iter(|| {
+                        key.sign(black_box(&policy), PolicyForm::Auto, hash)
+                            .unwrap()
+                    })
+                });
+            }
+        }
+    }
+    group.finish();
+}
+
+fn verifying(c: &mut Criterion) {
+    let policy = policy();
+    let mut group = c.benchmark_group("verify");
+    group.throughput(Throughput::Elements(1));
+    for (name, pem) in keys() {
+        for &backend in Backend::ALL {
+            let key = load(&pem, backend);
+            let keys = PublicKeys::new(vec![key.public_key().unwrap()]).unwrap();
+            let signed = key
+                .sign(&policy, PolicyForm::Auto, HashAlgorithm::Sha1)
+                .unwrap();
+            let cookies: Vec<String> = signed
+                .cookies()
+                .into_iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect();
+            let header = cookies.join("; ");
+            let request = ViewerRequest {
+                url: "https://d111111abcdef8.cloudfront.net/audiobooks/42/ch1/seg-001.aac",
+                cookie_header: Some(&header),
+                client_ip: Some("192.0.2.7".parse().unwrap()),
+                now: EXPIRES - 60,
+            };
+            assert!(verify(&keys, &request).is_allowed());
+            group.bench_function(format!("{backend}/{name}/sha1"), |b| {
+                b.iter(|| verify(black_box(&keys), black_box(&request)))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    targets = policy_and_encoding, signing, verifying
+}
+criterion_main!(benches);

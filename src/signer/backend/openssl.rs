@@ -1,6 +1,7 @@
 //! The OpenSSL backend: the system library through the `openssl` crate.
 
 use openssl::ec::{EcGroup, EcKey};
+use openssl::ecdsa::EcdsaSig;
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey, Private, Public};
@@ -14,6 +15,9 @@ use crate::signer::pem::{PrivateDer, PublicDer};
 
 struct PrivateKey {
     key: PKey<Private>,
+    /// For P-256 keys: signing through `ECDSA_do_sign` skips OpenSSL 3's
+    /// per-call EVP context set-up (a fifth of an ECDSA signature's cost).
+    ec: Option<EcKey<Private>>,
     algorithm: KeyAlgorithm,
 }
 
@@ -81,7 +85,11 @@ pub(super) fn load_private(der: &PrivateDer) -> Result<Box<dyn SigningKey>, Erro
             "the private key fails its consistency check (corrupted?)",
         ));
     }
-    Ok(Box::new(PrivateKey { key, algorithm }))
+    let ec = match algorithm {
+        KeyAlgorithm::EcdsaP256 => Some(key.ec_key().map_err(crypto("read the EC key"))?),
+        KeyAlgorithm::Rsa { .. } => None,
+    };
+    Ok(Box::new(PrivateKey { key, ec, algorithm }))
 }
 
 pub(super) fn load_public(der: &PublicDer) -> Result<Box<dyn VerifyingKey>, Error> {
@@ -123,6 +131,15 @@ impl SigningKey for PrivateKey {
     }
 
     fn sign(&self, hash: HashAlgorithm, message: &[u8]) -> Result<Vec<u8>, Error> {
+        if let Some(ec) = &self.ec {
+            let signature = match hash {
+                HashAlgorithm::Sha1 => EcdsaSig::sign(&openssl::sha::sha1(message), ec),
+                HashAlgorithm::Sha256 => EcdsaSig::sign(&openssl::sha::sha256(message), ec),
+            };
+            return signature
+                .and_then(|signature| signature.to_der())
+                .map_err(crypto("sign"));
+        }
         let mut signer = Signer::new(digest(hash), &self.key).map_err(crypto("start signing"))?;
         signer.sign_oneshot_to_vec(message).map_err(crypto("sign"))
     }
