@@ -106,12 +106,7 @@ fn verifying(c: &mut Criterion) {
             let signed = key
                 .sign(&policy, PolicyForm::Auto, HashAlgorithm::Sha1)
                 .unwrap();
-            let cookies: Vec<String> = signed
-                .cookies()
-                .into_iter()
-                .map(|(n, v)| format!("{n}={v}"))
-                .collect();
-            let header = cookies.join("; ");
+            let header = signed.cookie_header();
             let request = ViewerRequest {
                 url: "https://d111111abcdef8.cloudfront.net/audiobooks/42/ch1/seg-001.aac",
                 cookie_header: Some(&header),

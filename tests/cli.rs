@@ -464,9 +464,8 @@ fn verify_reads_a_signed_url_and_reports_json() {
     );
     let url = "https://d111111abcdef8.cloudfront.net/image.jpg?Expires=1767290400&Signature=iONoMLnhiCy9q1~WB9GkR2DiHz18I85i3o6kZ64REf-fCSOg-AyXEZiq7fJuS~DT-kbZXjVpgIQqI4sCTcBW9XpO6dyJ5sh8Igk3V~OVncS9acGVnI~ZhHBWiGhU8GmkEMAhn6R2RGO-wKGClrXdJGEUE26XoALdHUzHbmU6AGI_&Key-Pair-Id=K1TESTKEY";
     for &backend in Backend::ALL {
-        let output = cfmint(
-            backend,
-            &[
+        let report = |url: &str| {
+            let args = [
                 "verify",
                 "--public-key",
                 &public,
@@ -475,33 +474,22 @@ fn verify_reads_a_signed_url_and_reports_json() {
                 "--now",
                 "1767290399",
                 "--json",
-            ],
-        );
-        assert_eq!(output.status.code(), Some(0));
-        let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
-        assert_eq!(report["decision"], "ALLOW");
-        assert_eq!(report["source"], "signed URL");
-        assert_eq!(report["policy_type"], "canned");
-        assert_eq!(report["key_algorithm"], "RSA-1024");
+            ];
+            let output = cfmint(backend, &args);
+            let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+            (output.status.code(), report)
+        };
+        let (code, allowed) = report(url);
+        assert_eq!(code, Some(0));
+        assert_eq!(allowed["decision"], "ALLOW");
+        assert_eq!(allowed["source"], "signed URL");
+        assert_eq!(allowed["policy_type"], "canned");
+        assert_eq!(allowed["key_algorithm"], "RSA-1024");
 
-        let moved = url.replace("image.jpg", "other.jpg");
-        let output = cfmint(
-            backend,
-            &[
-                "verify",
-                "--public-key",
-                &public,
-                "--url",
-                &moved,
-                "--now",
-                "1767290399",
-                "--json",
-            ],
-        );
-        assert_eq!(output.status.code(), Some(1));
-        let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
-        assert_eq!(report["denial"], "bad_signature");
-        assert_eq!(report["cloudfront_code"], "AccessDenied");
+        let (code, denied) = report(&url.replace("image.jpg", "other.jpg"));
+        assert_eq!(code, Some(1));
+        assert_eq!(denied["denial"], "bad_signature");
+        assert_eq!(denied["cloudfront_code"], "AccessDenied");
     }
 }
 

@@ -5,6 +5,7 @@
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::OnceLock;
 
 use cfmint::signer::{
     Backend, DenialKind, HashAlgorithm, Policy, PolicyForm, PolicyParam, PrivateKey, PublicKeys,
@@ -15,17 +16,22 @@ use proptest::prelude::*;
 
 const BASE: &str = "https://d.example";
 
-fn signers() -> Vec<(PrivateKey, PublicKeys)> {
-    Backend::ALL
-        .iter()
-        .flat_map(|&backend| {
-            [generated_rsa_pem(), generated_ecdsa_pem()].map(|pem| {
-                let signer = key("KPROP", pem, backend);
-                let keys = PublicKeys::new(vec![signer.public_key().unwrap()]).unwrap();
-                (signer, keys)
+/// Every backend with an RSA and an ECDSA key, loaded once: loading checks
+/// the key (OpenSSL runs primality tests), which is start-up work.
+fn signers() -> &'static [(PrivateKey, PublicKeys)] {
+    static SIGNERS: OnceLock<Vec<(PrivateKey, PublicKeys)>> = OnceLock::new();
+    SIGNERS.get_or_init(|| {
+        Backend::ALL
+            .iter()
+            .flat_map(|&backend| {
+                [generated_rsa_pem(), generated_ecdsa_pem()].map(|pem| {
+                    let signer = key("KPROP", pem, backend);
+                    let keys = PublicKeys::new(vec![signer.public_key().unwrap()]).unwrap();
+                    (signer, keys)
+                })
             })
-        })
-        .collect()
+            .collect()
+    })
 }
 
 fn cookie_header(pairs: &[(&str, String)]) -> String {
@@ -168,7 +174,7 @@ proptest! {
         let (request_url, cookies) = if s.as_url {
             (signed.apply_to_url(&url).unwrap(), None)
         } else {
-            (url, Some(cookie_header(&signed.cookies())))
+            (url, Some(signed.cookie_header()))
         };
         let request = ViewerRequest { url: &request_url, cookie_header: cookies.as_deref(), client_ip, now: NOW };
         let verdict = verify(keys, &request);

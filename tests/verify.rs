@@ -49,12 +49,7 @@ fn sign(fixture: &Fixture, policy: cfmint::signer::PolicyBuilder) -> SignedPolic
 }
 
 fn header(signed: &SignedPolicy) -> String {
-    signed
-        .cookies()
-        .into_iter()
-        .map(|(name, value)| format!("{name}={value}"))
-        .collect::<Vec<_>>()
-        .join("; ")
+    signed.cookie_header()
 }
 
 fn check(

@@ -46,12 +46,7 @@ pub fn run(args: DemoArgs, backend: Backend) -> Result<Outcome, CliError> {
             "  Set-Cookie: {name}={value}; Path=/; Secure; HttpOnly; SameSite=None\n"
         ));
     }
-    let cookie_header: Vec<String> = signed
-        .cookies()
-        .into_iter()
-        .map(|(n, v)| format!("{n}={v}"))
-        .collect();
-    let cookie_header = cookie_header.join("; ");
+    let cookie_header = signed.cookie_header();
     out.push_str("\nWhat CloudFront would answer with those cookies:\n");
     for url in [
         format!("{BASE}/audiobooks/42/chapter-1.m3u8"),

@@ -105,6 +105,16 @@ impl SignedPolicy {
         )
     }
 
+    /// The cookies as a browser sends them back: `A=b; C=d`.
+    pub fn cookie_header(&self) -> String {
+        let cookies: Vec<String> = self
+            .cookies()
+            .into_iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        cookies.join("; ")
+    }
+
     /// The query parameters of a signed URL, in the order AWS's signers use.
     pub fn query_params(&self) -> Vec<(&'static str, String)> {
         self.pairs(
