@@ -32,8 +32,8 @@ pub(crate) enum KeyDer {
 /// Reads a PEM text that may come from an environment variable with its
 /// newlines written as `\n`. Returns the one key block in it.
 pub(crate) fn decode(text: &str) -> Result<KeyDer, String> {
-    let text = Zeroizing::new(text.replace("\\n", "\n").replace('\r', ""));
-    if text.contains("ENCRYPTED") {
+    let text = normalize(text);
+    if text.contains("-----BEGIN ENCRYPTED") || text.contains("Proc-Type: 4,ENCRYPTED") {
         return Err("the PEM is encrypted; cfmint needs an unencrypted key \
                     (decrypt it with `openssl pkey -in KEY -out PLAIN.pem`)"
             .into());
@@ -79,6 +79,24 @@ pub(crate) fn decode(text: &str) -> Result<KeyDer, String> {
         }
         other => return Err(format!("unsupported PEM block \"{other}\"")),
     })
+}
+
+/// Turns `\n` escapes into newlines and drops carriage returns, in one
+/// buffer that is wiped on drop (no unwiped intermediate copies).
+fn normalize(text: &str) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(String::with_capacity(text.len()));
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {}
+            '\\' if chars.peek() == Some(&'n') => {
+                chars.next();
+                out.push('\n');
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn decode_body(body: &str) -> Result<Zeroizing<Vec<u8>>, String> {
