@@ -58,14 +58,20 @@ fn policy_args(case: &Case) -> Vec<String> {
     args
 }
 
-fn sign_url_args(case: &Case) -> Vec<String> {
+/// `sign <target> --key FILE --key-pair-id ID` for a vector case.
+fn sign_args(case: &Case, target: &str) -> Vec<String> {
     let mut args = vec![
         "sign".to_owned(),
-        "url".to_owned(),
+        target.to_owned(),
         "--key".to_owned(),
         key_file(case),
     ];
     args.extend(["--key-pair-id".to_owned(), case.input.key_pair_id.clone()]);
+    args
+}
+
+fn sign_url_args(case: &Case) -> Vec<String> {
+    let mut args = sign_args(case, "url");
     args.extend(["--url".to_owned(), case.url().to_owned()]);
     if case.expected.apply_to.is_some() {
         args.extend(["--resource".to_owned(), case.input.resource.clone()]);
@@ -75,13 +81,7 @@ fn sign_url_args(case: &Case) -> Vec<String> {
 }
 
 fn sign_cookie_args(case: &Case, json: bool) -> Vec<String> {
-    let mut args = vec![
-        "sign".to_owned(),
-        "cookies".to_owned(),
-        "--key".to_owned(),
-        key_file(case),
-    ];
-    args.extend(["--key-pair-id".to_owned(), case.input.key_pair_id.clone()]);
+    let mut args = sign_args(case, "cookies");
     args.extend(["--resource".to_owned(), case.input.resource.clone()]);
     args.extend(policy_args(case));
     if json {

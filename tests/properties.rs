@@ -5,34 +5,15 @@
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::OnceLock;
 
 use cfmint::signer::{
-    Backend, DenialKind, HashAlgorithm, Policy, PolicyForm, PolicyParam, PrivateKey, PublicKeys,
+    DenialKind, HashAlgorithm, Policy, PolicyForm, PolicyParam, PrivateKey, PublicKeys,
     SignedPolicy, ViewerRequest, decode_base64, encode_base64, verify, wildcard_matches,
 };
-use common::{generated_ecdsa_pem, generated_rsa_pem, key};
+use common::{Fixture, fixtures};
 use proptest::prelude::*;
 
 const BASE: &str = "https://d.example";
-
-/// Every backend with an RSA and an ECDSA key, loaded once: loading checks
-/// the key (OpenSSL runs primality tests), which is start-up work.
-fn signers() -> &'static [(PrivateKey, PublicKeys)] {
-    static SIGNERS: OnceLock<Vec<(PrivateKey, PublicKeys)>> = OnceLock::new();
-    SIGNERS.get_or_init(|| {
-        Backend::ALL
-            .iter()
-            .flat_map(|&backend| {
-                [generated_rsa_pem(), generated_ecdsa_pem()].map(|pem| {
-                    let signer = key("KPROP", pem, backend);
-                    let keys = PublicKeys::new(vec![signer.public_key().unwrap()]).unwrap();
-                    (signer, keys)
-                })
-            })
-            .collect()
-    })
-}
 
 fn cookie_header(pairs: &[(&str, String)]) -> String {
     pairs
@@ -166,8 +147,8 @@ proptest! {
 
     #[test]
     fn sign_then_verify_allows(s in scenario()) {
-        let signers = signers();
-        let (signer, keys) = &signers[s.signer % signers.len()];
+        let signers = fixtures();
+        let Fixture { signer, keys } = &signers[s.signer % signers.len()];
         let signed = s.sign(signer);
         let url = s.request_url();
         let client_ip = s.network().map(|(_, client)| client);
@@ -185,8 +166,8 @@ proptest! {
     fn flipping_a_policy_byte_denies_as_malformed_or_bad_signature(
         s in scenario(), index in any::<prop::sample::Index>(), mask in 1..=255u8,
     ) {
-        let signers = signers();
-        let (signer, keys) = &signers[s.signer % signers.len()];
+        let signers = fixtures();
+        let Fixture { signer, keys } = &signers[s.signer % signers.len()];
         let s = Scenario { wildcard: true, ..s };
         let signed = s.sign(signer);
         let PolicyParam::Custom { encoded } = signed.policy() else { unreachable!("wildcards are custom") };
@@ -210,8 +191,8 @@ proptest! {
     fn flipping_a_signature_byte_denies_as_bad_signature(
         s in scenario(), index in any::<prop::sample::Index>(), mask in 1..=255u8,
     ) {
-        let signers = signers();
-        let (signer, keys) = &signers[s.signer % signers.len()];
+        let signers = fixtures();
+        let Fixture { signer, keys } = &signers[s.signer % signers.len()];
         let signed = s.sign(signer);
         let mut bytes = decode_base64(signed.signature()).unwrap();
         let i = index.index(bytes.len());
@@ -225,8 +206,8 @@ proptest! {
     fn changing_a_key_id_character_denies_as_unknown_key(
         s in scenario(), index in any::<prop::sample::Index>(), replacement in "[A-Za-z0-9]",
     ) {
-        let signers = signers();
-        let (signer, keys) = &signers[s.signer % signers.len()];
+        let signers = fixtures();
+        let Fixture { signer, keys } = &signers[s.signer % signers.len()];
         let signed = s.sign(signer);
         let mut id: Vec<char> = signed.key_pair_id().as_str().chars().collect();
         let i = index.index(id.len());
@@ -242,8 +223,8 @@ proptest! {
     fn no_edit_to_an_encoded_cookie_value_is_ever_allowed(
         s in scenario(), which in 0..2usize, index in any::<prop::sample::Index>(), replacement in "[ -:<-~]",
     ) {
-        let signers = signers();
-        let (signer, keys) = &signers[s.signer % signers.len()];
+        let signers = fixtures();
+        let Fixture { signer, keys } = &signers[s.signer % signers.len()];
         let signed = s.sign(signer);
         let mut pairs = signed.cookies();
         let value = &mut pairs[which].1;

@@ -6,32 +6,14 @@ mod common;
 use std::net::IpAddr;
 
 use cfmint::signer::{
-    Backend, Denial, DenialKind, HashAlgorithm, Policy, PolicyForm, PrivateKey, PublicKeys,
-    SignedPolicy, Verdict, ViewerRequest, verify,
+    Denial, DenialKind, HashAlgorithm, Policy, PolicyForm, PublicKeys, SignedPolicy, Verdict,
+    ViewerRequest, verify,
 };
-use common::{generated_ecdsa_pem, generated_rsa_pem, key};
+use common::{Fixture, fixtures};
 
 const BASE: &str = "https://d.example";
 const EXPIRES: u64 = 1_900_000_000;
 const NOW: u64 = EXPIRES - 100;
-
-struct Fixture {
-    signer: PrivateKey,
-    keys: PublicKeys,
-}
-
-fn fixtures() -> Vec<Fixture> {
-    Backend::ALL
-        .iter()
-        .flat_map(|&backend| {
-            [generated_rsa_pem(), generated_ecdsa_pem()].map(|pem| {
-                let signer = key("KV", pem, backend);
-                let keys = PublicKeys::new(vec![signer.public_key().unwrap()]).unwrap();
-                Fixture { signer, keys }
-            })
-        })
-        .collect()
-}
 
 fn policy(resource: &str) -> cfmint::signer::PolicyBuilder {
     Policy::builder(resource).expires(EXPIRES)
@@ -78,7 +60,7 @@ fn denial(verdict: &Verdict) -> DenialKind {
 #[test]
 fn custom_policy_cookies_allow_urls_under_the_wildcard_only() {
     for f in fixtures() {
-        let cookies = header(&sign(&f, policy(&format!("{BASE}/books/42/*"))));
+        let cookies = header(&sign(f, policy(&format!("{BASE}/books/42/*"))));
         let inside = check(
             &f.keys,
             &format!("{BASE}/books/42/ch1/seg-001.aac"),
@@ -105,7 +87,7 @@ fn custom_policy_cookies_allow_urls_under_the_wildcard_only() {
 #[test]
 fn question_mark_in_a_resource_matches_one_character() {
     for f in fixtures() {
-        let cookies = header(&sign(&f, policy(&format!("{BASE}/seg-00?.aac")).active(1)));
+        let cookies = header(&sign(f, policy(&format!("{BASE}/seg-00?.aac")).active(1)));
         assert!(
             check(
                 &f.keys,
@@ -131,7 +113,7 @@ fn question_mark_in_a_resource_matches_one_character() {
 fn canned_cookies_cover_one_exact_url() {
     for f in fixtures() {
         let url = format!("{BASE}/book.pdf");
-        let signed = sign(&f, policy(&url));
+        let signed = sign(f, policy(&url));
         assert!(!signed.is_custom());
         let cookies = header(&signed);
         assert!(check(&f.keys, &url, Some(&cookies), None, NOW).is_allowed());
@@ -152,7 +134,7 @@ fn canned_cookies_cover_one_exact_url() {
 #[test]
 fn expiry_is_exclusive_at_the_exact_second() {
     for f in fixtures() {
-        let cookies = header(&sign(&f, policy(&format!("{BASE}/*"))));
+        let cookies = header(&sign(f, policy(&format!("{BASE}/*"))));
         let url = format!("{BASE}/a");
         assert!(check(&f.keys, &url, Some(&cookies), None, EXPIRES - 1).is_allowed());
         let at = check(&f.keys, &url, Some(&cookies), None, EXPIRES);
@@ -170,7 +152,7 @@ fn expiry_is_exclusive_at_the_exact_second() {
 fn a_start_time_is_inclusive() {
     for f in fixtures() {
         let active = NOW - 10;
-        let cookies = header(&sign(&f, policy(&format!("{BASE}/*")).active(active)));
+        let cookies = header(&sign(f, policy(&format!("{BASE}/*")).active(active)));
         let url = format!("{BASE}/a");
         assert!(check(&f.keys, &url, Some(&cookies), None, active).is_allowed());
         let early = check(&f.keys, &url, Some(&cookies), None, active - 1);
@@ -188,7 +170,7 @@ fn a_start_time_is_inclusive() {
 fn ip_ranges_admit_ipv4_inside_and_nothing_else() {
     for f in fixtures() {
         let cookies = header(&sign(
-            &f,
+            f,
             policy(&format!("{BASE}/*")).source_ip("192.0.2.0/24"),
         ));
         let url = format!("{BASE}/a");
@@ -208,7 +190,7 @@ fn ip_ranges_admit_ipv4_inside_and_nothing_else() {
 #[test]
 fn every_malformed_or_missing_part_is_named() {
     for f in fixtures() {
-        let signed = sign(&f, policy(&format!("{BASE}/*")));
+        let signed = sign(f, policy(&format!("{BASE}/*")));
         let good = header(&signed);
         let url = format!("{BASE}/a");
         let policy_cookie = format!(
@@ -310,7 +292,7 @@ fn a_signature_from_another_key_is_bad() {
 fn signed_urls_keep_their_own_query_and_verify() {
     for f in fixtures() {
         let url = format!("{BASE}/book.pdf?page=3&lang=en");
-        let canned = sign(&f, policy(&url)).apply_to_url(&url).unwrap();
+        let canned = sign(f, policy(&url)).apply_to_url(&url).unwrap();
         assert!(canned.contains("?page=3&lang=en&Expires="));
         assert!(check(&f.keys, &canned, None, None, NOW).is_allowed());
 
@@ -342,7 +324,7 @@ fn signed_urls_keep_their_own_query_and_verify() {
 #[test]
 fn signed_url_parameters_take_precedence_over_cookies() {
     for f in fixtures() {
-        let cookies = header(&sign(&f, policy(&format!("{BASE}/*"))));
+        let cookies = header(&sign(f, policy(&format!("{BASE}/*"))));
         let url = format!("{BASE}/a");
         // Expired URL signature, valid cookies: the URL decides.
         let expired = f
@@ -376,7 +358,7 @@ fn signed_url_parameters_take_precedence_over_cookies() {
 #[test]
 fn a_key_removed_from_the_group_no_longer_verifies() {
     for f in fixtures() {
-        let cookies = header(&sign(&f, policy(&format!("{BASE}/*"))));
+        let cookies = header(&sign(f, policy(&format!("{BASE}/*"))));
         let empty = PublicKeys::new(vec![]).unwrap();
         let verdict = check(&empty, &format!("{BASE}/a"), Some(&cookies), None, NOW);
         assert_eq!(denial(&verdict), DenialKind::UnknownKeyPairId);

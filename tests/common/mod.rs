@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use cfmint::signer::{Backend, KeyPairId, KeySource, KeySpec, PrivateKey};
+use cfmint::signer::{Backend, KeyPairId, KeySource, KeySpec, PrivateKey, PublicKeys};
 use serde::Deserialize;
 
 pub const VECTORS_JSON: &str = include_str!("../fixtures/cloudfront-sep/test-cases.json");
@@ -100,6 +100,30 @@ pub fn generated_rsa_pem() -> &'static str {
 pub fn generated_ecdsa_pem() -> &'static str {
     static PEM: OnceLock<String> = OnceLock::new();
     PEM.get_or_init(|| generate(KeySpec::EcdsaP256))
+}
+
+/// A signing key and the key group that verifies it.
+pub struct Fixture {
+    pub signer: PrivateKey,
+    pub keys: PublicKeys,
+}
+
+/// Every backend with a generated RSA and ECDSA key, all with key pair id
+/// `KV`, loaded once: loading checks the key (OpenSSL runs primality tests).
+pub fn fixtures() -> &'static [Fixture] {
+    static FIXTURES: OnceLock<Vec<Fixture>> = OnceLock::new();
+    FIXTURES.get_or_init(|| {
+        Backend::ALL
+            .iter()
+            .flat_map(|&backend| {
+                [generated_rsa_pem(), generated_ecdsa_pem()].map(|pem| {
+                    let signer = key("KV", pem, backend);
+                    let keys = PublicKeys::new(vec![signer.public_key().unwrap()]).unwrap();
+                    Fixture { signer, keys }
+                })
+            })
+            .collect()
+    })
 }
 
 fn generate(spec: KeySpec) -> String {
