@@ -1,7 +1,19 @@
 //! cfmint mints Amazon CloudFront signed cookies and signed URLs.
 //!
 //! [`signer`] is the CloudFront core (policies, keys, signing, verification);
-//! [`cli`] is the `cfmint` command line built on it.
+//! [`app`] starts the minting service ([`http`], [`auth`], [`session`]) from
+//! [`config`]; [`cli`] is the `cfmint` command line.
 
+pub mod app;
+pub mod auth;
 pub mod cli;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod minter;
+pub mod ratelimit;
+pub mod session;
 pub mod signer;
+
+pub use app::Application;
+pub use config::Settings;

@@ -3,7 +3,9 @@
 
 mod demo;
 mod keygen;
+mod serve;
 mod sign;
+mod user;
 mod verify;
 
 use std::io::{IsTerminal, Write};
@@ -12,6 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
 
+use crate::config::LogFormat;
 use crate::signer::{self, Backend};
 
 #[derive(Debug, Parser)]
@@ -39,6 +42,11 @@ enum Command {
     Keygen(keygen::KeygenArgs),
     /// Sign and verify end to end with a throwaway key.
     Demo(demo::DemoArgs),
+    /// Run the minting service.
+    Serve(serve::ServeArgs),
+    /// Manage the users file.
+    #[command(subcommand)]
+    User(user::UserCommand),
 }
 
 /// A problem with the input: printed to stderr, exit code 2.
@@ -66,11 +74,16 @@ pub enum Outcome {
 /// Parses the command line and runs it.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        init_tracing(LogFormat::Text, "warn");
+    }
     let result = match cli.command {
         Command::Sign(command) => sign::run(command, cli.backend),
         Command::Verify(args) => verify::run(args, cli.backend),
         Command::Keygen(args) => keygen::run(args, cli.backend),
         Command::Demo(args) => demo::run(args, cli.backend),
+        Command::Serve(args) => serve::run(args),
+        Command::User(command) => user::run(command),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
@@ -82,17 +95,20 @@ pub fn run() -> ExitCode {
     }
 }
 
-/// Logs go to stderr; `CFMINT_LOG` sets the filter (default: warnings).
-pub fn init_tracing() {
+/// Logs go to stderr; `CFMINT_LOG` sets the filter (default: `level`).
+pub fn init_tracing(format: LogFormat, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CFMINT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .without_time()
-        .with_target(false)
-        .init();
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+    };
 }
 
 fn parse_backend(name: &str) -> Result<Backend, String> {

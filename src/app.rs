@@ -1,0 +1,249 @@
+//! Start-up that tests can drive: `Application::build` loads keys, users and
+//! stores and binds the listeners; `run_until` serves until told to stop,
+//! then drains in-flight requests within the configured bound.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::auth::grants::Grants;
+use crate::auth::jwt::JwtVerifier;
+use crate::auth::users::Users;
+use crate::config::{KeyLocation, Settings};
+use crate::http::{AppState, admin_router, router};
+use crate::metrics::Metrics;
+use crate::minter::Minter;
+use crate::ratelimit::RateLimits;
+use crate::session::Store;
+use crate::signer::{KeyPairId, KeyRing, KeySource, KeySpec, PrivateKey};
+
+pub struct Application {
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    state: AppState,
+    shutdown_timeout: Duration,
+}
+
+impl Application {
+    /// Loads everything the service needs; any failure names what and where.
+    pub async fn build(settings: Settings) -> Result<Self, String> {
+        let metrics = Arc::new(Metrics::new());
+        let ring = key_ring(&settings)?;
+        tracing::info!(
+            key_pair_id = %ring.active().id(),
+            algorithm = %ring.active().algorithm(),
+            keys = ring.keys().len(),
+            "signing key loaded"
+        );
+        let grants = Grants {
+            grants: settings.grants.clone(),
+            paths_claim: settings
+                .auth
+                .jwt
+                .as_ref()
+                .and_then(|j| j.paths_claim.clone()),
+        };
+        let users = match &settings.auth.users {
+            Some(users) => {
+                let (file, demo) = (users.file.clone(), users.demo);
+                let loaded =
+                    tokio::task::spawn_blocking(move || Users::load(file.as_deref(), demo))
+                        .await
+                        .map_err(|e| format!("auth.users: {e}"))?
+                        .map_err(|e| format!("auth.users.file: {e}"))?;
+                if demo {
+                    tracing::warn!(
+                        "demo user enabled (username demo, password demo): loopback only"
+                    );
+                }
+                Some(Arc::new(loaded))
+            }
+            None => None,
+        };
+        let jwt = match &settings.auth.jwt {
+            Some(jwt) => Some(Arc::new(
+                JwtVerifier::new(jwt, grants.claims_needed())
+                    .await
+                    .map_err(|e| format!("auth.jwt: {e}"))?,
+            )),
+            None => None,
+        };
+        let store = Store::new(&settings.session, metrics.clone())?;
+
+        let listener = TcpListener::bind(settings.server.listen)
+            .await
+            .map_err(|e| format!("server.listen: cannot bind {}: {e}", settings.server.listen))?;
+        let admin = match settings.server.admin_listen {
+            Some(address) => Some(
+                TcpListener::bind(address)
+                    .await
+                    .map_err(|e| format!("server.admin_listen: cannot bind {address}: {e}"))?,
+            ),
+            None => None,
+        };
+        let minter = Minter::new(ring, settings.cloudfront.clone(), settings.mint.clone());
+        let state = AppState {
+            limits: Arc::new(RateLimits::new(&settings.rate_limit)),
+            settings: Arc::new(settings.clone()),
+            minter: Arc::new(minter),
+            users,
+            jwt,
+            grants: Arc::new(grants),
+            store,
+            metrics,
+        };
+        Ok(Self {
+            listener,
+            admin,
+            state,
+            shutdown_timeout: settings.server.shutdown_timeout,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until SIGTERM or ctrl-c.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `stop` completes, then drains for at most the shutdown timeout.
+    pub async fn run_until(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (stopping_tx, stopping) = watch::channel(false);
+        let bound = self.shutdown_timeout;
+        let maintenance = tokio::spawn(maintain(self.state.clone()));
+        let stopped = {
+            let mut stopping = stopping.clone();
+            async move {
+                let _ = stopping.wait_for(|s| *s).await;
+            }
+        };
+        if let Some(admin) = self.admin {
+            let app = admin_router(self.state.clone());
+            let mut stopping = stopping.clone();
+            tokio::spawn(async move {
+                let serve = axum::serve(admin, app).with_graceful_shutdown(async move {
+                    let _ = stopping.wait_for(|s| *s).await;
+                });
+                if let Err(e) = serve.await {
+                    tracing::error!(error = %e, "admin listener failed");
+                }
+            });
+        }
+        let app = router(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let serve = axum::serve(self.listener, app).with_graceful_shutdown(stopped);
+        let mut serve = std::pin::pin!(serve.into_future());
+        let result = tokio::select! {
+            result = &mut serve => result,
+            () = stop => {
+                tracing::info!(drain_bound = ?bound, "shutting down: draining requests");
+                let _ = stopping_tx.send(true);
+                match tokio::time::timeout(bound, &mut serve).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        tracing::warn!("drain bound reached; closing remaining connections");
+                        Ok(())
+                    }
+                }
+            }
+        };
+        maintenance.abort();
+        self.state.store.close().await;
+        result
+    }
+}
+
+/// Periodic upkeep: expired in-memory sessions and idle rate-limit buckets.
+async fn maintain(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        state.store.purge_expired();
+        state.limits.prune();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+/// The configured keys, or a throwaway RSA-2048 key when none is configured.
+fn key_ring(settings: &Settings) -> Result<KeyRing, String> {
+    let backend = settings.cloudfront.backend;
+    if settings.keys.keys.is_empty() {
+        let id = KeyPairId::new(&format!(
+            "KTHROWAWAY{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8].to_uppercase()
+        ))
+        .map_err(|e| e.to_string())?;
+        let generated = backend
+            .generate(KeySpec::Rsa { bits: 2048 })
+            .map_err(|e| format!("keys: cannot generate a throwaway key: {e}"))?;
+        let key = PrivateKey::from_pem(
+            id.clone(),
+            &generated.private_pem,
+            KeySource::Inline,
+            backend,
+        )
+        .map_err(|e| format!("keys: {e}"))?;
+        let public_key = key
+            .public_key()
+            .and_then(|public| public.to_pem())
+            .map_err(|e| format!("keys: {e}"))?;
+        tracing::warn!(
+            key_pair_id = %id,
+            public_key = %public_key.trim_end(),
+            "no signing key configured: generated a throwaway RSA-2048 key; \
+             CloudFront will not accept its signatures (configure [[keys.key]])"
+        );
+        return KeyRing::new(vec![key], &id).map_err(|e| format!("keys: {e}"));
+    }
+    let mut keys = Vec::new();
+    for (index, (id, location)) in settings.keys.keys.iter().enumerate() {
+        let key = match location {
+            KeyLocation::File(path) => PrivateKey::from_file(id.clone(), path, backend),
+            KeyLocation::Env(name) => PrivateKey::from_env(id.clone(), name, backend),
+        }
+        .map_err(|e| format!("keys.key[{index}] ({id}): {e}"))?;
+        keys.push(key);
+    }
+    let active = settings
+        .keys
+        .active
+        .as_ref()
+        .expect("validated: an active key");
+    KeyRing::new(keys, active).map_err(|e| format!("keys.active: {e}"))
+}

@@ -1,0 +1,221 @@
+//! Grants: which path patterns an identity may mint. Config grants (with
+//! `{sub}` and claim conditions) plus extra patterns a JWT may carry.
+
+use std::collections::BTreeSet;
+
+use super::Identity;
+use super::path::RequestedPath;
+use crate::signer::wildcard_matches;
+
+const SUB_PLACEHOLDER: &str = "{sub}";
+
+/// One configured grant: patterns, optionally only when a claim holds a value.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub when: Option<Condition>,
+    pub patterns: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Condition {
+    /// The claim (a string or a list of strings) contains the value.
+    Contains { claim: String, value: String },
+    /// The claim is exactly the value.
+    Equals { claim: String, value: String },
+}
+
+impl Condition {
+    fn claim(&self) -> &str {
+        match self {
+            Self::Contains { claim, .. } | Self::Equals { claim, .. } => claim,
+        }
+    }
+
+    fn holds(&self, identity: &Identity) -> bool {
+        let values = identity.claims.get(self.claim());
+        match (self, values) {
+            (Self::Contains { value, .. }, Some(values)) => values.iter().any(|v| v == value),
+            (Self::Equals { value, .. }, Some(values)) => values.len() == 1 && values[0] == *value,
+            (_, None) => false,
+        }
+    }
+}
+
+/// Every grant, and the claim that may carry extra patterns.
+#[derive(Debug, Clone, Default)]
+pub struct Grants {
+    pub grants: Vec<Grant>,
+    pub paths_claim: Option<String>,
+}
+
+impl Grants {
+    /// Whether `identity` may mint `path` (a directory path signs all below it).
+    pub fn allows(&self, identity: &Identity, path: &RequestedPath) -> bool {
+        let configured = self
+            .grants
+            .iter()
+            .filter(|grant| grant.when.as_ref().is_none_or(|c| c.holds(identity)))
+            .flat_map(|grant| &grant.patterns)
+            .filter_map(|pattern| substitute(pattern, &identity.sub));
+        let extra = identity.paths.iter().map(|p| p.as_str().into());
+        configured
+            .chain(extra)
+            .any(|pattern: std::borrow::Cow<'_, str>| covers(&pattern, path))
+    }
+
+    /// Claims that conditions look at, so a session keeps only those.
+    pub fn claims_needed(&self) -> BTreeSet<String> {
+        self.grants
+            .iter()
+            .filter_map(|grant| grant.when.as_ref().map(|c| c.claim().to_owned()))
+            .collect()
+    }
+}
+
+/// A file request must match the pattern; a directory request signs
+/// `path*`, so the pattern must end in `*` to contain all of that.
+fn covers(pattern: &str, path: &RequestedPath) -> bool {
+    (!path.is_directory() || pattern.ends_with('*')) && wildcard_matches(pattern, path.as_str())
+}
+
+/// Replaces `{sub}`; a subject that is not a plain path segment gets nothing.
+fn substitute<'a>(pattern: &'a str, sub: &str) -> Option<std::borrow::Cow<'a, str>> {
+    if !pattern.contains(SUB_PLACEHOLDER) {
+        return Some(pattern.into());
+    }
+    is_safe_segment(sub).then(|| pattern.replace(SUB_PLACEHOLDER, sub).into())
+}
+
+fn is_safe_segment(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 256
+        && text != "."
+        && text != ".."
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._@+~".contains(&b))
+}
+
+/// Checks a grant pattern: like a requested path, but `*`, `?` and (in config)
+/// `{sub}` are allowed.
+pub fn check_pattern(pattern: &str, allow_placeholder: bool) -> Result<(), &'static str> {
+    let text = if allow_placeholder {
+        pattern.replace(SUB_PLACEHOLDER, "x")
+    } else {
+        pattern.to_owned()
+    };
+    if !text.starts_with('/') {
+        return Err("a path pattern must start with /");
+    }
+    if text.contains("{") || text.contains('}') {
+        return Err("the only placeholder is {sub}");
+    }
+    let plain = text.replace(['*', '?'], "x");
+    RequestedPath::parse(&plain, 4096)
+        .map(|_| ())
+        .map_err(|e| e.0)
+}
+
+/// Extra patterns from a token claim; invalid ones are dropped.
+pub fn extra_patterns(values: &[String]) -> Vec<String> {
+    values
+        .iter()
+        .filter(|pattern| check_pattern(pattern, false).is_ok())
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Method;
+
+    fn identity(sub: &str, groups: &[&str], extra: &[&str]) -> Identity {
+        let mut identity = Identity::new(sub.into(), Method::Users);
+        identity.claims.insert(
+            "groups".into(),
+            groups.iter().map(|g| (*g).to_owned()).collect(),
+        );
+        identity.paths = extra.iter().map(|p| (*p).to_owned()).collect();
+        identity
+    }
+
+    fn grants() -> Grants {
+        Grants {
+            grants: vec![
+                Grant {
+                    when: None,
+                    patterns: vec!["/users/{sub}/*".into()],
+                },
+                Grant {
+                    when: Some(Condition::Contains {
+                        claim: "groups".into(),
+                        value: "teachers".into(),
+                    }),
+                    patterns: vec!["/materials/*".into(), "/exams/*/key.pdf".into()],
+                },
+            ],
+            paths_claim: Some("paths".into()),
+        }
+    }
+
+    fn allows(identity: &Identity, path: &str) -> bool {
+        grants().allows(identity, &RequestedPath::parse(path, 1024).unwrap())
+    }
+
+    #[test]
+    fn sub_placeholder_grants_own_folder_only() {
+        let alice = identity("alice", &[], &[]);
+        assert!(allows(&alice, "/users/alice/"));
+        assert!(allows(&alice, "/users/alice/notes.pdf"));
+        assert!(!allows(&alice, "/users/bob/"));
+        assert!(!allows(&alice, "/users/"));
+        assert!(!allows(&alice, "/users/alice"));
+    }
+
+    #[test]
+    fn subject_with_wildcard_or_slash_gets_no_placeholder_grant() {
+        for sub in ["*", "a/b", "..", "a?", ""] {
+            let who = identity(sub, &[], &[]);
+            assert!(!allows(&who, "/users/a/"), "{sub}");
+            assert!(!allows(&who, "/users/x/y"), "{sub}");
+        }
+    }
+
+    #[test]
+    fn claim_condition_gates_its_patterns() {
+        assert!(allows(
+            &identity("t", &["teachers"], &[]),
+            "/materials/x.pdf"
+        ));
+        assert!(!allows(
+            &identity("s", &["students"], &[]),
+            "/materials/x.pdf"
+        ));
+    }
+
+    #[test]
+    fn directory_request_needs_a_pattern_ending_in_star() {
+        let teacher = identity("t", &["teachers"], &[]);
+        assert!(allows(&teacher, "/exams/1/key.pdf"));
+        // `/exams/1/` would sign `/exams/1/*`, wider than `/exams/*/key.pdf`.
+        assert!(!allows(&teacher, "/exams/1/"));
+    }
+
+    #[test]
+    fn token_patterns_extend_grants() {
+        let listener = identity("l", &[], &["/audiobooks/42/*"]);
+        assert!(allows(&listener, "/audiobooks/42/"));
+        assert!(!allows(&listener, "/audiobooks/43/"));
+    }
+
+    #[test]
+    fn patterns_are_checked() {
+        assert!(check_pattern("/users/{sub}/*", true).is_ok());
+        assert!(check_pattern("/a/*/b?.pdf", false).is_ok());
+        assert!(check_pattern("/users/{sub}/*", false).is_err());
+        for bad in ["users/*", "/a/../*", "/{user}/*", "/a\\b", "/%2e/"] {
+            assert!(check_pattern(bad, true).is_err(), "{bad}");
+        }
+    }
+}

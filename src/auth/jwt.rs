@@ -1,0 +1,284 @@
+//! The `jwt` authenticator: `Authorization: Bearer <JWT>` verified against a
+//! PEM public key, an HMAC secret, or a JWKS document (file or URL, refreshed
+//! on an unknown `kid` at most once per configured interval).
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use secrecy::ExposeSecret;
+use serde_json::{Map, Value};
+
+use super::{Identity, Method, grants};
+use crate::config::{JwtKeySource, JwtSettings};
+
+/// Why a token was refused; the text is safe to show the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JwtError {
+    #[error("the token is malformed")]
+    Malformed,
+    #[error("the token's algorithm is not accepted")]
+    Algorithm,
+    #[error("the token's key id is unknown")]
+    UnknownKey,
+    #[error("the token's signature is invalid")]
+    Signature,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token's issuer is not accepted")]
+    Issuer,
+    #[error("the token's audience is not accepted")]
+    Audience,
+    #[error("the token lacks a required claim")]
+    MissingClaim,
+}
+
+impl From<jsonwebtoken::errors::Error> for JwtError {
+    fn from(error: jsonwebtoken::errors::Error) -> Self {
+        match error.kind() {
+            ErrorKind::InvalidSignature => Self::Signature,
+            ErrorKind::ExpiredSignature => Self::Expired,
+            ErrorKind::ImmatureSignature => Self::NotYetValid,
+            ErrorKind::InvalidIssuer => Self::Issuer,
+            ErrorKind::InvalidAudience => Self::Audience,
+            ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => Self::Algorithm,
+            ErrorKind::MissingRequiredClaim(_) => Self::MissingClaim,
+            _ => Self::Malformed,
+        }
+    }
+}
+
+enum Keys {
+    Static(DecodingKey),
+    Jwks(Jwks),
+}
+
+/// A JWKS document's keys by `kid`, and where to fetch it again.
+struct Jwks {
+    source: JwtKeySource,
+    keys: RwLock<HashMap<String, (DecodingKey, Option<Algorithm>)>>,
+    last_fetch: tokio::sync::Mutex<Option<Instant>>,
+    min_refresh: Duration,
+    client: Option<reqwest::Client>,
+}
+
+/// Verifies bearer tokens and turns their claims into an [`Identity`].
+pub struct JwtVerifier {
+    validation: Validation,
+    keys: Keys,
+    claims_needed: BTreeSet<String>,
+    paths_claim: Option<String>,
+}
+
+impl JwtVerifier {
+    /// Loads keys (fetching a JWKS URL once; a failure there is retried on use).
+    pub async fn new(
+        settings: &JwtSettings,
+        claims_needed: BTreeSet<String>,
+    ) -> Result<Self, String> {
+        let mut validation = Validation::new(settings.algorithms[0]);
+        validation.algorithms = settings.algorithms.clone();
+        validation.leeway = settings.leeway.as_secs();
+        validation.validate_nbf = true;
+        let mut required = vec!["exp", "sub"];
+        if let Some(issuer) = &settings.issuer {
+            validation.set_issuer(&[issuer]);
+            required.push("iss");
+        }
+        match &settings.audience {
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.push("aud");
+            }
+            None => validation.validate_aud = false,
+        }
+        validation.set_required_spec_claims(&required);
+
+        let keys = match &settings.key {
+            JwtKeySource::Hmac(secret) => {
+                Keys::Static(DecodingKey::from_secret(secret.expose_secret().as_bytes()))
+            }
+            JwtKeySource::PublicKeyFile(path) => {
+                Keys::Static(load_pem(path, settings.algorithms[0])?)
+            }
+            source @ (JwtKeySource::JwksFile(_) | JwtKeySource::JwksUrl(_)) => {
+                let client = matches!(source, JwtKeySource::JwksUrl(_))
+                    .then(http_client)
+                    .transpose()?;
+                let jwks = Jwks {
+                    source: source.clone(),
+                    keys: RwLock::new(HashMap::new()),
+                    last_fetch: tokio::sync::Mutex::new(None),
+                    min_refresh: settings.min_refresh,
+                    client,
+                };
+                match (jwks.fetch().await, source) {
+                    (Ok(keys), _) => *jwks.keys.write().unwrap_or_else(|e| e.into_inner()) = keys,
+                    (Err(e), JwtKeySource::JwksUrl(_)) => {
+                        tracing::warn!(error = %e, "JWKS not fetched at start; retrying on use");
+                    }
+                    (Err(e), _) => return Err(e),
+                }
+                Keys::Jwks(jwks)
+            }
+        };
+        Ok(Self {
+            validation,
+            keys,
+            claims_needed,
+            paths_claim: settings.paths_claim.clone(),
+        })
+    }
+
+    /// Verifies signature, algorithm, `exp`, `nbf`, `iss`, `aud`.
+    pub async fn verify(&self, token: &str) -> Result<Identity, JwtError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
+            ErrorKind::Json(_) | ErrorKind::InvalidAlgorithmName => JwtError::Algorithm,
+            _ => JwtError::Malformed,
+        })?;
+        if !self.validation.algorithms.contains(&header.alg) {
+            return Err(JwtError::Algorithm);
+        }
+        let claims = match &self.keys {
+            Keys::Static(key) => self.decode(token, key)?,
+            Keys::Jwks(jwks) => {
+                let kid = header.kid.as_deref().ok_or(JwtError::UnknownKey)?;
+                let key = match jwks.get(kid) {
+                    Some(key) => key,
+                    None => {
+                        jwks.refresh().await;
+                        jwks.get(kid).ok_or(JwtError::UnknownKey)?
+                    }
+                };
+                if key.1.is_some_and(|alg| alg != header.alg) {
+                    return Err(JwtError::Algorithm);
+                }
+                self.decode(token, &key.0)?
+            }
+        };
+        self.identity(claims)
+    }
+
+    fn decode(&self, token: &str, key: &DecodingKey) -> Result<Map<String, Value>, JwtError> {
+        Ok(jsonwebtoken::decode::<Map<String, Value>>(token, key, &self.validation)?.claims)
+    }
+
+    fn identity(&self, claims: Map<String, Value>) -> Result<Identity, JwtError> {
+        let sub = match claims.get("sub") {
+            Some(Value::String(sub)) if !sub.is_empty() => sub.clone(),
+            _ => return Err(JwtError::MissingClaim),
+        };
+        let mut identity = Identity::new(sub, Method::Jwt);
+        for name in &self.claims_needed {
+            if let Some(values) = claims.get(name).and_then(string_values) {
+                identity.claims.insert(name.clone(), values);
+            }
+        }
+        if let Some(name) = &self.paths_claim {
+            if let Some(values) = claims.get(name).and_then(string_values) {
+                identity.paths = grants::extra_patterns(&values);
+            }
+        }
+        Ok(identity)
+    }
+}
+
+impl Jwks {
+    fn get(&self, kid: &str) -> Option<(DecodingKey, Option<Algorithm>)> {
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        keys.get(kid).cloned()
+    }
+
+    /// Fetches again unless the last fetch was under `min_refresh` ago.
+    async fn refresh(&self) {
+        let mut last = self.last_fetch.lock().await;
+        if last.is_some_and(|at| at.elapsed() < self.min_refresh) {
+            return;
+        }
+        *last = Some(Instant::now());
+        match self.fetch().await {
+            Ok(keys) => *self.keys.write().unwrap_or_else(|e| e.into_inner()) = keys,
+            Err(e) => tracing::warn!(error = %e, "JWKS refresh failed; keeping the previous keys"),
+        }
+    }
+
+    async fn fetch(&self) -> Result<HashMap<String, (DecodingKey, Option<Algorithm>)>, String> {
+        let text = match (&self.source, &self.client) {
+            (JwtKeySource::JwksFile(path), _) => std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read JWKS file {}: {e}", path.display()))?,
+            (JwtKeySource::JwksUrl(url), Some(client)) => fetch_url(client, url).await?,
+            _ => return Err("no JWKS source".into()),
+        };
+        let set: JwkSet =
+            serde_json::from_str(&text).map_err(|e| format!("JWKS is not a key set: {e}"))?;
+        let mut keys = HashMap::new();
+        for jwk in &set.keys {
+            let Some(kid) = &jwk.common.key_id else {
+                continue;
+            };
+            let Ok(key) = DecodingKey::from_jwk(jwk) else {
+                tracing::warn!(kid, "JWKS key skipped: unsupported or malformed");
+                continue;
+            };
+            let alg = jwk
+                .common
+                .key_algorithm
+                .and_then(|a| a.to_string().parse::<Algorithm>().ok());
+            keys.insert(kid.clone(), (key, alg));
+        }
+        Ok(keys)
+    }
+}
+
+async fn fetch_url(client: &reqwest::Client, url: &str) -> Result<String, String> {
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| format!("cannot fetch JWKS from {url}: {e}"))?;
+    if !response.status().is_success() {
+        return Err(format!("JWKS {url} answered {}", response.status()));
+    }
+    response
+        .text()
+        .await
+        .map_err(|e| format!("cannot read JWKS from {url}: {e}"))
+}
+
+fn http_client() -> Result<reqwest::Client, String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .connect_timeout(Duration::from_secs(2))
+        .build()
+        .map_err(|e| format!("cannot build the JWKS HTTP client: {e}"))
+}
+
+fn load_pem(path: &PathBuf, algorithm: Algorithm) -> Result<DecodingKey, String> {
+    let pem = std::fs::read(path)
+        .map_err(|e| format!("cannot read JWT public key {}: {e}", path.display()))?;
+    let key = match algorithm {
+        Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(&pem),
+        Algorithm::EdDSA => DecodingKey::from_ed_pem(&pem),
+        _ => DecodingKey::from_rsa_pem(&pem),
+    };
+    key.map_err(|e| format!("JWT public key {}: {e}", path.display()))
+}
+
+/// A claim as strings: a string, or an array of strings.
+fn string_values(value: &Value) -> Option<Vec<String>> {
+    match value {
+        Value::String(text) => Some(vec![text.clone()]),
+        Value::Array(items) => items
+            .iter()
+            .map(|item| item.as_str().map(str::to_owned))
+            .collect(),
+        _ => None,
+    }
+}

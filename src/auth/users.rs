@@ -1,0 +1,206 @@
+//! The `users` authenticator: a TOML users file with argon2id hashes.
+//!
+//! ```toml
+//! [users.alice]
+//! password_hash = "$argon2id$v=19$m=19456,t=2,p=1$…"
+//! groups = ["teachers"]
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2};
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use super::{Identity, Method};
+
+/// The demo user, accepted only while cfmint listens on loopback.
+pub const DEMO_USERNAME: &str = "demo";
+pub const DEMO_PASSWORD: &str = "demo";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsersFile {
+    #[serde(default)]
+    users: BTreeMap<String, UserEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserEntry {
+    password_hash: String,
+    #[serde(default)]
+    groups: Vec<String>,
+}
+
+struct User {
+    password_hash: String,
+    groups: Vec<String>,
+}
+
+/// Users by name, plus a hash to check unknown names against so that they
+/// take as long as wrong passwords.
+pub struct Users {
+    users: HashMap<String, User>,
+    decoy_hash: String,
+}
+
+impl Users {
+    /// Loads `file` (when given) and adds the demo user (when asked).
+    pub fn load(file: Option<&Path>, demo: bool) -> Result<Self, String> {
+        let mut users = HashMap::new();
+        if let Some(path) = file {
+            let text = fs::read_to_string(path)
+                .map_err(|e| format!("cannot read users file {}: {e}", path.display()))?;
+            let parsed: UsersFile = toml::from_str(&text)
+                .map_err(|e| format!("users file {}: {}", path.display(), e.message()))?;
+            for (name, entry) in parsed.users {
+                check_username(&name).map_err(|e| format!("users file: user {name:?}: {e}"))?;
+                check_hash(&entry.password_hash)
+                    .map_err(|e| format!("users file: user {name}: {e}"))?;
+                users.insert(
+                    name,
+                    User {
+                        password_hash: entry.password_hash,
+                        groups: entry.groups,
+                    },
+                );
+            }
+        }
+        if demo {
+            users.insert(
+                DEMO_USERNAME.to_owned(),
+                User {
+                    password_hash: hash_password(DEMO_PASSWORD)?,
+                    groups: Vec::new(),
+                },
+            );
+        }
+        Ok(Self {
+            users,
+            decoy_hash: hash_password("decoy password for unknown users")?,
+        })
+    }
+
+    /// Checks a password (CPU-heavy: call it off the async runtime).
+    /// Unknown users cost one argon2 verification, like a wrong password.
+    pub fn verify(&self, username: &str, password: &str) -> Option<Identity> {
+        let user = self.users.get(username);
+        let hash = user.map_or(self.decoy_hash.as_str(), |u| u.password_hash.as_str());
+        let matches = PasswordHash::new(hash).is_ok_and(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        });
+        let user = user.filter(|_| matches)?;
+        let mut identity = Identity::new(username.to_owned(), Method::Users);
+        identity
+            .claims
+            .insert("groups".to_owned(), user.groups.clone());
+        Some(identity)
+    }
+
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+}
+
+/// An argon2id PHC string with the crate's recommended parameters.
+pub fn hash_password(password: &str) -> Result<String, String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| format!("cannot hash password: {e}"))
+}
+
+/// Usernames become `{sub}` in grant paths, so they are plain path segments.
+pub fn check_username(name: &str) -> Result<(), &'static str> {
+    let valid = (1..=64).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._@+".contains(&b));
+    if valid {
+        Ok(())
+    } else {
+        Err("a username is 1-64 characters of A-Z a-z 0-9 - . _ @ +")
+    }
+}
+
+fn check_hash(hash: &str) -> Result<(), String> {
+    let parsed = PasswordHash::new(hash).map_err(|e| format!("password_hash: {e}"))?;
+    if parsed.algorithm != Algorithm::Argon2id.ident() {
+        return Err(format!(
+            "password_hash uses {}, expected argon2id",
+            parsed.algorithm
+        ));
+    }
+    Ok(())
+}
+
+/// Adds or updates `username` in the users file, keeping everything else
+/// (comments included). Written to a temporary file and renamed, mode 0600.
+pub fn add_user(file: &Path, username: &str, password: &str) -> Result<bool, String> {
+    check_username(username).map_err(str::to_owned)?;
+    if password.is_empty() {
+        return Err("the password is empty".into());
+    }
+    let text = match fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
+    };
+    let mut document: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e| format!("{} is not valid TOML: {e}", file.display()))?;
+    let existed = document
+        .get("users")
+        .and_then(|users| users.get(username))
+        .is_some();
+    document["users"][username]["password_hash"] = toml_edit::value(hash_password(password)?);
+    if let Some(users) = document["users"].as_table_mut() {
+        users.set_implicit(true);
+    }
+
+    let directory = file.parent().filter(|p| !p.as_os_str().is_empty());
+    let directory = directory.unwrap_or(Path::new("."));
+    let mut temporary = tempfile_in(directory)?;
+    temporary
+        .1
+        .write_all(document.to_string().as_bytes())
+        .and_then(|()| temporary.1.sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", temporary.0.display()))?;
+    fs::rename(&temporary.0, file).map_err(|e| {
+        let _ = fs::remove_file(&temporary.0);
+        format!("cannot replace {}: {e}", file.display())
+    })?;
+    Ok(existed)
+}
+
+/// A new 0600 file beside the target, so the rename stays on one filesystem.
+fn tempfile_in(directory: &Path) -> Result<(std::path::PathBuf, fs::File), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = format!(".cfmint-users-{}.tmp", uuid::Uuid::new_v4().simple());
+    let path = directory.join(name);
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    Ok((path, file))
+}
+
+/// A password read from somewhere, wiped when dropped.
+pub type Password = Zeroizing<String>;

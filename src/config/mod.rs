@@ -1,0 +1,137 @@
+//! Typed settings for `cfmint serve`: one TOML file, then `CFMINT__SECTION__KEY`
+//! environment overrides. Unknown keys and every invalid value are reported
+//! together, each naming its key.
+
+mod raw;
+mod settings;
+
+use std::fmt;
+
+use config::{Config, Environment, File, FileFormat};
+
+pub use settings::{
+    Auth, CloudFront, CookieLifetime, Cors, Ipv6Binding, JwtKeySource, JwtSettings, KeyLocation,
+    KeySettings, LogFormat, MintSettings, RateLimits, Server, SessionSettings, Settings, StoreKind,
+    UsersSettings,
+};
+
+/// The embedded local default: loopback, in-memory sessions, a throwaway key.
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+
+/// Keys whose environment value is a comma-separated list.
+const LIST_KEYS: &[&str] = &[
+    "server.trusted_proxies",
+    "cors.allowed_origins",
+    "auth.jwt.algorithms",
+];
+
+/// One thing wrong with the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Everything wrong with a configuration, reported in one go.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration ({} problem", self.problems.len())?;
+        if self.problems.len() != 1 {
+            f.write_str("s")?;
+        }
+        f.write_str("):")?;
+        for problem in &self.problems {
+            write!(f, "\n  {}: {}", problem.key, problem.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Settings {
+    /// Reads TOML text, applies the `CFMINT__…` variables from `env`, validates.
+    pub fn load<I>(toml: &str, env: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        let overrides = env
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("CFMINT__"))
+            .collect();
+        let mut environment = Environment::with_prefix("CFMINT")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .source(Some(overrides));
+        for key in LIST_KEYS {
+            environment = environment.with_list_parse_key(key);
+        }
+        let merged = Config::builder()
+            .add_source(File::from_str(toml, FileFormat::Toml))
+            .add_source(environment)
+            .build()
+            .map_err(|e| ConfigError {
+                problems: vec![Problem::new("(file)", e.to_string())],
+            })?;
+
+        let mut unknown = Vec::new();
+        let raw: raw::RawConfig = serde_ignored::deserialize(merged, |path| {
+            unknown.push(Problem::new(path.to_string(), "unknown key"));
+        })
+        .map_err(|e| {
+            let mut problems = unknown.clone();
+            problems.push(type_problem(&e));
+            ConfigError { problems }
+        })?;
+
+        match Settings::from_raw(raw) {
+            Ok(settings) if unknown.is_empty() => Ok(settings),
+            Ok(_) => Err(ConfigError { problems: unknown }),
+            Err(mut problems) => {
+                unknown.append(&mut problems);
+                Err(ConfigError { problems: unknown })
+            }
+        }
+    }
+
+    /// The embedded default plus the process environment.
+    pub fn load_default() -> Result<Self, ConfigError> {
+        Self::load(DEFAULT_TOML, std::env::vars())
+    }
+
+    /// A file plus the process environment.
+    pub fn load_file(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            problems: vec![Problem::new(
+                "(file)",
+                format!("cannot read {}: {e}", path.display()),
+            )],
+        })?;
+        Self::load(&text, std::env::vars())
+    }
+}
+
+/// A type error from serde, split into the key and the reason when config named it.
+fn type_problem(error: &config::ConfigError) -> Problem {
+    let text = error.to_string();
+    match text.rsplit_once(" for key `") {
+        Some((message, key)) => Problem::new(key.trim_end_matches(['`', ' ']), message),
+        None => Problem::new("(file)", text),
+    }
+}

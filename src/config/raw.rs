@@ -1,0 +1,227 @@
+//! The configuration file's shape, exactly as written: strings and numbers,
+//! before any of it is interpreted. `Settings` turns it into typed values.
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawConfig {
+    pub server: RawServer,
+    pub cloudfront: RawCloudFront,
+    pub keys: RawKeys,
+    pub mint: RawMint,
+    pub session: RawSession,
+    pub auth: RawAuth,
+    pub grants: Vec<RawGrant>,
+    pub cors: RawCors,
+    pub rate_limit: RawRateLimit,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct RawServer {
+    pub listen: String,
+    pub admin_listen: String,
+    pub shutdown_timeout: String,
+    pub body_limit: u64,
+    pub log_format: String,
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            admin_listen: "127.0.0.1:9090".into(),
+            shutdown_timeout: "10s".into(),
+            body_limit: 16 * 1024,
+            log_format: "text".into(),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct RawCloudFront {
+    pub base_url: String,
+    pub cookie_domain: Option<String>,
+    pub policy: String,
+    pub hash_algorithm: String,
+    pub backend: Option<String>,
+}
+
+impl Default for RawCloudFront {
+    fn default() -> Self {
+        Self {
+            base_url: String::new(),
+            cookie_domain: None,
+            policy: "auto".into(),
+            hash_algorithm: "sha1".into(),
+            backend: None,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawKeys {
+    pub active: Option<String>,
+    pub key: Vec<RawKey>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawKey {
+    pub id: String,
+    pub file: Option<String>,
+    pub env: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct RawMint {
+    pub ttl: String,
+    pub expiry_rounding: String,
+    pub refresh_at: f64,
+    pub cookie_lifetime: String,
+    pub default_path: Option<String>,
+    pub ip_binding: bool,
+    pub ipv6: String,
+    pub max_path_length: usize,
+    pub max_sign_urls: usize,
+}
+
+impl Default for RawMint {
+    fn default() -> Self {
+        Self {
+            ttl: "10m".into(),
+            expiry_rounding: "0s".into(),
+            refresh_at: 0.8,
+            cookie_lifetime: "policy".into(),
+            default_path: None,
+            ip_binding: false,
+            ipv6: "unbound".into(),
+            max_path_length: 1024,
+            max_sign_urls: 50,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct RawSession {
+    pub store: String,
+    pub cookie_name: String,
+    pub inactivity: String,
+    pub redis_url: Option<SecretString>,
+    pub store_timeout: String,
+}
+
+impl Default for RawSession {
+    fn default() -> Self {
+        Self {
+            store: "memory".into(),
+            cookie_name: "cfmint_session".into(),
+            inactivity: "30m".into(),
+            redis_url: None,
+            store_timeout: "1s".into(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawAuth {
+    pub users: Option<RawUsers>,
+    pub jwt: Option<RawJwt>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawUsers {
+    pub file: Option<String>,
+    pub demo: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct RawJwt {
+    pub algorithms: Vec<String>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub leeway: String,
+    pub public_key_file: Option<String>,
+    pub hmac_secret: Option<SecretString>,
+    pub jwks_file: Option<String>,
+    pub jwks_url: Option<String>,
+    pub jwks_min_refresh_interval: String,
+    pub paths_claim: Option<String>,
+}
+
+impl Default for RawJwt {
+    fn default() -> Self {
+        Self {
+            algorithms: Vec::new(),
+            issuer: None,
+            audience: None,
+            leeway: "30s".into(),
+            public_key_file: None,
+            hmac_secret: None,
+            jwks_file: None,
+            jwks_url: None,
+            jwks_min_refresh_interval: "30s".into(),
+            paths_claim: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawGrant {
+    #[serde(default)]
+    pub when: Option<RawCondition>,
+    pub paths: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawCondition {
+    pub claim: String,
+    pub contains: Option<String>,
+    pub equals: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct RawCors {
+    pub allowed_origins: Vec<String>,
+    pub max_age: String,
+}
+
+impl Default for RawCors {
+    fn default() -> Self {
+        Self {
+            allowed_origins: Vec::new(),
+            max_age: "10m".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct RawRateLimit {
+    pub login_per_address: String,
+    pub login_per_identity: String,
+    pub mint_per_address: String,
+    pub mint_per_identity: String,
+}
+
+impl Default for RawRateLimit {
+    fn default() -> Self {
+        Self {
+            login_per_address: "20/min".into(),
+            login_per_identity: "10/min".into(),
+            mint_per_address: "600/min".into(),
+            mint_per_identity: "120/min".into(),
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! The HTTP layer's one error type: each variant has its status and code, the
+//! body is always `{"error", "message"}`, and internal causes stay in the log.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::auth::jwt::JwtError;
+use crate::ratelimit::Limited;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the body or a field is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 400: the requested path failed its checks; nothing was signed.
+    #[error("invalid path: {0}")]
+    InvalidPath(String),
+    /// 401: no session and no bearer token.
+    #[error("log in first, or send a bearer token")]
+    Unauthenticated,
+    /// 401: login failed, with no hint which part was wrong.
+    #[error("the username or password is wrong")]
+    InvalidCredentials,
+    /// 401: the bearer token was refused.
+    #[error("bearer token refused: {0}")]
+    InvalidToken(JwtError),
+    /// 401: bearer tokens are not configured.
+    #[error("bearer tokens are not accepted here")]
+    BearerNotAccepted,
+    /// 403: the path is not covered by the caller's grants.
+    #[error("the path is not granted to you")]
+    NotGranted,
+    /// 403: a state-changing request from an origin not on the list.
+    #[error("requests from this origin are not allowed")]
+    OriginNotAllowed,
+    /// 403: IP binding is on and IPv6 clients are refused.
+    #[error("IP-bound cookies need an IPv4 address; this request came over IPv6")]
+    Ipv6Refused,
+    /// 404
+    #[error("no such route")]
+    NotFound,
+    /// 405
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    /// 413
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    /// 415
+    #[error("the request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    /// 429, with `Retry-After`.
+    #[error("too many requests; retry later")]
+    RateLimited(Limited),
+    /// 503: the session store did not answer (cause logged).
+    #[error("the session store is unavailable; retry shortly")]
+    StoreUnavailable(String),
+    /// 503: signing failed (cause logged).
+    #[error("signing is unavailable; retry shortly")]
+    SignerUnavailable(String),
+}
+
+/// Put in the response's extensions so the access log can record the outcome
+/// and the internal cause, which are never sent to the client.
+#[derive(Debug, Clone)]
+pub struct ErrorDetail {
+    pub code: &'static str,
+    pub cause: Option<String>,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) | Self::InvalidPath(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated
+            | Self::InvalidCredentials
+            | Self::InvalidToken(_)
+            | Self::BearerNotAccepted => StatusCode::UNAUTHORIZED,
+            Self::NotGranted | Self::OriginNotAllowed | Self::Ipv6Refused => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::StoreUnavailable(_) | Self::SignerUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "bad_request",
+            Self::InvalidPath(_) => "invalid_path",
+            Self::Unauthenticated => "unauthenticated",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::InvalidToken(_) => "invalid_token",
+            Self::BearerNotAccepted => "bearer_not_accepted",
+            Self::NotGranted => "not_granted",
+            Self::OriginNotAllowed => "origin_not_allowed",
+            Self::Ipv6Refused => "ipv6_refused",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::RateLimited(_) => "rate_limited",
+            Self::StoreUnavailable(_) => "session_store_unavailable",
+            Self::SignerUnavailable(_) => "signer_unavailable",
+        }
+    }
+
+    fn cause(&self) -> Option<String> {
+        match self {
+            Self::StoreUnavailable(cause) | Self::SignerUnavailable(cause) => Some(cause.clone()),
+            Self::RateLimited(limited) => Some(limited.limit.as_str().to_owned()),
+            _ => None,
+        }
+    }
+}
+
+impl From<tower_sessions::session::Error> for ApiError {
+    fn from(error: tower_sessions::session::Error) -> Self {
+        Self::StoreUnavailable(error.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": self.code(), "message": self.to_string() });
+        let mut response = (self.status(), Json(body)).into_response();
+        if let Self::RateLimited(limited) = &self {
+            let seconds = limited.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response.extensions_mut().insert(ErrorDetail {
+            code: self.code(),
+            cause: self.cause(),
+        });
+        response
+    }
+}

@@ -1,0 +1,233 @@
+//! Extractors: JSON bodies with JSON errors (400/413/415), the client address
+//! (SPEC section 7), and the caller (bearer token or session).
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use ipnet::IpNet;
+use serde::de::DeserializeOwned;
+use tower_sessions::Session;
+
+use super::error::ApiError;
+use super::state::AppState;
+use crate::auth::Identity;
+
+/// Session key holding the [`Identity`].
+pub const IDENTITY_KEY: &str = "identity";
+/// Session key holding the last time (epoch seconds) the session was touched.
+pub const SEEN_KEY: &str = "seen";
+
+/// A JSON body; absent or empty is `None` (for routes whose body is optional).
+pub struct JsonBody<T>(pub Option<T>);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let content_type = request.headers().get(header::CONTENT_TYPE).cloned();
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::BadRequest("the request body could not be read".into())
+                }
+            })?;
+        if bytes.is_empty() && content_type.is_none() {
+            return Ok(Self(None));
+        }
+        let is_json = content_type
+            .as_ref()
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        serde_json::from_slice(&bytes)
+            .map(|value| Self(Some(value)))
+            .map_err(|e| ApiError::BadRequest(format!("the JSON body is invalid: {e}")))
+    }
+}
+
+/// The client's address: the socket peer, or, when the peer is a trusted
+/// proxy, what `CloudFront-Viewer-Address` or `X-Forwarded-For` say.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::from([0, 0, 0, 0]), |info| info.0.ip());
+        Ok(Self(client_ip(
+            peer,
+            &parts.headers,
+            &state.settings.server.trusted_proxies,
+        )))
+    }
+}
+
+/// SPEC section 7. IPv4-mapped IPv6 addresses count as IPv4.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let peer = peer.to_canonical();
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    if let Some(ip) = headers
+        .get("cloudfront-viewer-address")
+        .and_then(|value| value.to_str().ok())
+        .and_then(viewer_address)
+    {
+        return ip.to_canonical();
+    }
+    let entries: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .collect();
+    // Walk back from the nearest hop: proxies we trust appended the right end.
+    let mut client = None;
+    for entry in entries.iter().rev() {
+        let Ok(ip) = entry.parse::<IpAddr>() else {
+            break;
+        };
+        client = Some(ip.to_canonical());
+        if !is_trusted(&ip.to_canonical()) {
+            break;
+        }
+    }
+    client.unwrap_or(peer)
+}
+
+/// `CloudFront-Viewer-Address: 203.0.113.7:46532` or `2001:db8::1:46532`.
+fn viewer_address(value: &str) -> Option<IpAddr> {
+    let (ip, port) = value.trim().rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    ip.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
+}
+
+/// Who is calling: a valid bearer token, or else the session's identity.
+pub struct Caller {
+    pub identity: Identity,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(token) = bearer_token(&parts.headers)? {
+            let identity = state.verify_token(token).await?;
+            return Ok(Self { identity });
+        }
+        let session = parts
+            .extensions
+            .get::<Session>()
+            .cloned()
+            .ok_or(ApiError::Unauthenticated)?;
+        let identity: Identity = session
+            .get(IDENTITY_KEY)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        touch(&session, state).await?;
+        Ok(Self { identity })
+    }
+}
+
+/// Marks the session active at most once a minute, so inactivity expiry
+/// follows use without a store write per request.
+async fn touch(session: &Session, state: &AppState) -> Result<(), ApiError> {
+    let now = crate::minter::now();
+    let seen: u64 = session.get(SEEN_KEY).await?.unwrap_or(0);
+    let interval = (state.settings.session.inactivity.as_secs() / 10).clamp(1, 60);
+    if now.saturating_sub(seen) >= interval {
+        session.insert(SEEN_KEY, now).await?;
+    }
+    Ok(())
+}
+
+/// `Authorization: Bearer <token>`; any other Authorization is a 401.
+pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::InvalidToken(crate::auth::jwt::JwtError::Malformed))?;
+    match text.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(Some(token.trim()))
+        }
+        _ => Err(ApiError::InvalidToken(
+            crate::auth::jwt::JwtError::Malformed,
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, value.parse().unwrap());
+        }
+        map
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn untrusted_peer_headers_are_ignored() {
+        let h = headers(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("cloudfront-viewer-address", "5.6.7.8:1"),
+        ]);
+        assert_eq!(client_ip(ip("9.9.9.9"), &h, &[]), ip("9.9.9.9"));
+    }
+
+    #[test]
+    fn trusted_peer_viewer_address_wins() {
+        let trusted = ["10.0.0.0/8".parse().unwrap()];
+        let h = headers(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("cloudfront-viewer-address", "5.6.7.8:443"),
+        ]);
+        assert_eq!(client_ip(ip("10.1.1.1"), &h, &trusted), ip("5.6.7.8"));
+        let v6 = headers(&[("cloudfront-viewer-address", "2001:db8::1:443")]);
+        assert_eq!(client_ip(ip("10.1.1.1"), &v6, &trusted), ip("2001:db8::1"));
+    }
+
+    #[test]
+    fn rightmost_untrusted_forwarded_entry_is_the_client() {
+        let trusted = ["10.0.0.0/8".parse().unwrap()];
+        let h = headers(&[("x-forwarded-for", "6.6.6.6, 1.2.3.4, 10.0.0.2")]);
+        assert_eq!(client_ip(ip("10.1.1.1"), &h, &trusted), ip("1.2.3.4"));
+    }
+
+    #[test]
+    fn mapped_ipv4_counts_as_ipv4() {
+        assert_eq!(
+            client_ip(ip("::ffff:1.2.3.4"), &HeaderMap::new(), &[]),
+            ip("1.2.3.4")
+        );
+    }
+}

@@ -1,0 +1,83 @@
+//! `POST /login` (password or bearer token → new session, id rotated) and
+//! `POST /logout` (session destroyed, CloudFront cookies cleared).
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use tower_sessions::Session;
+use zeroize::Zeroizing;
+
+use super::cookies;
+use super::error::ApiError;
+use super::extract::{ClientIp, IDENTITY_KEY, JsonBody, SEEN_KEY, bearer_token};
+use super::state::AppState;
+use crate::auth::Identity;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    username: String,
+    password: Zeroizing<String>,
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    session: Session,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<LoginRequest>,
+) -> Result<Response, ApiError> {
+    limited(&state, state.limits.login_address(ip))?;
+    let identity = match bearer_token(&headers)? {
+        Some(token) => {
+            let identity = state.verify_token(token).await?;
+            limited(&state, state.limits.login_identity(&identity.sub))?;
+            identity
+        }
+        None => {
+            let body = body.ok_or_else(|| {
+                ApiError::BadRequest("send {\"username\", \"password\"} or a bearer token".into())
+            })?;
+            limited(&state, state.limits.login_identity(&body.username))?;
+            check_password(&state, body).await?
+        }
+    };
+
+    session.cycle_id().await?;
+    session.insert(IDENTITY_KEY, &identity).await?;
+    session.insert(SEEN_KEY, crate::minter::now()).await?;
+    session.save().await?;
+    tracing::info!(sub = %identity.sub, method = ?identity.method, "logged in");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// argon2 runs on the blocking pool; unknown users cost the same as wrong passwords.
+async fn check_password(state: &AppState, body: LoginRequest) -> Result<Identity, ApiError> {
+    let users = state.users.clone().ok_or(ApiError::InvalidCredentials)?;
+    let verified =
+        tokio::task::spawn_blocking(move || users.verify(&body.username, &body.password))
+            .await
+            .map_err(|e| ApiError::SignerUnavailable(format!("password check failed: {e}")))?;
+    verified.ok_or(ApiError::InvalidCredentials)
+}
+
+pub async fn logout(State(state): State<AppState>, session: Session) -> Result<Response, ApiError> {
+    session.flush().await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    for cookie in cookies::cleared(&state.settings) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
+}
+
+/// Counts a rate-limit refusal and turns it into a 429.
+pub fn limited(
+    state: &AppState,
+    result: Result<(), crate::ratelimit::Limited>,
+) -> Result<(), ApiError> {
+    result.map_err(|limited| {
+        state.metrics.rate_limited(limited.limit.as_str());
+        ApiError::RateLimited(limited)
+    })
+}

@@ -1,0 +1,91 @@
+//! The HTTP API (SPEC section 4): `router()` builds it from an [`AppState`];
+//! `admin_router()` serves `/metrics` on the separate admin listener.
+
+mod cookies;
+mod error;
+mod extract;
+mod health;
+mod login;
+mod middleware;
+mod mint;
+mod state;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Method, header};
+use axum::routing::{get, post};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
+pub use error::ApiError;
+pub use extract::client_ip;
+pub use state::AppState;
+
+/// The public API: login, mint, sign-urls, logout, health.
+pub fn router(state: AppState) -> Router {
+    let settings = &state.settings;
+    let inactivity = time::Duration::seconds(settings.session.inactivity.as_secs() as i64);
+    let sessions = SessionManagerLayer::new(state.store.clone())
+        .with_name(settings.session.cookie_name.clone())
+        .with_secure(true)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(inactivity));
+
+    let api = Router::new()
+        .route("/login", post(login::login))
+        .route("/logout", post(login::logout))
+        .route("/mint", post(mint::mint))
+        .route("/sign-urls", post(mint::sign_urls))
+        .layer(sessions);
+    let health = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz));
+
+    Router::new()
+        .merge(api)
+        .merge(health)
+        .route_layer(axum::middleware::from_fn(middleware::matched_route))
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(settings.server.body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::check_origin,
+        ))
+        .layer(cors(&state))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::access_log,
+        ))
+        .with_state(state)
+}
+
+/// The admin listener: metrics and health, never exposed with the API.
+pub fn admin_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(health::metrics))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .with_state(state)
+}
+
+/// Credentialed CORS for the configured origins only (never `*`).
+fn cors(state: &AppState) -> CorsLayer {
+    let origins = state
+        .settings
+        .cors
+        .allowed_origins
+        .iter()
+        .filter_map(|origin| origin.parse().ok())
+        .collect::<Vec<_>>();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+        .expose_headers([HeaderName::from_static("x-request-id")])
+        .max_age(state.settings.cors.max_age)
+}

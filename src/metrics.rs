@@ -1,0 +1,149 @@
+//! Prometheus metrics, owned by the application state (no global registry):
+//! mint outcomes, signing latency, request latency by route, store errors,
+//! rate-limit rejections.
+
+use std::fmt;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    route: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+    method: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    operation: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    limit: &'static str,
+}
+
+#[derive(Clone)]
+struct LatencyBuckets;
+
+impl MetricConstructor<Histogram> for LatencyBuckets {
+    fn new_metric(&self) -> Histogram {
+        Histogram::new(exponential_buckets(0.000_05, 2.0, 18))
+    }
+}
+
+pub struct Metrics {
+    registry: Registry,
+    mint_outcomes: Family<OutcomeLabels, Counter>,
+    signing_seconds: Histogram,
+    request_seconds: Family<RouteLabels, Histogram, LatencyBuckets>,
+    store_errors: Family<OperationLabels, Counter>,
+    rate_limited: Family<LimitLabels, Counter>,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("cfmint");
+        let mint_outcomes = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "mint_outcomes",
+            "Mint and sign-urls outcomes by reason",
+            mint_outcomes.clone(),
+        );
+        let signing_seconds = Histogram::new(exponential_buckets(0.000_01, 2.0, 16));
+        registry.register(
+            "signing_seconds",
+            "Time spent in one CloudFront signature",
+            signing_seconds.clone(),
+        );
+        let request_seconds = Family::new_with_constructor(LatencyBuckets);
+        registry.register(
+            "http_request_seconds",
+            "HTTP request latency by matched route",
+            request_seconds.clone(),
+        );
+        let store_errors = Family::<OperationLabels, Counter>::default();
+        registry.register(
+            "session_store_errors",
+            "Session store calls that failed or timed out",
+            store_errors.clone(),
+        );
+        let rate_limited = Family::<LimitLabels, Counter>::default();
+        registry.register(
+            "rate_limited",
+            "Requests refused by a rate limit",
+            rate_limited.clone(),
+        );
+        Self {
+            registry,
+            mint_outcomes,
+            signing_seconds,
+            request_seconds,
+            store_errors,
+            rate_limited,
+        }
+    }
+
+    pub fn mint_outcome(&self, route: &'static str, outcome: &'static str) {
+        self.mint_outcomes
+            .get_or_create(&OutcomeLabels { route, outcome })
+            .inc();
+    }
+
+    pub fn signing(&self, elapsed: Duration) {
+        self.signing_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    pub fn request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+        self.request_seconds
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+                method: method.to_owned(),
+                status,
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn store_error(&self, operation: &'static str) {
+        self.store_errors
+            .get_or_create(&OperationLabels { operation })
+            .inc();
+    }
+
+    pub fn rate_limited(&self, limit: &'static str) {
+        self.rate_limited
+            .get_or_create(&LimitLabels { limit })
+            .inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}

@@ -1,0 +1,99 @@
+//! What one mint produces: the policy for a granted path (expiry, rounding,
+//! IP binding), signed with the active key. No HTTP types here.
+
+use std::net::Ipv4Addr;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::auth::path::RequestedPath;
+use crate::config::{CloudFront, MintSettings};
+use crate::signer::{self, KeyRing, Policy, SignedPolicy};
+
+/// The active key ring and the settings every policy is built from.
+pub struct Minter {
+    ring: KeyRing,
+    cloudfront: CloudFront,
+    mint: MintSettings,
+}
+
+/// A signed policy and the times the caller is told about.
+pub struct Minted {
+    pub signed: SignedPolicy,
+    pub resource: String,
+    pub url: String,
+    pub issued_at: u64,
+    pub expires_at: u64,
+    pub refresh_at: u64,
+    /// Time spent in the signature itself.
+    pub signing: std::time::Duration,
+}
+
+impl Minter {
+    pub fn new(ring: KeyRing, cloudfront: CloudFront, mint: MintSettings) -> Self {
+        Self {
+            ring,
+            cloudfront,
+            mint,
+        }
+    }
+
+    pub fn ring(&self) -> &KeyRing {
+        &self.ring
+    }
+
+    /// Signs `path` (a directory path covers everything below it), optionally
+    /// bound to one IPv4 address.
+    pub fn mint(
+        &self,
+        path: &RequestedPath,
+        ip: Option<Ipv4Addr>,
+    ) -> Result<Minted, signer::Error> {
+        let url = format!("{}{}", self.cloudfront.base_url, path.as_str());
+        let resource = if path.is_directory() {
+            format!("{url}*")
+        } else {
+            url.clone()
+        };
+        let issued_at = now();
+        let expires_at = self.expiry(issued_at);
+        let mut builder = Policy::builder(resource.clone()).expires(expires_at);
+        if let Some(ip) = ip {
+            builder = builder.source_ip(format!("{ip}/32"));
+        }
+        let policy = builder.build()?;
+        let started = Instant::now();
+        let signed = self.ring.sign(
+            &policy,
+            self.cloudfront.policy,
+            self.cloudfront.hash_algorithm,
+        )?;
+        let lifetime = expires_at - issued_at;
+        Ok(Minted {
+            signed,
+            resource,
+            url,
+            issued_at,
+            expires_at,
+            refresh_at: issued_at + (lifetime as f64 * self.mint.refresh_at) as u64,
+            signing: started.elapsed(),
+        })
+    }
+
+    /// `now + ttl`, rounded up to the configured granularity so that callers
+    /// within one window get identical policies.
+    fn expiry(&self, now: u64) -> u64 {
+        let expires = now + self.mint.ttl.as_secs();
+        let rounding = self.mint.expiry_rounding.as_secs();
+        if rounding > 1 {
+            expires.div_ceil(rounding) * rounding
+        } else {
+            expires
+        }
+    }
+}
+
+/// Current time in epoch seconds.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
