@@ -168,10 +168,18 @@ pub fn add_user(file: &Path, username: &str, password: &str) -> Result<bool, Str
         .get("users")
         .and_then(|users| users.get(username))
         .is_some();
-    document["users"][username]["password_hash"] = toml_edit::value(hash_password(password)?);
-    if let Some(users) = document["users"].as_table_mut() {
-        users.set_implicit(true);
-    }
+    let users = document
+        .entry("users")
+        .or_insert_with(toml_edit::table)
+        .as_table_mut()
+        .ok_or_else(|| format!("{}: users must be a table", file.display()))?;
+    users.set_implicit(true);
+    let user = users
+        .entry(username)
+        .or_insert_with(toml_edit::table)
+        .as_table_like_mut()
+        .ok_or_else(|| format!("{}: users.{username} must be a table", file.display()))?;
+    user.insert("password_hash", toml_edit::value(hash_password(password)?));
 
     let directory = file.parent().filter(|p| !p.as_os_str().is_empty());
     let directory = directory.unwrap_or(Path::new("."));

@@ -1,0 +1,251 @@
+//! The behaviour suite, run once per session store (memory and a real Redis).
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use super::harness::*;
+
+macro_rules! store_suite {
+    ($store:ident, $choice:expr) => {
+        mod $store {
+            use super::super::harness::*;
+
+            async fn app() -> (TestApp, Option<Redis>) {
+                let (choice, redis) = $choice;
+                (TestApp::spawn(Options::with_store(choice)).await, redis)
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn login_mint_verify_logout_round_trip() {
+                let (app, _redis) = app().await;
+                super::login_mint_verify_logout_round_trip(&app).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn wrong_password_and_unknown_user_get_the_same_401() {
+                let (app, _redis) = app().await;
+                super::wrong_password_and_unknown_user_get_the_same_401(&app).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn session_id_is_rotated_at_login() {
+                let (app, _redis) = app().await;
+                super::session_id_is_rotated_at_login(&app).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sign_urls_answers_per_item() {
+                let (app, _redis) = app().await;
+                super::sign_urls_answers_per_item(&app).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn claim_condition_grants_extra_paths() {
+                let (app, _redis) = app().await;
+                super::claim_condition_grants_extra_paths(&app).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn readyz_is_200_with_key_and_store() {
+                let (app, _redis) = app().await;
+                super::readyz_is_200_with_key_and_store(&app).await;
+            }
+        }
+    };
+}
+
+store_suite!(memory, (StoreChoice::Memory, None::<Redis>));
+store_suite!(redis, {
+    let redis = Redis::start();
+    (StoreChoice::Redis(redis.port), Some(redis))
+});
+
+async fn login_mint_verify_logout_round_trip(app: &TestApp) {
+    let client = app.client();
+    assert_eq!(
+        app.mint(&client, "/users/alice/").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    let login = app.login(&client, "alice").await;
+    assert_eq!(login.status(), StatusCode::NO_CONTENT);
+    let session = set_cookies(login.headers())
+        .into_iter()
+        .find(|c| c.name() == "cfmint_session")
+        .expect("a session cookie");
+    assert_eq!(session.http_only(), Some(true));
+    assert_eq!(session.secure(), Some(true));
+    assert_eq!(session.same_site(), Some(cookie::SameSite::Lax));
+
+    let minted = app.mint(&client, "/users/alice/").await;
+    assert_eq!(minted.status(), StatusCode::OK);
+    assert_eq!(minted.headers()["cache-control"], "no-store");
+    let headers = minted.headers().clone();
+    let body: Value = minted.json().await.unwrap();
+    let expires_at = body["expires_at"].as_u64().unwrap();
+    let refresh_at = body["refresh_at"].as_u64().unwrap();
+    assert_eq!(body["resource"], format!("{BASE_URL}/users/alice/*"));
+    assert_eq!(body["key_pair_id"], KEY_ID);
+    assert_eq!(body["policy"], "custom");
+    let lifetime = expires_at - now();
+    assert!((595..=600).contains(&lifetime), "{lifetime}");
+    assert!(refresh_at > now() && refresh_at < expires_at);
+
+    let cookies = set_cookies(&headers);
+    for name in [
+        "CloudFront-Policy",
+        "CloudFront-Signature",
+        "CloudFront-Key-Pair-Id",
+    ] {
+        let cookie = cookies
+            .iter()
+            .find(|c| c.name() == name && !c.value().is_empty())
+            .unwrap_or_else(|| panic!("{name} set"));
+        assert_eq!(cookie.secure(), Some(true), "{name}");
+        assert_eq!(cookie.http_only(), Some(true), "{name}");
+        assert_eq!(cookie.same_site(), Some(cookie::SameSite::None), "{name}");
+        assert_eq!(cookie.path(), Some("/"), "{name}");
+        assert_eq!(cookie.domain(), Some(COOKIE_DOMAIN), "{name}");
+        let max_age = cookie.max_age().unwrap().whole_seconds() as u64;
+        assert!(max_age.abs_diff(lifetime) <= 1, "{name} Max-Age {max_age}");
+    }
+
+    let cloudfront = cloudfront_cookie_header(&headers);
+    assert!(verify(&cloudfront, "/users/alice/book/ch1.m3u8", None).is_allowed());
+    assert!(verify(&cloudfront, "/users/alice/seg-001.aac", None).is_allowed());
+    assert!(!verify(&cloudfront, "/users/bob/seg-001.aac", None).is_allowed());
+    assert!(!verify(&cloudfront, "/users/alice", None).is_allowed());
+
+    let logout = client.post(app.url("/logout")).send().await.unwrap();
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    let cleared = set_cookies(logout.headers());
+    for name in [
+        "CloudFront-Policy",
+        "CloudFront-Signature",
+        "CloudFront-Key-Pair-Id",
+    ] {
+        let cookie = cleared.iter().find(|c| c.name() == name).unwrap();
+        assert_eq!(cookie.value(), "");
+        assert_eq!(cookie.max_age().map(|m| m.whole_seconds()), Some(0));
+        assert_eq!(cookie.domain(), Some(COOKIE_DOMAIN));
+        assert_eq!(cookie.path(), Some("/"));
+    }
+    assert!(cleared.iter().any(|c| c.name() == "cfmint_session"));
+    assert_eq!(
+        app.mint(&client, "/users/alice/").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+async fn wrong_password_and_unknown_user_get_the_same_401(app: &TestApp) {
+    let client = app.client();
+    let mut bodies = Vec::new();
+    for (username, password) in [("alice", "wrong"), ("nobody", PASSWORD)] {
+        let response = client
+            .post(app.url("/login"))
+            .json(&json!({ "username": username, "password": password }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert!(response.headers().get("set-cookie").is_none());
+        bodies.push(response.text().await.unwrap());
+    }
+    assert_eq!(bodies[0], bodies[1]);
+    let body: Value = serde_json::from_str(&bodies[0]).unwrap();
+    assert_eq!(body["error"], "invalid_credentials");
+}
+
+async fn session_id_is_rotated_at_login(app: &TestApp) {
+    let client = app.client();
+    let first = session_cookie(&app.login(&client, "alice").await);
+    let second = session_cookie(&app.login(&client, "alice").await);
+    assert_ne!(first, second);
+
+    // The old id no longer works.
+    let stale = reqwest::Client::new()
+        .post(app.url("/mint"))
+        .header("cookie", format!("cfmint_session={first}"))
+        .json(&json!({ "path": "/users/alice/" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.mint(&client, "/users/alice/").await.status(),
+        StatusCode::OK
+    );
+}
+
+fn session_cookie(response: &reqwest::Response) -> String {
+    set_cookies(response.headers())
+        .into_iter()
+        .find(|c| c.name() == "cfmint_session")
+        .expect("a session cookie")
+        .value()
+        .to_owned()
+}
+
+async fn sign_urls_answers_per_item(app: &TestApp) {
+    let client = app.client();
+    app.login(&client, "alice").await;
+    let response = client
+        .post(app.url("/sign-urls"))
+        .json(&json!({ "urls": ["/users/alice/a.pdf", "/users/bob/b.pdf", "/users/alice/../bob/c.pdf", "/users/alice/"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    let items = body["urls"].as_array().unwrap();
+    let url = items[0]["url"].as_str().unwrap();
+    assert!(url.starts_with(&format!("{BASE_URL}/users/alice/a.pdf?Expires=")));
+    let verdict = cfmint::signer::verify(
+        &fixtures().public_keys,
+        &cfmint::signer::ViewerRequest {
+            url,
+            cookie_header: None,
+            client_ip: None,
+            now: now(),
+        },
+    );
+    assert!(verdict.is_allowed(), "{:?}", verdict.result);
+    assert_eq!(items[1]["error"], "not_granted");
+    assert_eq!(items[2]["error"], "invalid_path");
+    assert_eq!(items[3]["error"], "invalid_path");
+
+    let too_many: Vec<String> = (0..6).map(|i| format!("/users/alice/{i}.pdf")).collect();
+    let response = client
+        .post(app.url("/sign-urls"))
+        .json(&json!({ "urls": too_many }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
+async fn claim_condition_grants_extra_paths(app: &TestApp) {
+    let teacher = app.client();
+    app.login(&teacher, "tess").await;
+    assert_eq!(
+        app.mint(&teacher, "/materials/").await.status(),
+        StatusCode::OK
+    );
+    let student = app.client();
+    app.login(&student, "bob").await;
+    assert_eq!(
+        app.mint(&student, "/materials/").await.status(),
+        StatusCode::FORBIDDEN
+    );
+}
+
+async fn readyz_is_200_with_key_and_store(app: &TestApp) {
+    let response = reqwest::get(app.url("/readyz")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["key_pair_id"], KEY_ID);
+    assert_eq!(
+        reqwest::get(app.url("/healthz")).await.unwrap().status(),
+        StatusCode::OK
+    );
+}

@@ -1,0 +1,411 @@
+//! Starts `cfmint serve` in-process on port 0 with a generated key, users file
+//! and JWT settings; a real `redis-server` on a free port when asked.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use cfmint::signer::{
+    Backend, KeyPairId, KeySource, KeySpec, PrivateKey, PublicKeys, Verdict, ViewerRequest,
+};
+use cfmint::{Application, Settings};
+use reqwest::header::{HeaderMap, SET_COOKIE};
+use tokio::sync::oneshot;
+
+pub const KEY_ID: &str = "KTESTACTIVE";
+pub const BASE_URL: &str = "https://cdn.cfmint.test";
+pub const COOKIE_DOMAIN: &str = "cfmint.test";
+pub const ORIGIN: &str = "https://app.cfmint.test";
+pub const HMAC_SECRET: &str = "a test secret that is long enough for HS256";
+pub const ISSUER: &str = "https://issuer.cfmint.test";
+pub const AUDIENCE: &str = "cfmint";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Keys and files made once per test process.
+pub struct Fixtures {
+    pub dir: PathBuf,
+    pub signing_key: PathBuf,
+    pub public_keys: PublicKeys,
+    pub users_file: PathBuf,
+    pub jwt_private_pem: String,
+    pub jwt_public_pem: PathBuf,
+}
+
+pub fn fixtures() -> &'static Fixtures {
+    static FIXTURES: OnceLock<Fixtures> = OnceLock::new();
+    FIXTURES.get_or_init(|| {
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .unwrap()
+            .keep();
+        let backend = Backend::default();
+        let generated = backend.generate(KeySpec::Rsa { bits: 2048 }).unwrap();
+        let signing_key = dir.join("signing.pem");
+        std::fs::write(&signing_key, &generated.private_pem).unwrap();
+        let private = PrivateKey::from_pem(
+            KeyPairId::new(KEY_ID).unwrap(),
+            &generated.private_pem,
+            KeySource::Inline,
+            backend,
+        )
+        .unwrap();
+        let public_keys = PublicKeys::new(vec![private.public_key().unwrap()]).unwrap();
+
+        let users_file = dir.join("users.toml");
+        for name in ["alice", "bob", "tess"] {
+            cfmint::auth::users::add_user(&users_file, name, PASSWORD).unwrap();
+        }
+        let text = std::fs::read_to_string(&users_file).unwrap();
+        let text = text.replace("[users.tess]", "[users.tess]\ngroups = [\"teachers\"]");
+        std::fs::write(&users_file, text).unwrap();
+
+        let jwt = backend.generate(KeySpec::Rsa { bits: 2048 }).unwrap();
+        let jwt_public_pem = dir.join("jwt-public.pem");
+        std::fs::write(&jwt_public_pem, &jwt.public_pem).unwrap();
+        Fixtures {
+            dir,
+            signing_key,
+            public_keys,
+            users_file,
+            jwt_private_pem: jwt.private_pem.to_string(),
+            jwt_public_pem,
+        }
+    })
+}
+
+/// Which session store the app uses.
+#[derive(Debug, Clone)]
+pub enum StoreChoice {
+    Memory,
+    Redis(u16),
+}
+
+/// How bearer tokens are verified.
+#[derive(Debug, Clone)]
+pub enum JwtChoice {
+    Hmac,
+    RsaPem,
+    JwksFile(PathBuf),
+    JwksUrl(String),
+}
+
+/// Options for one app; `env` holds `CFMINT__…` overrides.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub store: StoreChoice,
+    pub jwt: JwtChoice,
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            store: StoreChoice::Memory,
+            jwt: JwtChoice::Hmac,
+            env: Vec::new(),
+        }
+    }
+}
+
+impl Options {
+    pub fn with_store(store: StoreChoice) -> Self {
+        Self {
+            store,
+            ..Self::default()
+        }
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+pub fn config_toml(options: &Options) -> String {
+    let f = fixtures();
+    let store = match &options.store {
+        StoreChoice::Memory => "store = \"memory\"".to_owned(),
+        StoreChoice::Redis(port) => {
+            format!("store = \"redis\"\nredis_url = \"redis://127.0.0.1:{port}\"")
+        }
+    };
+    let jwt_key = match &options.jwt {
+        JwtChoice::Hmac => format!("algorithms = [\"HS256\"]\nhmac_secret = \"{HMAC_SECRET}\""),
+        JwtChoice::RsaPem => format!(
+            "algorithms = [\"RS256\"]\npublic_key_file = \"{}\"",
+            f.jwt_public_pem.display()
+        ),
+        JwtChoice::JwksFile(path) => format!(
+            "algorithms = [\"RS256\"]\njwks_file = \"{}\"\njwks_min_refresh_interval = \"0s\"",
+            path.display()
+        ),
+        JwtChoice::JwksUrl(url) => format!(
+            "algorithms = [\"RS256\"]\njwks_url = \"{url}\"\njwks_min_refresh_interval = \"0s\""
+        ),
+    };
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+shutdown_timeout = "2s"
+body_limit = 4096
+
+[cloudfront]
+base_url = "{BASE_URL}"
+cookie_domain = "{COOKIE_DOMAIN}"
+
+[keys]
+active = "{KEY_ID}"
+[[keys.key]]
+id = "{KEY_ID}"
+file = "{signing_key}"
+
+[mint]
+ttl = "10m"
+max_sign_urls = 5
+
+[session]
+{store}
+store_timeout = "500ms"
+
+[auth.users]
+file = "{users_file}"
+
+[auth.jwt]
+{jwt_key}
+issuer = "{ISSUER}"
+audience = "{AUDIENCE}"
+leeway = "5s"
+paths_claim = "cfmint_paths"
+
+[[grants]]
+paths = ["/users/{{sub}}/*"]
+
+[[grants]]
+when = {{ claim = "groups", contains = "teachers" }}
+paths = ["/materials/*"]
+
+[cors]
+allowed_origins = ["{ORIGIN}"]
+
+[rate_limit]
+login_per_address = "off"
+login_per_identity = "off"
+mint_per_address = "off"
+mint_per_identity = "off"
+"#,
+        signing_key = f.signing_key.display(),
+        users_file = f.users_file.display(),
+    )
+}
+
+/// A running app; dropped, it stops.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    pub done: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestApp {
+    pub async fn spawn(options: Options) -> Self {
+        init_logs();
+        let settings = Settings::load(&config_toml(&options), options.env.clone())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let app = Application::build(settings).await.unwrap();
+        let addr = app.local_addr();
+        let admin = app.admin_addr().unwrap();
+        let (stop, stopped) = oneshot::channel();
+        let done = tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            admin,
+            stop: Some(stop),
+            done: Some(done),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// A client that keeps cookies, like a browser.
+    pub fn client(&self) -> reqwest::Client {
+        client()
+    }
+
+    pub async fn login(&self, client: &reqwest::Client, username: &str) -> reqwest::Response {
+        client
+            .post(self.url("/login"))
+            .json(&serde_json::json!({ "username": username, "password": PASSWORD }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn mint(&self, client: &reqwest::Client, path: &str) -> reqwest::Response {
+        client
+            .post(self.url("/mint"))
+            .json(&serde_json::json!({ "path": path }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// How many signatures the app has made (from its metrics).
+    pub async fn signatures(&self) -> u64 {
+        let text = reqwest::get(format!("http://{}/metrics", self.admin))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        metric(&text, "cfmint_signing_seconds_count")
+    }
+
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.admin))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        let _ = self.stop.take().unwrap().send(());
+        self.done.take().unwrap().await.unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+/// A metric's value (the first series with that exact name and labels).
+pub fn metric(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0, |value| value.trim().parse::<f64>().unwrap() as u64)
+}
+
+/// The `Set-Cookie` headers of a response, parsed.
+pub fn set_cookies(headers: &HeaderMap) -> Vec<cookie::Cookie<'static>> {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|value| cookie::Cookie::parse(value.to_str().unwrap().to_owned()).unwrap())
+        .collect()
+}
+
+/// The CloudFront cookies a response set (not the removals), as a `Cookie` header.
+pub fn cloudfront_cookie_header(headers: &HeaderMap) -> String {
+    set_cookies(headers)
+        .iter()
+        .filter(|c| c.name().starts_with("CloudFront-") && !c.value().is_empty())
+        .map(|c| format!("{}={}", c.name(), c.value()))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// What CloudFront would answer for `path` with these cookies.
+pub fn verify(cookie_header: &str, path: &str, client_ip: Option<std::net::IpAddr>) -> Verdict {
+    let url = format!("{BASE_URL}{path}");
+    cfmint::signer::verify(
+        &fixtures().public_keys,
+        &ViewerRequest {
+            url: &url,
+            cookie_header: Some(cookie_header),
+            client_ip,
+            now: now(),
+        },
+    )
+}
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// A `redis-server` on a free loopback port; killed when dropped.
+pub struct Redis {
+    pub port: u16,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl Redis {
+    pub fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut redis = Self {
+            port,
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        redis.restart();
+        redis
+    }
+
+    /// Starts (again) on the same port and waits until it answers.
+    pub fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/test installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
