@@ -25,7 +25,6 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 /// Keys and files made once per test process.
 pub struct Fixtures {
-    pub dir: PathBuf,
     pub signing_key: PathBuf,
     pub public_keys: PublicKeys,
     pub users_file: PathBuf,
@@ -64,7 +63,6 @@ pub fn fixtures() -> &'static Fixtures {
         let jwt_public_pem = dir.join("jwt-public.pem");
         std::fs::write(&jwt_public_pem, &jwt.public_pem).unwrap();
         Fixtures {
-            dir,
             signing_key,
             public_keys,
             users_file,
@@ -206,12 +204,13 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
-    pub done: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    done: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl TestApp {
     pub async fn spawn(options: Options) -> Self {
         init_logs();
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let settings = Settings::load(&config_toml(&options), options.env.clone())
             .unwrap_or_else(|e| panic!("{e}"));
         let app = Application::build(settings).await.unwrap();

@@ -1,4 +1,10 @@
 //! Black-box tests of `cfmint serve` over a real TCP port.
 
 mod behaviour;
+mod client_ip;
+mod config;
 mod harness;
+mod hostile;
+mod jwt;
+mod limits;
+mod redis;

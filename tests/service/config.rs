@@ -1,0 +1,101 @@
+//! Configuration: every problem reported at once, each naming its key.
+
+use cfmint::Settings;
+
+use super::harness::*;
+
+fn problems(toml: &str, env: &[(&str, &str)]) -> Vec<(String, String)> {
+    let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+    match Settings::load(toml, env) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.problems.into_iter().map(|p| (p.key, p.message)).collect(),
+    }
+}
+
+fn keys(problems: &[(String, String)]) -> Vec<&str> {
+    problems.iter().map(|(key, _)| key.as_str()).collect()
+}
+
+#[test]
+fn the_embedded_default_is_valid() {
+    Settings::load(cfmint::config::DEFAULT_TOML, std::iter::empty()).unwrap();
+}
+
+#[test]
+fn every_problem_is_reported_with_its_key() {
+    let toml = r#"
+[server]
+listen = "nowhere"
+shutdown_timeout = "soon"
+colour = "blue"
+
+[cloudfront]
+base_url = "http://cdn.example.com"
+hash_algorithm = "md5"
+
+[mint]
+ttl = "1s"
+refresh_at = 2.0
+
+[session]
+store = "redis"
+
+[auth.jwt]
+algorithms = ["HS256", "RS256"]
+hmac_secret = "short"
+
+[[grants]]
+paths = ["/users/../*"]
+
+[cors]
+allowed_origins = ["*"]
+
+[rate_limit]
+mint_per_identity = "lots"
+"#;
+    let found = problems(toml, &[]);
+    let found = keys(&found);
+    for key in [
+        "server.colour",
+        "server.listen",
+        "server.shutdown_timeout",
+        "cloudfront.base_url",
+        "cloudfront.hash_algorithm",
+        "mint.ttl",
+        "mint.refresh_at",
+        "session.redis_url",
+        "auth.jwt.algorithms",
+        "auth.jwt.hmac_secret",
+        "grants[0].paths",
+        "cors.allowed_origins",
+        "rate_limit.mint_per_identity",
+    ] {
+        assert!(found.contains(&key), "{key} missing from {found:?}");
+    }
+}
+
+#[test]
+fn environment_overrides_the_file_and_unknown_variables_are_errors() {
+    let toml = config_toml(&Options::default());
+    let settings =
+        Settings::load(&toml, [("CFMINT__MINT__TTL".to_owned(), "5m".to_owned())]).unwrap();
+    assert_eq!(settings.mint.ttl.as_secs(), 300);
+
+    let found = problems(&toml, &[("CFMINT__MINT__TLL", "5m")]);
+    assert_eq!(keys(&found), ["mint.tll"]);
+}
+
+#[test]
+fn the_demo_user_is_refused_off_loopback() {
+    let toml = cfmint::config::DEFAULT_TOML.replace("127.0.0.1:8080", "0.0.0.0:8080");
+    let found = problems(&toml, &[]);
+    assert_eq!(keys(&found), ["auth.users.demo"]);
+}
+
+#[test]
+fn secrets_are_not_printed_with_the_settings() {
+    let toml = config_toml(&Options::default());
+    let settings = Settings::load(&toml, std::iter::empty()).unwrap();
+    let debug = format!("{settings:?}");
+    assert!(!debug.contains(HMAC_SECRET), "{debug}");
+}

@@ -1,0 +1,204 @@
+//! Hostile input: paths that could widen a grant, bad bodies, bad origins.
+//! Every refusal is a JSON error and nothing is signed.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use super::harness::*;
+
+async fn logged_in() -> (TestApp, reqwest::Client) {
+    let app = TestApp::spawn(Options::default()).await;
+    let client = app.client();
+    assert_eq!(
+        app.login(&client, "alice").await.status(),
+        StatusCode::NO_CONTENT
+    );
+    (app, client)
+}
+
+async fn error_of(response: reqwest::Response) -> (StatusCode, String) {
+    let status = response.status();
+    assert!(
+        response.headers().get("set-cookie").is_none(),
+        "no cookie for a refused request"
+    );
+    let body: Value = response.json().await.expect("a JSON error body");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    (status, body["error"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_paths_are_refused_and_nothing_is_signed() {
+    let (app, client) = logged_in().await;
+    let long = format!("/users/alice/{}", "a".repeat(2000));
+    let hostile = [
+        "/users/alice/../bob/",
+        "/users/alice/./x",
+        "/users/alice/%2e%2e/bob/",
+        "/users/alice/*",
+        "/users/*/",
+        "/users/alice/?",
+        "/users/alice/a\\b",
+        "/users/alice/\"x",
+        "/users/alice/\u{7}bell",
+        "/users/alice/\nx",
+        "/users/alice/é",
+        long.as_str(),
+        "",
+        "users/alice/",
+        "//evil.example/users/alice/",
+    ];
+    for path in hostile {
+        let response = app.mint(&client, path).await;
+        let (status, code) = error_of(response).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path:?}");
+        assert_eq!(code, "invalid_path", "{path:?}");
+    }
+    // A path that is merely not granted is 403.
+    let (status, code) = error_of(app.mint(&client, "/users/bob/").await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::FORBIDDEN, "not_granted")
+    );
+    assert_eq!(app.signatures().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_must_be_json_of_bounded_size() {
+    let (app, client) = logged_in().await;
+    let url = app.url("/mint");
+
+    let text = client
+        .post(&url)
+        .header("content-type", "text/plain")
+        .body("{\"path\":\"/users/alice/\"}");
+    let (status, code) = error_of(text.send().await.unwrap()).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+    );
+
+    let big = json!({ "path": "/users/alice/", "pad": "x".repeat(10_000) });
+    let (status, code) = error_of(client.post(&url).json(&big).send().await.unwrap()).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+    );
+
+    let broken = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{\"path\":");
+    let (status, code) = error_of(broken.send().await.unwrap()).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::BAD_REQUEST, "bad_request")
+    );
+
+    let unknown = client
+        .post(&url)
+        .json(&json!({ "path": "/users/alice/", "wildcard": true }));
+    let (status, _) = error_of(unknown.send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let wrong_type = client.post(&url).json(&json!({ "path": 42 }));
+    let (status, _) = error_of(wrong_type.send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let login = client
+        .post(app.url("/login"))
+        .json(&json!({ "username": "alice" }));
+    let (status, _) = error_of(login.send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(app.signatures().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_routes_and_methods_get_json_errors() {
+    let app = TestApp::spawn(Options::default()).await;
+    let (status, code) = error_of(reqwest::get(app.url("/nope")).await.unwrap()).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+    let (status, code) = error_of(reqwest::get(app.url("/mint")).await.unwrap()).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disallowed_origin_is_403_and_allowed_origin_gets_credentialed_cors() {
+    let (app, client) = logged_in().await;
+    let evil = client
+        .post(app.url("/mint"))
+        .header("origin", "https://evil.example")
+        .json(&json!({ "path": "/users/alice/" }))
+        .send()
+        .await
+        .unwrap();
+    let (status, code) = error_of(evil).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::FORBIDDEN, "origin_not_allowed")
+    );
+
+    let preflight = client
+        .request(reqwest::Method::OPTIONS, app.url("/mint"))
+        .header("origin", ORIGIN)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success());
+    assert_eq!(preflight.headers()["access-control-allow-origin"], ORIGIN);
+    assert_eq!(
+        preflight.headers()["access-control-allow-credentials"],
+        "true"
+    );
+
+    let allowed = client
+        .post(app.url("/mint"))
+        .header("origin", ORIGIN)
+        .json(&json!({ "path": "/users/alice/" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), StatusCode::OK);
+    assert_eq!(allowed.headers()["access-control-allow-origin"], ORIGIN);
+
+    let preflight_evil = client
+        .request(reqwest::Method::OPTIONS, app.url("/mint"))
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        preflight_evil
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_carry_an_id_and_bad_incoming_ids_are_replaced() {
+    let app = TestApp::spawn(Options::default()).await;
+    let kept = reqwest::Client::new()
+        .get(app.url("/healthz"))
+        .header("x-request-id", "trace-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kept.headers()["x-request-id"], "trace-123");
+    let replaced = reqwest::Client::new()
+        .get(app.url("/healthz"))
+        .header("x-request-id", "bad id\twith spaces")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(replaced.headers()["x-request-id"], "bad id\twith spaces");
+}
