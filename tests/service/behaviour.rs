@@ -249,3 +249,25 @@ async fn readyz_is_200_with_key_and_store(app: &TestApp) {
         StatusCode::OK
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_drains_and_closes_the_listener() {
+    let app = TestApp::spawn(Options::default()).await;
+    let addr = app.addr;
+    let client = app.client();
+    let in_flight = tokio::spawn({
+        let url = app.url("/login");
+        async move {
+            client
+                .post(url)
+                .json(&json!({ "username": "alice", "password": PASSWORD }))
+                .send()
+                .await
+                .map(|r| r.status())
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    app.stop().await.unwrap();
+    assert_eq!(in_flight.await.unwrap().unwrap(), StatusCode::NO_CONTENT);
+    assert!(std::net::TcpStream::connect(addr).is_err());
+}

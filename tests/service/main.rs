@@ -1,6 +1,7 @@
 //! Black-box tests of `cfmint serve` over a real TCP port.
 
 mod behaviour;
+mod binary;
 mod client_ip;
 mod config;
 mod harness;

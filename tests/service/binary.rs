@@ -1,0 +1,174 @@
+//! The `cfmint` binary itself: `serve` on the embedded default with SIGTERM,
+//! configuration errors (exit 2), and `user add`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+fn cfmint() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cfmint"));
+    command.env_remove("CFMINT_LOG");
+    command
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_the_default_logs_in_the_demo_user_and_stops_cleanly_on_sigterm() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut child = cfmint()
+        .arg("serve")
+        .env("CFMINT__SERVER__LISTEN", "127.0.0.1:0")
+        .env("CFMINT__SERVER__ADMIN_LISTEN", "127.0.0.1:0")
+        .env("CFMINT__SERVER__LOG_FORMAT", "json")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    let address = loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("serve starts");
+        let entry: serde_json::Value = serde_json::from_str(&line).expect("JSON log lines");
+        log.push(line);
+        if entry["message"] == "cfmint serving" {
+            break entry["listen"].as_str().unwrap().to_owned();
+        }
+    };
+
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let login = client
+        .post(format!("http://{address}/login"))
+        .json(&json!({ "username": "demo", "password": "demo" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::NO_CONTENT);
+    let mint = client
+        .post(format!("http://{address}/mint"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mint.status(), StatusCode::OK);
+    let cookies: Vec<String> = mint
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| {
+            v.to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .split('=')
+                .nth(1)
+                .unwrap()
+                .to_owned()
+        })
+        .filter(|v| v.len() > 20)
+        .collect();
+
+    let started = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    while let Ok(line) = lines.recv_timeout(Duration::from_millis(500)) {
+        log.push(line);
+    }
+    let log = log.join("\n");
+    assert!(
+        log.contains("\"route\":\"/mint\""),
+        "one line per request:\n{log}"
+    );
+    for secret in cookies {
+        assert!(!log.contains(&secret), "a cookie value leaked into the log");
+    }
+    assert!(!log.contains("\"demo\",\"password\""));
+}
+
+#[test]
+fn invalid_configuration_exits_2_naming_every_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(
+        &config,
+        "[server]\nlisten = \"nowhere\"\nbogus = 1\n[cloudfront]\nbase_url = \"ftp://x\"\n",
+    )
+    .unwrap();
+    let output = cfmint()
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for key in [
+        "server.listen",
+        "server.bogus",
+        "cloudfront.base_url",
+        "auth",
+    ] {
+        assert!(stderr.contains(key), "{key} not named in:\n{stderr}");
+    }
+}
+
+#[test]
+fn user_add_reads_the_password_from_stdin_and_keeps_other_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("users.toml");
+    std::fs::write(&file, "# team accounts\n[users.zoe]\npassword_hash = \"$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g\"\n").unwrap();
+    let mut child = cfmint()
+        .args(["user", "add", "--file"])
+        .arg(&file)
+        .args(["--username", "alice"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"s3cret pass\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("# team accounts") && text.contains("[users.zoe]"));
+    let users = cfmint::auth::users::Users::load(Some(&file), false).unwrap();
+    assert!(users.verify("alice", "s3cret pass").is_some());
+    assert!(users.verify("alice", "s3cret pass\n").is_none());
+
+    let bad = cfmint()
+        .args(["user", "add", "--file"])
+        .arg(&file)
+        .args(["--username", "../root"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
