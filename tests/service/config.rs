@@ -99,3 +99,15 @@ fn secrets_are_not_printed_with_the_settings() {
     let debug = format!("{settings:?}");
     assert!(!debug.contains(HMAC_SECRET), "{debug}");
 }
+
+#[test]
+fn the_production_example_is_valid() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/example.production.toml"
+    ))
+    .unwrap();
+    let settings = Settings::load(&text, std::iter::empty()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(settings.keys.keys.len(), 2);
+    assert_eq!(settings.grants.len(), 2);
+}
