@@ -4,6 +4,7 @@
 
 mod raw;
 mod settings;
+mod validate;
 
 use std::fmt;
 

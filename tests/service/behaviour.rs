@@ -271,3 +271,65 @@ async fn stopping_drains_and_closes_the_listener() {
     assert_eq!(in_flight.await.unwrap().unwrap(), StatusCode::NO_CONTENT);
     assert!(std::net::TcpStream::connect(addr).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inactive_session_expires() {
+    let app = TestApp::spawn(Options::default().env("CFMINT__SESSION__INACTIVITY", "1s")).await;
+    let client = app.client();
+    let session = session_cookie(&app.login(&client, "alice").await);
+    // Sent by hand: the client would drop the cookie itself at Max-Age.
+    let mint = || {
+        reqwest::Client::new()
+            .post(app.url("/mint"))
+            .header("cookie", format!("cfmint_session={session}"))
+            .json(&json!({ "path": "/users/alice/" }))
+            .send()
+    };
+    assert_eq!(mint().await.unwrap().status(), StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(mint().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rounded_expiry_gives_everyone_the_same_policy() {
+    let app = TestApp::spawn(Options::default().env("CFMINT__MINT__EXPIRY_ROUNDING", "5m")).await;
+    let mut policies = Vec::new();
+    for _listener in 0..2 {
+        let client = app.client();
+        app.login(&client, "tess").await;
+        let response = app.mint(&client, "/materials/").await;
+        let headers = response.headers().clone();
+        let body: Value = response.json().await.unwrap();
+        let expires_at = body["expires_at"].as_u64().unwrap();
+        assert_eq!(expires_at % 300, 0);
+        assert!(expires_at >= now() + 600 && expires_at < now() + 900);
+        policies.push(cloudfront_cookie_header(&headers));
+    }
+    assert_eq!(policies[0], policies[1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exact_file_gets_a_canned_policy_and_the_custom_cookie_is_removed() {
+    let app = TestApp::spawn(Options::default()).await;
+    let client = app.client();
+    app.login(&client, "alice").await;
+    let response = app.mint(&client, "/users/alice/book.pdf").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers().clone();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["policy"], "canned");
+    let cookies = set_cookies(&headers);
+    let expires = cookies
+        .iter()
+        .find(|c| c.name() == "CloudFront-Expires")
+        .unwrap();
+    assert_eq!(expires.value(), body["expires_at"].to_string());
+    let policy = cookies
+        .iter()
+        .find(|c| c.name() == "CloudFront-Policy")
+        .unwrap();
+    assert_eq!(policy.max_age().unwrap().whole_seconds(), 0);
+    let cloudfront = cloudfront_cookie_header(&headers);
+    assert!(verify(&cloudfront, "/users/alice/book.pdf", None).is_allowed());
+    assert!(!verify(&cloudfront, "/users/alice/other.pdf", None).is_allowed());
+}

@@ -1,0 +1,588 @@
+//! Turns the raw file into [`Settings`]: every value interpreted once, every
+//! problem collected with the key it belongs to.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use jsonwebtoken::Algorithm;
+use secrecy::ExposeSecret;
+
+use super::Problem;
+use super::raw::{RawConfig, RawGrant, RawJwt};
+use super::settings::*;
+use crate::auth::grants::{self, Condition, Grant};
+use crate::ratelimit::Rate;
+use crate::signer::{Backend, HashAlgorithm, KeyPairId, PolicyForm};
+
+/// Collects problems while values are interpreted.
+#[derive(Default)]
+struct Check(Vec<Problem>);
+
+impl Check {
+    fn fail(&mut self, key: &str, message: impl Into<String>) {
+        self.0.push(Problem::new(key, message));
+    }
+
+    fn ok<T, E: Into<String>>(&mut self, key: &str, result: Result<T, E>) -> Option<T> {
+        result.map_err(|e| self.fail(key, e)).ok()
+    }
+
+    fn duration(&mut self, key: &str, text: &str) -> Duration {
+        self.ok(key, parse_duration(text)).unwrap_or_default()
+    }
+
+    fn rate(&mut self, key: &str, text: &str) -> Option<Rate> {
+        if text == "off" {
+            return None;
+        }
+        self.ok(key, text.parse::<Rate>())
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("\"{text}\" is not a duration like 30s, 10m or 12h ({e})"))
+}
+
+impl Settings {
+    pub(super) fn from_raw(raw: RawConfig) -> Result<Self, Vec<Problem>> {
+        let mut check = Check::default();
+        let server = server(&mut check, &raw);
+        let cloudfront = cloudfront(&mut check, &raw);
+        let keys = keys(&mut check, &raw);
+        let mint = mint(&mut check, &raw);
+        let session = session(&mut check, &raw);
+        let auth = auth(&mut check, &raw, &server);
+        let grants = raw
+            .grants
+            .iter()
+            .enumerate()
+            .filter_map(|(index, grant)| grant_from(&mut check, index, grant))
+            .collect();
+        let cors = cors(&mut check, &raw);
+        let rate_limit = RateLimits {
+            login_per_address: check.rate(
+                "rate_limit.login_per_address",
+                &raw.rate_limit.login_per_address,
+            ),
+            login_per_identity: check.rate(
+                "rate_limit.login_per_identity",
+                &raw.rate_limit.login_per_identity,
+            ),
+            mint_per_address: check.rate(
+                "rate_limit.mint_per_address",
+                &raw.rate_limit.mint_per_address,
+            ),
+            mint_per_identity: check.rate(
+                "rate_limit.mint_per_identity",
+                &raw.rate_limit.mint_per_identity,
+            ),
+        };
+        if !check.0.is_empty() {
+            return Err(check.0);
+        }
+        Ok(Self {
+            server,
+            cloudfront: cloudfront.expect("checked"),
+            keys,
+            mint,
+            session,
+            auth,
+            grants,
+            cors,
+            rate_limit,
+        })
+    }
+}
+
+fn server(check: &mut Check, raw: &RawConfig) -> Server {
+    let s = &raw.server;
+    let listen = check
+        .ok(
+            "server.listen",
+            s.listen
+                .parse::<SocketAddr>()
+                .map_err(|_| format!("\"{}\" is not an address like 127.0.0.1:8080", s.listen)),
+        )
+        .unwrap_or_else(|| ([127, 0, 0, 1], 0).into());
+    let admin_listen = if s.admin_listen.is_empty() {
+        None
+    } else {
+        check.ok(
+            "server.admin_listen",
+            s.admin_listen.parse::<SocketAddr>().map_err(|_| {
+                format!(
+                    "\"{}\" is not an address like 127.0.0.1:9090",
+                    s.admin_listen
+                )
+            }),
+        )
+    };
+    let log_format = match s.log_format.as_str() {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => {
+            check.fail(
+                "server.log_format",
+                format!("\"{other}\" is not text or json"),
+            );
+            LogFormat::Text
+        }
+    };
+    if s.body_limit < 256 || s.body_limit > 1 << 20 {
+        check.fail("server.body_limit", "must be between 256 and 1048576 bytes");
+    }
+    let trusted_proxies = s
+        .trusted_proxies
+        .iter()
+        .filter_map(|cidr| {
+            let parsed = cidr
+                .parse::<IpNet>()
+                .or_else(|_| cidr.parse::<std::net::IpAddr>().map(IpNet::from));
+            check.ok(
+                "server.trusted_proxies",
+                parsed.map_err(|_| format!("\"{cidr}\" is not an IP address or CIDR")),
+            )
+        })
+        .collect();
+    Server {
+        listen,
+        admin_listen,
+        shutdown_timeout: check.duration("server.shutdown_timeout", &s.shutdown_timeout),
+        body_limit: s.body_limit as usize,
+        log_format,
+        trusted_proxies,
+    }
+}
+
+fn cloudfront(check: &mut Check, raw: &RawConfig) -> Option<CloudFront> {
+    let c = &raw.cloudfront;
+    if let Err(e) = check_base_url(&c.base_url) {
+        check.fail("cloudfront.base_url", e);
+    }
+    let cookie_domain = c.cookie_domain.clone().filter(|d| !d.is_empty());
+    if let Some(domain) = &cookie_domain {
+        let valid = domain.trim_start_matches('.').split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+        if !valid {
+            check.fail(
+                "cloudfront.cookie_domain",
+                format!("\"{domain}\" is not a domain name"),
+            );
+        }
+    }
+    let policy = match c.policy.as_str() {
+        "auto" => Some(PolicyForm::Auto),
+        "custom" => Some(PolicyForm::Custom),
+        other => {
+            check.fail(
+                "cloudfront.policy",
+                format!("\"{other}\" is not auto or custom"),
+            );
+            None
+        }
+    };
+    let hash_algorithm = match c.hash_algorithm.as_str() {
+        "sha1" => Some(HashAlgorithm::Sha1),
+        "sha256" => Some(HashAlgorithm::Sha256),
+        other => {
+            check.fail(
+                "cloudfront.hash_algorithm",
+                format!("\"{other}\" is not sha1 or sha256"),
+            );
+            None
+        }
+    };
+    let backend = match &c.backend {
+        None => Some(Backend::default()),
+        Some(name) => check.ok("cloudfront.backend", name.parse::<Backend>()),
+    };
+    Some(CloudFront {
+        base_url: c.base_url.trim_end_matches('/').to_owned(),
+        cookie_domain,
+        policy: policy?,
+        hash_algorithm: hash_algorithm?,
+        backend: backend?,
+    })
+}
+
+/// `https://host[:port][/prefix]`; plain `http` only for loopback hosts.
+fn check_base_url(url: &str) -> Result<(), String> {
+    if url.is_empty() {
+        return Err("is required: the distribution's URL, like https://cdn.example.com".into());
+    }
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("\"{url}\" is not a URL like https://cdn.example.com"))?;
+    let host = rest.split(['/', ':']).next().unwrap_or_default();
+    let loopback = host == "localhost" || host == "127.0.0.1" || host == "[";
+    if scheme != "https" && !(scheme == "http" && loopback) {
+        return Err(format!(
+            "\"{url}\" must use https (http only for localhost)"
+        ));
+    }
+    if host.is_empty() || url.contains(['*', '?', '#', '"', '\\', ' ']) {
+        return Err(format!(
+            "\"{url}\" must be scheme://host[/prefix], no wildcard or query"
+        ));
+    }
+    Ok(())
+}
+
+fn keys(check: &mut Check, raw: &RawConfig) -> KeySettings {
+    let mut keys = Vec::new();
+    for (index, key) in raw.keys.key.iter().enumerate() {
+        let prefix = format!("keys.key[{index}]");
+        let id = check.ok(
+            &format!("{prefix}.id"),
+            KeyPairId::new(&key.id).map_err(|e| e.to_string()),
+        );
+        let location = match (&key.file, &key.env) {
+            (Some(file), None) => Some(KeyLocation::File(file.into())),
+            (None, Some(env)) => Some(KeyLocation::Env(env.clone())),
+            _ => {
+                check.fail(&prefix, "needs exactly one of file or env");
+                None
+            }
+        };
+        if let (Some(id), Some(location)) = (id, location) {
+            if keys.iter().any(|(existing, _)| *existing == id) {
+                check.fail(&format!("{prefix}.id"), format!("{id} is listed twice"));
+            }
+            keys.push((id, location));
+        }
+    }
+    let active = raw.keys.active.as_deref().filter(|a| !a.is_empty());
+    let active = match active {
+        Some(active) => check.ok(
+            "keys.active",
+            KeyPairId::new(active).map_err(|e| e.to_string()),
+        ),
+        None => None,
+    };
+    match (&active, keys.len()) {
+        (Some(id), _) if !keys.iter().any(|(k, _)| k == id) => {
+            check.fail(
+                "keys.active",
+                format!("{id} is not one of the configured keys"),
+            );
+        }
+        (None, n) if n > 1 => check.fail(
+            "keys.active",
+            "is required when several keys are configured",
+        ),
+        _ => {}
+    }
+    let active = active.or_else(|| keys.first().map(|(id, _)| id.clone()));
+    KeySettings { keys, active }
+}
+
+fn mint(check: &mut Check, raw: &RawConfig) -> MintSettings {
+    let m = &raw.mint;
+    let ttl = check.duration("mint.ttl", &m.ttl);
+    if ttl < Duration::from_secs(10) || ttl > Duration::from_secs(7 * 24 * 3600) {
+        check.fail("mint.ttl", "must be between 10s and 7d");
+    }
+    let expiry_rounding = check.duration("mint.expiry_rounding", &m.expiry_rounding);
+    if expiry_rounding > ttl {
+        check.fail("mint.expiry_rounding", "must not exceed mint.ttl");
+    }
+    if !(m.refresh_at > 0.0 && m.refresh_at < 1.0) {
+        check.fail(
+            "mint.refresh_at",
+            "must be a fraction of the lifetime, between 0 and 1",
+        );
+    }
+    let cookie_lifetime = match m.cookie_lifetime.as_str() {
+        "policy" => CookieLifetime::Policy,
+        "session" => CookieLifetime::Session,
+        other => {
+            check.fail(
+                "mint.cookie_lifetime",
+                format!("\"{other}\" is not policy or session"),
+            );
+            CookieLifetime::Policy
+        }
+    };
+    let ipv6 = match m.ipv6.as_str() {
+        "unbound" => Ipv6Binding::Unbound,
+        "refuse" => Ipv6Binding::Refuse,
+        other => {
+            check.fail("mint.ipv6", format!("\"{other}\" is not unbound or refuse"));
+            Ipv6Binding::Unbound
+        }
+    };
+    let default_path = m.default_path.clone().filter(|p| !p.is_empty());
+    if let Some(path) = &default_path {
+        if let Err(e) = grants::check_pattern(path, true).and_then(|()| {
+            if path.replace("{sub}", "").contains(['*', '?']) {
+                Err("must not contain wildcards")
+            } else {
+                Ok(())
+            }
+        }) {
+            check.fail("mint.default_path", e);
+        }
+    }
+    if !(16..=8192).contains(&m.max_path_length) {
+        check.fail("mint.max_path_length", "must be between 16 and 8192");
+    }
+    if !(1..=1000).contains(&m.max_sign_urls) {
+        check.fail("mint.max_sign_urls", "must be between 1 and 1000");
+    }
+    MintSettings {
+        ttl,
+        expiry_rounding,
+        refresh_at: m.refresh_at,
+        cookie_lifetime,
+        default_path,
+        ip_binding: m.ip_binding,
+        ipv6,
+        max_path_length: m.max_path_length,
+        max_sign_urls: m.max_sign_urls,
+    }
+}
+
+fn session(check: &mut Check, raw: &RawConfig) -> SessionSettings {
+    let s = &raw.session;
+    let store = match (s.store.as_str(), &s.redis_url) {
+        ("memory", _) => StoreKind::Memory,
+        ("redis", Some(url)) if !url.expose_secret().is_empty() => {
+            let scheme_ok = ["redis://", "rediss://"]
+                .iter()
+                .any(|scheme| url.expose_secret().starts_with(scheme));
+            if !scheme_ok {
+                check.fail("session.redis_url", "must start with redis:// or rediss://");
+            }
+            StoreKind::Redis(url.clone())
+        }
+        ("redis", _) => {
+            check.fail(
+                "session.redis_url",
+                "is required when session.store = \"redis\"",
+            );
+            StoreKind::Memory
+        }
+        (other, _) => {
+            check.fail(
+                "session.store",
+                format!("\"{other}\" is not memory or redis"),
+            );
+            StoreKind::Memory
+        }
+    };
+    let name_ok = !s.cookie_name.is_empty()
+        && s.cookie_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+        && !s.cookie_name.starts_with("CloudFront-");
+    if !name_ok {
+        check.fail(
+            "session.cookie_name",
+            "must be letters, digits, - and _, not CloudFront-*",
+        );
+    }
+    let store_timeout = check.duration("session.store_timeout", &s.store_timeout);
+    if store_timeout.is_zero() || store_timeout > Duration::from_secs(2) {
+        check.fail("session.store_timeout", "must be between 1ms and 2s");
+    }
+    SessionSettings {
+        store,
+        cookie_name: s.cookie_name.clone(),
+        inactivity: check.duration("session.inactivity", &s.inactivity),
+        store_timeout,
+    }
+}
+
+fn auth(check: &mut Check, raw: &RawConfig, server: &Server) -> Auth {
+    let users = raw.auth.users.as_ref().map(|u| {
+        if u.demo && !server.listen.ip().is_loopback() {
+            check.fail(
+                "auth.users.demo",
+                format!(
+                    "the demo user is only allowed on loopback, not {}",
+                    server.listen
+                ),
+            );
+        }
+        if u.file.is_none() && !u.demo {
+            check.fail(
+                "auth.users.file",
+                "is required (or demo = true on loopback)",
+            );
+        }
+        UsersSettings {
+            file: u.file.as_ref().map(PathBuf::from),
+            demo: u.demo,
+        }
+    });
+    let jwt = raw.auth.jwt.as_ref().and_then(|j| jwt(check, j));
+    if users.is_none() && jwt.is_none() {
+        check.fail(
+            "auth",
+            "no authenticator: configure [auth.users] and/or [auth.jwt]",
+        );
+    }
+    Auth { users, jwt }
+}
+
+fn jwt(check: &mut Check, j: &RawJwt) -> Option<JwtSettings> {
+    let algorithms: Vec<Algorithm> = j
+        .algorithms
+        .iter()
+        .filter_map(|name| {
+            check.ok(
+                "auth.jwt.algorithms",
+                name.parse::<Algorithm>()
+                    .map_err(|_| format!("\"{name}\" is not a JWT algorithm")),
+            )
+        })
+        .collect();
+    if j.algorithms.is_empty() {
+        check.fail("auth.jwt.algorithms", "is required, e.g. [\"RS256\"]");
+    }
+    let hmac = algorithms
+        .iter()
+        .any(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512));
+    let families: std::collections::BTreeSet<_> = algorithms.iter().map(|a| family(*a)).collect();
+    if families.len() > 1 {
+        check.fail(
+            "auth.jwt.algorithms",
+            "must all be of one family (HMAC, RSA, EC or Ed)",
+        );
+    }
+    let sources = [
+        j.public_key_file
+            .as_ref()
+            .map(|f| JwtKeySource::PublicKeyFile(f.into())),
+        j.hmac_secret
+            .as_ref()
+            .map(|s| JwtKeySource::Hmac(s.clone())),
+        j.jwks_file
+            .as_ref()
+            .map(|f| JwtKeySource::JwksFile(f.into())),
+        j.jwks_url
+            .as_ref()
+            .map(|u| JwtKeySource::JwksUrl(u.clone())),
+    ];
+    let mut sources: Vec<JwtKeySource> = sources.into_iter().flatten().collect();
+    if sources.len() != 1 {
+        check.fail(
+            "auth.jwt",
+            "needs exactly one of public_key_file, hmac_secret, jwks_file, jwks_url",
+        );
+        return None;
+    }
+    let key = sources.remove(0);
+    match (&key, hmac) {
+        (JwtKeySource::Hmac(secret), true) if secret.expose_secret().len() < 32 => {
+            check.fail("auth.jwt.hmac_secret", "must be at least 32 bytes");
+        }
+        (JwtKeySource::Hmac(_), false) => {
+            check.fail(
+                "auth.jwt.algorithms",
+                "hmac_secret needs HS256, HS384 or HS512",
+            );
+        }
+        (JwtKeySource::JwksUrl(url), _) => {
+            if let Err(e) = check_base_url(url) {
+                check.fail("auth.jwt.jwks_url", e);
+            }
+        }
+        (_, true) if !matches!(key, JwtKeySource::Hmac(_)) => {
+            check.fail(
+                "auth.jwt.algorithms",
+                "HS* needs hmac_secret; keys and JWKS take RS*, PS*, ES* or EdDSA",
+            );
+        }
+        _ => {}
+    }
+    let leeway = check.duration("auth.jwt.leeway", &j.leeway);
+    if leeway > Duration::from_secs(300) {
+        check.fail("auth.jwt.leeway", "must be at most 5m");
+    }
+    if algorithms.is_empty() {
+        return None;
+    }
+    Some(JwtSettings {
+        algorithms,
+        issuer: j.issuer.clone(),
+        audience: j.audience.clone(),
+        leeway,
+        key,
+        min_refresh: check.duration(
+            "auth.jwt.jwks_min_refresh_interval",
+            &j.jwks_min_refresh_interval,
+        ),
+        paths_claim: j.paths_claim.clone(),
+    })
+}
+
+/// HMAC, RSA (RS*/PS*), EC or Ed: keys of one family serve all its algorithms.
+fn family(algorithm: Algorithm) -> &'static str {
+    match algorithm {
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => "hmac",
+        Algorithm::ES256 | Algorithm::ES384 => "ec",
+        Algorithm::EdDSA => "ed",
+        _ => "rsa",
+    }
+}
+
+fn grant_from(check: &mut Check, index: usize, raw: &RawGrant) -> Option<Grant> {
+    let key = format!("grants[{index}]");
+    let when = match &raw.when {
+        None => None,
+        Some(c) => match (&c.contains, &c.equals) {
+            (Some(value), None) => Some(Condition::Contains {
+                claim: c.claim.clone(),
+                value: value.clone(),
+            }),
+            (None, Some(value)) => Some(Condition::Equals {
+                claim: c.claim.clone(),
+                value: value.clone(),
+            }),
+            _ => {
+                check.fail(
+                    &format!("{key}.when"),
+                    "needs exactly one of contains or equals",
+                );
+                return None;
+            }
+        },
+    };
+    if raw.paths.is_empty() {
+        check.fail(&format!("{key}.paths"), "is empty");
+    }
+    for pattern in &raw.paths {
+        if let Err(e) = grants::check_pattern(pattern, true) {
+            check.fail(&format!("{key}.paths"), format!("\"{pattern}\": {e}"));
+        }
+    }
+    Some(Grant {
+        when,
+        patterns: raw.paths.clone(),
+    })
+}
+
+fn cors(check: &mut Check, raw: &RawConfig) -> Cors {
+    for origin in &raw.cors.allowed_origins {
+        let valid = origin.starts_with("https://") || origin.starts_with("http://");
+        let (_, host) = origin.split_once("://").unwrap_or_default();
+        if origin == "*" || !valid || host.is_empty() || host.contains(['/', '*', ' ']) {
+            check.fail(
+                "cors.allowed_origins",
+                format!("\"{origin}\" is not an origin like https://app.example.com (never *)"),
+            );
+        }
+    }
+    Cors {
+        allowed_origins: raw.cors.allowed_origins.clone(),
+        max_age: check.duration("cors.max_age", &raw.cors.max_age),
+    }
+}
