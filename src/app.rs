@@ -182,7 +182,8 @@ async fn maintain(state: AppState) {
     }
 }
 
-async fn shutdown_signal() {
+/// SIGTERM or ctrl-c.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -2,6 +2,7 @@
 //! Exit codes: 0 success or ALLOW, 1 DENY, 2 usage or input error.
 
 mod demo;
+mod edge;
 mod keygen;
 mod serve;
 mod sign;
@@ -44,6 +45,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run the minting service.
     Serve(serve::ServeArgs),
+    /// Run the local edge: enforces signed cookies and URLs like CloudFront.
+    Edge(edge::EdgeArgs),
     /// Manage the users file.
     #[command(subcommand)]
     User(user::UserCommand),
@@ -74,7 +77,7 @@ pub enum Outcome {
 /// Parses the command line and runs it.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve(_)) {
+    if !matches!(cli.command, Command::Serve(_) | Command::Edge(_)) {
         init_tracing(LogFormat::Text, "warn");
     }
     let result = match cli.command {
@@ -83,6 +86,7 @@ pub fn run() -> ExitCode {
         Command::Keygen(args) => keygen::run(args, cli.backend),
         Command::Demo(args) => demo::run(args, cli.backend),
         Command::Serve(args) => serve::run(args),
+        Command::Edge(args) => edge::run(args, cli.backend),
         Command::User(command) => user::run(command),
     };
     match result {

@@ -16,6 +16,8 @@ pub struct RawConfig {
     pub grants: Vec<RawGrant>,
     pub cors: RawCors,
     pub rate_limit: RawRateLimit,
+    /// Read by `cfmint edge`, not by `serve`.
+    pub edge: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize)]

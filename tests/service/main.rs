@@ -4,6 +4,7 @@ mod behaviour;
 mod binary;
 mod client_ip;
 mod config;
+mod edge;
 mod harness;
 mod hostile;
 mod jwt;

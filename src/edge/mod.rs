@@ -1,0 +1,224 @@
+//! The local edge: a static file server or reverse proxy that enforces
+//! CloudFront signed cookies and URLs with the signer's verifier, answers
+//! denials with CloudFront's 403 XML, and offers `GET /auth` for proxies
+//! such as nginx `auth_request`.
+
+mod config;
+mod origin;
+mod stats;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+pub use config::{EdgeSettings, Origin};
+pub use stats::EdgeStats;
+
+use crate::http::client_ip;
+use crate::signer::{self, Denial, PublicKeys, ViewerRequest};
+
+/// Header carrying the original request URI on `GET /auth`.
+pub const ORIGINAL_URI: &str = "x-original-uri";
+
+#[derive(Clone)]
+pub struct EdgeState {
+    settings: Arc<EdgeSettings>,
+    keys: Arc<PublicKeys>,
+    origin: Arc<origin::OriginClient>,
+    pub stats: Arc<EdgeStats>,
+}
+
+/// A bound edge, ready to serve.
+pub struct Edge {
+    listener: TcpListener,
+    state: EdgeState,
+}
+
+impl Edge {
+    /// Binds the listener with the given key group.
+    pub async fn build(settings: EdgeSettings, keys: PublicKeys) -> Result<Self, String> {
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|e| format!("edge.listen: cannot bind {}: {e}", settings.listen))?;
+        let origin = origin::OriginClient::new(&settings.origin)?;
+        Ok(Self {
+            listener,
+            state: EdgeState {
+                settings: Arc::new(settings),
+                keys: Arc::new(keys),
+                origin: Arc::new(origin),
+                stats: Arc::new(EdgeStats::default()),
+            },
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &EdgeState {
+        &self.state
+    }
+
+    /// Serves until `stop` completes.
+    pub async fn run_until(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+    }
+}
+
+/// Every path is protected except `/auth` and `/_cfmint/stats`.
+pub fn router(state: EdgeState) -> Router {
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(
+            state
+                .settings
+                .allowed_origins
+                .iter()
+                .filter_map(|origin| origin.parse().ok()),
+        ))
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::HEAD])
+        .allow_headers([header::RANGE])
+        .expose_headers([header::CONTENT_LENGTH, header::CONTENT_RANGE]);
+    Router::new()
+        .route("/auth", get(auth))
+        .route("/_cfmint/stats", get(stats::show))
+        .fallback(protected)
+        .layer(cors)
+        .with_state(state)
+}
+
+/// What the request's viewer looks like to CloudFront.
+fn viewer(
+    state: &EdgeState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    path_and_query: &str,
+) -> signer::Verdict {
+    let url = format!("{}{}", state.settings.public_url, path_and_query);
+    let cookie_header = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect::<Vec<_>>()
+        .join("; ");
+    signer::verify(
+        &state.keys,
+        &ViewerRequest {
+            url: &url,
+            cookie_header: (!cookie_header.is_empty()).then_some(cookie_header.as_str()),
+            client_ip: Some(client_ip(
+                peer.ip(),
+                headers,
+                &state.settings.trusted_proxies,
+            )),
+            now: now(),
+        },
+    )
+}
+
+/// Protected content: verified like CloudFront, then served from the origin.
+async fn protected(
+    State(state): State<EdgeState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    if !matches!(*request.method(), Method::GET | Method::HEAD) {
+        return (StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD\n").into_response();
+    }
+    let path_and_query = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_owned();
+    let verdict = viewer(&state, peer, request.headers(), &path_and_query);
+    let path = request.uri().path().to_owned();
+    let mut response = match verdict.result {
+        Ok(()) => state.origin.fetch(request, &path_and_query).await,
+        Err(denial) => {
+            tracing::info!(path, reason = %denial.kind().as_str(), "edge denied");
+            denied(&denial)
+        }
+    };
+    state.stats.record(&path, response.status());
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// `GET /auth` with the original URI in `X-Original-URI`: 200 or 403, for
+/// nginx `auth_request` and similar.
+async fn auth(
+    State(state): State<EdgeState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(original) = headers
+        .get(ORIGINAL_URI)
+        .and_then(|value| value.to_str().ok())
+        .filter(|uri| uri.starts_with('/'))
+        .map(str::to_owned)
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "X-Original-URI with the request path is required\n",
+        )
+            .into_response();
+    };
+    let verdict = viewer(&state, peer, &headers, &original);
+    let path = original.split('?').next().unwrap_or_default().to_owned();
+    let response = match verdict.result {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(denial) => denied(&denial),
+    };
+    state.stats.record(&path, response.status());
+    response
+}
+
+/// CloudFront's 403: an XML `Error` with its code and message.
+fn denied(denial: &Denial) -> Response {
+    let code = denial.cloudfront_code();
+    let message = match code {
+        "MissingKey" => "Missing Key-Pair-Id query parameter or cookie value",
+        "InvalidKey" => "Unknown Key",
+        "MalformedPolicy" => "Malformed Policy",
+        "MalformedSignature" => "Malformed Signature",
+        _ => "Access denied",
+    };
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
+    let mut response = (StatusCode::FORBIDDEN, Body::from(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+    response.headers_mut().insert(
+        "x-cfmint-denial",
+        HeaderValue::from_static(denial.kind().as_str()),
+    );
+    response
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}

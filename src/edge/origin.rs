@@ -1,0 +1,127 @@
+//! Where allowed requests go: a directory (content types for HLS and media,
+//! byte ranges) or an upstream HTTP server. Signing parameters never reach it.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tower::ServiceExt;
+use tower_http::services::ServeDir;
+
+use super::Origin;
+use crate::signer::split_signing_params;
+
+pub enum OriginClient {
+    Directory(ServeDir),
+    Upstream {
+        base: String,
+        client: reqwest::Client,
+    },
+}
+
+/// Headers copied from an upstream response.
+const UPSTREAM_HEADERS: [header::HeaderName; 6] = [
+    header::CONTENT_TYPE,
+    header::CONTENT_LENGTH,
+    header::CONTENT_RANGE,
+    header::ACCEPT_RANGES,
+    header::ETAG,
+    header::LAST_MODIFIED,
+];
+
+impl OriginClient {
+    pub fn new(origin: &Origin) -> Result<Self, String> {
+        Ok(match origin {
+            Origin::Directory(dir) => {
+                if !dir.is_dir() {
+                    return Err(format!(
+                        "edge.origin_dir: {} is not a directory",
+                        dir.display()
+                    ));
+                }
+                Self::Directory(ServeDir::new(dir).append_index_html_on_directories(false))
+            }
+            Origin::Upstream(base) => {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let client = reqwest::Client::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .timeout(Duration::from_secs(60))
+                    .build()
+                    .map_err(|e| format!("edge.origin_url: {e}"))?;
+                Self::Upstream {
+                    base: base.clone(),
+                    client,
+                }
+            }
+        })
+    }
+
+    /// Answers an allowed request from the origin.
+    pub async fn fetch(&self, request: Request, path_and_query: &str) -> Response {
+        let forwarded = split_signing_params(path_and_query).unsigned;
+        match self {
+            Self::Directory(dir) => {
+                let (mut parts, body) = request.into_parts();
+                parts.uri = match forwarded.split('?').next().unwrap_or("/").parse() {
+                    Ok(uri) => uri,
+                    Err(_) => return StatusCode::BAD_REQUEST.into_response(),
+                };
+                let path = parts.uri.path().to_owned();
+                let response = dir.clone().oneshot(Request::from_parts(parts, body)).await;
+                let mut response = match response {
+                    Ok(response) => response.map(Body::new),
+                    Err(never) => match never {},
+                };
+                if let Some(content_type) = media_type(&path) {
+                    if response.status().is_success() {
+                        response
+                            .headers_mut()
+                            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+                    }
+                }
+                response
+            }
+            Self::Upstream { base, client } => {
+                let mut upstream =
+                    client.request(request.method().clone(), format!("{base}{forwarded}"));
+                if let Some(range) = request.headers().get(header::RANGE) {
+                    upstream = upstream.header(header::RANGE, range);
+                }
+                match upstream.send().await {
+                    Ok(answer) => {
+                        let mut response = Response::builder().status(answer.status());
+                        for name in &UPSTREAM_HEADERS {
+                            if let Some(value) = answer.headers().get(name) {
+                                response = response.header(name, value);
+                            }
+                        }
+                        response
+                            .body(Body::from_stream(answer.bytes_stream()))
+                            .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "edge: upstream request failed");
+                        (StatusCode::BAD_GATEWAY, "the origin did not answer\n").into_response()
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Content types players expect, whatever the system's MIME table says.
+fn media_type(path: &str) -> Option<&'static str> {
+    let extension = path.rsplit_once('.')?.1.to_ascii_lowercase();
+    Some(match extension.as_str() {
+        "m3u8" => "application/vnd.apple.mpegurl",
+        "aac" => "audio/aac",
+        "ts" => "video/mp2t",
+        "m4s" => "video/iso.segment",
+        "mp4" => "video/mp4",
+        "m4a" => "audio/mp4",
+        "pdf" => "application/pdf",
+        _ => return None,
+    })
+}

@@ -1,0 +1,621 @@
+//! The local edge over real TCP: every denial and its CloudFront code, signed
+//! URLs over cookies, wildcards, IP conditions, expiry, key group changes,
+//! content types, ranges, `/auth`, an upstream origin, and nginx in front.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cfmint::edge::{Edge, EdgeSettings};
+use cfmint::signer::{
+    Backend, HashAlgorithm, KeyPairId, KeySpec, Policy, PolicyForm, PrivateKey, PublicKeys,
+    SignedPolicy,
+};
+use reqwest::StatusCode;
+use tokio::sync::oneshot;
+
+use super::harness::{KEY_ID, fixtures, now};
+
+const PUBLIC: &str = "http://edge.cfmint.test";
+
+fn origin_dir() -> PathBuf {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap()
+        .keep();
+    let book = dir.join("audiobooks/42");
+    std::fs::create_dir_all(&book).unwrap();
+    std::fs::write(book.join("chapter-1.m3u8"), "#EXTM3U\n#EXT-X-ENDLIST\n").unwrap();
+    std::fs::write(book.join("seg-001.ts"), vec![0x47u8; 1880]).unwrap();
+    std::fs::write(book.join("seg-001.aac"), b"aac-bytes").unwrap();
+    std::fs::write(book.join("booklet.pdf"), b"%PDF-1.4 booklet").unwrap();
+    std::fs::write(dir.join("abc.txt"), b"abc").unwrap();
+    dir
+}
+
+fn signing_key() -> PrivateKey {
+    PrivateKey::from_file(
+        KeyPairId::new(KEY_ID).unwrap(),
+        &fixtures().signing_key,
+        Backend::default(),
+    )
+    .unwrap()
+}
+
+struct TestEdge {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for TestEdge {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn edge_with(origin: &str, keys: PublicKeys, trusted: &str) -> TestEdge {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let toml = format!(
+        r#"
+[edge]
+listen = "127.0.0.1:0"
+public_url = "{PUBLIC}"
+{origin}
+allowed_origins = ["http://app.cfmint.test"]
+trusted_proxies = [{trusted}]
+[[edge.key]]
+id = "{KEY_ID}"
+file = "unused.pem"
+"#
+    );
+    let settings = EdgeSettings::load(&toml).unwrap();
+    let edge = Edge::build(settings, keys).await.unwrap();
+    let addr = edge.local_addr();
+    let (stop, stopped) = oneshot::channel();
+    tokio::spawn(edge.run_until(async move {
+        let _ = stopped.await;
+    }));
+    TestEdge {
+        addr,
+        stop: Some(stop),
+    }
+}
+
+async fn edge(dir: &Path) -> TestEdge {
+    edge_with(
+        &format!("origin_dir = \"{}\"", dir.display()),
+        fixtures().public_keys.clone(),
+        "",
+    )
+    .await
+}
+
+fn sign(resource: &str, expires: u64, ip: Option<&str>, form: PolicyForm) -> SignedPolicy {
+    let mut builder = Policy::builder(format!("{PUBLIC}{resource}")).expires(expires);
+    if let Some(ip) = ip {
+        builder = builder.source_ip(ip);
+    }
+    signing_key()
+        .sign(&builder.build().unwrap(), form, HashAlgorithm::Sha1)
+        .unwrap()
+}
+
+async fn get(edge: &TestEdge, path: &str, cookie: Option<&str>) -> reqwest::Response {
+    let mut request = reqwest::Client::new().get(format!("http://{}{path}", edge.addr));
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    request.send().await.unwrap()
+}
+
+/// The 403's CloudFront code and cfmint's reason.
+async fn denial(response: reqwest::Response) -> (String, String) {
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(response.headers()["content-type"], "text/xml");
+    let reason = response.headers()["x-cfmint-denial"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body = response.text().await.unwrap();
+    let code = body
+        .split("<Code>")
+        .nth(1)
+        .and_then(|rest| rest.split("</Code>").next())
+        .unwrap()
+        .to_owned();
+    assert!(
+        body.starts_with("<?xml") && body.contains("<Message>"),
+        "{body}"
+    );
+    (code, reason)
+}
+
+fn cookie_with(signed: &SignedPolicy, replace: &str, value: &str) -> String {
+    signed
+        .cookies()
+        .into_iter()
+        .filter(|(name, _)| *name != replace)
+        .map(|(name, v)| format!("{name}={v}"))
+        .chain((!value.is_empty()).then(|| format!("{replace}={value}")))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_denial_has_its_cloudfront_code() {
+    let edge = edge(&origin_dir()).await;
+    let path = "/audiobooks/42/chapter-1.m3u8";
+    let good = sign("/audiobooks/42/*", now() + 600, None, PolicyForm::Custom);
+    assert_eq!(
+        get(&edge, path, Some(&good.cookie_header())).await.status(),
+        StatusCode::OK
+    );
+
+    let cases: Vec<(String, &str, &str)> = vec![
+        (String::new(), "MissingKey", "no_credentials"),
+        (
+            cookie_with(&good, "CloudFront-Signature", ""),
+            "MissingKey",
+            "missing_part",
+        ),
+        (
+            cookie_with(&good, "CloudFront-Key-Pair-Id", "KUNKNOWN"),
+            "InvalidKey",
+            "unknown_key_pair_id",
+        ),
+        (
+            cookie_with(&good, "CloudFront-Policy", "bm90IGpzb24_"),
+            "MalformedPolicy",
+            "malformed_policy",
+        ),
+        (
+            cookie_with(&good, "CloudFront-Signature", "%%%"),
+            "MalformedSignature",
+            "malformed_signature",
+        ),
+        (
+            cookie_with(
+                &good,
+                "CloudFront-Signature",
+                sign("/other/*", now() + 600, None, PolicyForm::Custom).signature(),
+            ),
+            "AccessDenied",
+            "bad_signature",
+        ),
+        (
+            format!("{}; CloudFront-Hash-Algorithm=MD5", good.cookie_header()),
+            "AccessDenied",
+            "unsupported_hash_algorithm",
+        ),
+        (
+            sign("/audiobooks/42/*", now() - 1, None, PolicyForm::Custom).cookie_header(),
+            "AccessDenied",
+            "expired",
+        ),
+        (
+            sign("/audiobooks/43/*", now() + 600, None, PolicyForm::Custom).cookie_header(),
+            "AccessDenied",
+            "resource_mismatch",
+        ),
+        (
+            sign(
+                "/audiobooks/42/*",
+                now() + 600,
+                Some("10.0.0.0/8"),
+                PolicyForm::Custom,
+            )
+            .cookie_header(),
+            "AccessDenied",
+            "ip_not_allowed",
+        ),
+    ];
+    for (cookie, code, reason) in cases {
+        let response = get(&edge, path, (!cookie.is_empty()).then_some(cookie.as_str())).await;
+        assert_eq!(
+            denial(response).await,
+            (code.to_owned(), reason.to_owned()),
+            "{cookie}"
+        );
+    }
+
+    let active = Policy::builder(format!("{PUBLIC}/audiobooks/42/*"))
+        .expires(now() + 600)
+        .active(now() + 300)
+        .build()
+        .unwrap();
+    let later = signing_key()
+        .sign(&active, PolicyForm::Custom, HashAlgorithm::Sha1)
+        .unwrap();
+    let (code, reason) = denial(get(&edge, path, Some(&later.cookie_header())).await).await;
+    assert_eq!(
+        (code.as_str(), reason.as_str()),
+        ("AccessDenied", "not_yet_valid")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_url_parameters_take_precedence_over_cookies() {
+    let edge = edge(&origin_dir()).await;
+    let path = "/audiobooks/42/booklet.pdf";
+    let cookies = sign("/audiobooks/42/*", now() + 600, None, PolicyForm::Custom).cookie_header();
+    let url = sign(path, now() + 600, None, PolicyForm::Auto)
+        .apply_to_url(&format!("{PUBLIC}{path}"))
+        .unwrap();
+    let signed_path = url.strip_prefix(PUBLIC).unwrap();
+
+    // A valid signed URL with no cookies: allowed, signing parameters not passed on.
+    let response = get(&edge, signed_path, None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.text().await.unwrap(), "%PDF-1.4 booklet");
+
+    // A broken signed URL with valid cookies: the URL decides, so 403.
+    let broken = signed_path.replace("Signature=", "Signature=AAAA");
+    let (_, reason) = denial(get(&edge, &broken, Some(&cookies)).await).await;
+    assert_eq!(reason, "bad_signature");
+
+    // Any signing parameter makes the URL a signed one, even with good cookies.
+    let half = format!("{path}?Expires={}", now() + 600);
+    let (code, reason) = denial(get(&edge, &half, Some(&cookies)).await).await;
+    assert_eq!(
+        (code.as_str(), reason.as_str()),
+        ("MissingKey", "missing_part")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wildcard_and_single_character_resources() {
+    let edge = edge(&origin_dir()).await;
+    let star = sign(
+        "/audiobooks/*/seg-*.ts",
+        now() + 600,
+        None,
+        PolicyForm::Custom,
+    )
+    .cookie_header();
+    assert_eq!(
+        get(&edge, "/audiobooks/42/seg-001.ts", Some(&star))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    denial(get(&edge, "/audiobooks/42/seg-001.aac", Some(&star)).await).await;
+
+    let one = sign("/a?c.txt", now() + 600, None, PolicyForm::Custom).cookie_header();
+    assert_eq!(
+        get(&edge, "/abc.txt", Some(&one)).await.status(),
+        StatusCode::OK
+    );
+    let (_, reason) = denial(get(&edge, "/abbc.txt", Some(&one)).await).await;
+    assert_eq!(reason, "resource_mismatch");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ip_conditions_use_the_client_address() {
+    let dir = origin_dir();
+    let direct = edge(&dir).await;
+    let mine = sign(
+        "/audiobooks/42/*",
+        now() + 600,
+        Some("127.0.0.1/32"),
+        PolicyForm::Custom,
+    )
+    .cookie_header();
+    let theirs = sign(
+        "/audiobooks/42/*",
+        now() + 600,
+        Some("203.0.113.0/24"),
+        PolicyForm::Custom,
+    )
+    .cookie_header();
+    let path = "/audiobooks/42/chapter-1.m3u8";
+    assert_eq!(
+        get(&direct, path, Some(&mine)).await.status(),
+        StatusCode::OK
+    );
+    denial(get(&direct, path, Some(&theirs)).await).await;
+
+    // Behind a trusted proxy, the forwarded address counts.
+    let proxied = edge_with(
+        &format!("origin_dir = \"{}\"", dir.display()),
+        fixtures().public_keys.clone(),
+        "\"127.0.0.1\"",
+    )
+    .await;
+    let response = reqwest::Client::new()
+        .get(format!("http://{}{path}", proxied.addr))
+        .header("cookie", &theirs)
+        .header("x-forwarded-for", "203.0.113.50")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_takes_effect_at_the_exact_second() {
+    let edge = edge(&origin_dir()).await;
+    let path = "/audiobooks/42/chapter-1.m3u8";
+    // Start just after a second boundary so "now + 1" is a full second away.
+    let start = now();
+    while now() == start {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let expires = now() + 1;
+    let cookie = sign("/audiobooks/42/*", expires, None, PolicyForm::Custom).cookie_header();
+    assert_eq!(
+        get(&edge, path, Some(&cookie)).await.status(),
+        StatusCode::OK
+    );
+    while now() < expires {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (_, reason) = denial(get(&edge, path, Some(&cookie)).await).await;
+    assert_eq!(reason, "expired");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_removed_from_the_key_group_no_longer_verifies() {
+    let backend = Backend::default();
+    let generated = backend.generate(KeySpec::EcdsaP256).unwrap();
+    let old = PrivateKey::from_pem(
+        KeyPairId::new("KOLDKEY").unwrap(),
+        &generated.private_pem,
+        cfmint::signer::KeySource::Inline,
+        backend,
+    )
+    .unwrap();
+    let policy = Policy::builder(format!("{PUBLIC}/audiobooks/42/*"))
+        .expires(now() + 600)
+        .build()
+        .unwrap();
+    let cookie = old
+        .sign(&policy, PolicyForm::Custom, HashAlgorithm::Sha1)
+        .unwrap()
+        .cookie_header();
+    let dir = origin_dir();
+    let origin = format!("origin_dir = \"{}\"", dir.display());
+    let path = "/audiobooks/42/chapter-1.m3u8";
+
+    let mut both = vec![old.public_key().unwrap()];
+    both.push(signing_key().public_key().unwrap());
+    let with_old = edge_with(&origin, PublicKeys::new(both).unwrap(), "").await;
+    assert_eq!(
+        get(&with_old, path, Some(&cookie)).await.status(),
+        StatusCode::OK
+    );
+
+    let without_old = edge_with(&origin, fixtures().public_keys.clone(), "").await;
+    let (code, reason) = denial(get(&without_old, path, Some(&cookie)).await).await;
+    assert_eq!(
+        (code.as_str(), reason.as_str()),
+        ("InvalidKey", "unknown_key_pair_id")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_types_ranges_no_store_and_cors_on_denials() {
+    let edge = edge(&origin_dir()).await;
+    let cookie = sign("/audiobooks/42/*", now() + 600, None, PolicyForm::Custom).cookie_header();
+    for (file, content_type) in [
+        ("chapter-1.m3u8", "application/vnd.apple.mpegurl"),
+        ("seg-001.ts", "video/mp2t"),
+        ("seg-001.aac", "audio/aac"),
+        ("booklet.pdf", "application/pdf"),
+    ] {
+        let response = get(&edge, &format!("/audiobooks/42/{file}"), Some(&cookie)).await;
+        assert_eq!(response.status(), StatusCode::OK, "{file}");
+        assert_eq!(response.headers()["content-type"], content_type, "{file}");
+        assert_eq!(response.headers()["cache-control"], "no-store", "{file}");
+    }
+    let range = reqwest::Client::new()
+        .get(format!("http://{}/audiobooks/42/seg-001.ts", edge.addr))
+        .header("cookie", &cookie)
+        .header("range", "bytes=0-187")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(range.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(range.bytes().await.unwrap().len(), 188);
+
+    let denied = reqwest::Client::new()
+        .get(format!("http://{}/audiobooks/42/seg-001.ts", edge.addr))
+        .header("origin", "http://app.cfmint.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        denied.headers()["access-control-allow-origin"],
+        "http://app.cfmint.test"
+    );
+    assert_eq!(denied.headers()["access-control-allow-credentials"], "true");
+
+    let stats: serde_json::Value = reqwest::get(format!("http://{}/_cfmint/stats", edge.addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        stats["paths"]["/audiobooks/42/seg-001.ts"]["statuses"]["206"],
+        1
+    );
+    assert_eq!(stats["paths"]["/audiobooks/42/seg-001.ts"]["denied"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_answers_for_other_proxies() {
+    let edge = edge(&origin_dir()).await;
+    let cookie = sign("/audiobooks/42/*", now() + 600, None, PolicyForm::Custom).cookie_header();
+    let auth = |uri: Option<&'static str>, cookie: Option<String>| {
+        let mut request = reqwest::Client::new().get(format!("http://{}/auth", edge.addr));
+        if let Some(uri) = uri {
+            request = request.header("x-original-uri", uri);
+        }
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        request.send()
+    };
+    let allowed = auth(Some("/audiobooks/42/chapter-1.m3u8"), Some(cookie.clone()))
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), StatusCode::OK);
+    let other = auth(Some("/audiobooks/43/chapter-1.m3u8"), Some(cookie))
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        auth(Some("/audiobooks/42/x"), None).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        auth(None, None).await.unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_origin_gets_the_request_without_signing_parameters() {
+    let upstream =
+        axum::Router::new().fallback(|uri: axum::http::Uri| async move { uri.to_string() });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, upstream).await });
+    let edge = edge_with(
+        &format!("origin_url = \"{base}\""),
+        fixtures().public_keys.clone(),
+        "",
+    )
+    .await;
+
+    let path = "/audiobooks/42/booklet.pdf?lang=en";
+    let url = sign(path, now() + 600, None, PolicyForm::Auto)
+        .apply_to_url(&format!("{PUBLIC}{path}"))
+        .unwrap();
+    let response = get(&edge, url.strip_prefix(PUBLIC).unwrap(), None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.text().await.unwrap(),
+        "/audiobooks/42/booklet.pdf?lang=en"
+    );
+}
+
+/// nginx (Debian's package) on a free port, with `auth_request` to the edge.
+struct Nginx {
+    port: u16,
+    child: Child,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_nginx(root: &Path, edge: SocketAddr) -> Nginx {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap()
+        .keep();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // Workers may run as another user: let them read the files.
+    Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(root)
+        .status()
+        .unwrap();
+    Command::new("chmod")
+        .args(["a+rx"])
+        .arg(root.parent().unwrap())
+        .status()
+        .unwrap();
+    let config = format!(
+        r#"
+pid {dir}/nginx.pid;
+error_log {dir}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        location / {{
+            auth_request /_cfmint_auth;
+        }}
+        location = /_cfmint_auth {{
+            internal;
+            proxy_pass http://{edge}/auth;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Original-URI $request_uri;
+        }}
+    }}
+}}
+"#,
+        dir = dir.display(),
+        root = root.display(),
+    );
+    let config_path = dir.join("nginx.conf");
+    std::fs::write(&config_path, config).unwrap();
+    let child = Command::new("nginx")
+        .arg("-c")
+        .arg(&config_path)
+        .args(["-p"])
+        .arg(&dir)
+        .args(["-g", "daemon off;"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nginx must be installed (scripts/test installs it)");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nginx did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Nginx { port, child }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_auth_request_allows_valid_cookies_and_refuses_the_rest() {
+    let root = origin_dir();
+    let edge = edge(&root).await;
+    let nginx = start_nginx(&root, edge.addr);
+    let url = format!(
+        "http://127.0.0.1:{}/audiobooks/42/chapter-1.m3u8",
+        nginx.port
+    );
+    let cookie = sign("/audiobooks/42/*", now() + 600, None, PolicyForm::Custom).cookie_header();
+
+    let allowed = reqwest::Client::new()
+        .get(&url)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), StatusCode::OK);
+    assert_eq!(allowed.text().await.unwrap(), "#EXTM3U\n#EXT-X-ENDLIST\n");
+    assert_eq!(
+        reqwest::get(&url).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    let elsewhere = sign("/audiobooks/43/*", now() + 600, None, PolicyForm::Custom).cookie_header();
+    let refused = reqwest::Client::new()
+        .get(&url)
+        .header("cookie", &elsewhere)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+}
