@@ -1,81 +1,55 @@
-//! `cfmint demo`: the signer end to end with a throwaway key, on loopback only.
+//! `cfmint demo`: the whole flow on loopback with throwaway keys: the minting
+//! service, the local edge and a sample audiobook page.
+
+use std::time::Duration;
 
 use clap::Args;
 
-use super::{CliError, Outcome, now, print, rfc3339};
-use crate::signer::{
-    self, Backend, HashAlgorithm, KeyPairId, KeySource, KeySpec, Policy, PolicyForm, PrivateKey,
-    PublicKeys, ViewerRequest,
-};
+use super::{CliError, Outcome, parse_duration};
+use crate::config::LogFormat;
+use crate::demo::{self, DemoOptions};
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Key type for the throwaway key.
-    #[arg(long, default_value = "rsa", value_parser = ["rsa", "ecdsa"])]
-    key_type: String,
+    /// Port of the demo page (0: any free port).
+    #[arg(long, default_value_t = 8000)]
+    page_port: u16,
+    /// Port of the minting service.
+    #[arg(long, default_value_t = 8080)]
+    api_port: u16,
+    /// Port of the local edge.
+    #[arg(long, default_value_t = 8081)]
+    edge_port: u16,
+    /// Cookie lifetime; short values show the page renewing them.
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    ttl: Duration,
 }
 
-const BASE: &str = "https://cdn.cfmint.test";
-
-pub fn run(args: DemoArgs, backend: Backend) -> Result<Outcome, CliError> {
-    let spec = if args.key_type == "ecdsa" {
-        KeySpec::EcdsaP256
-    } else {
-        KeySpec::Rsa { bits: 2048 }
+pub fn run(args: DemoArgs) -> Result<Outcome, CliError> {
+    super::init_tracing(LogFormat::Text, "info");
+    if args.ttl < Duration::from_secs(10) {
+        return Err("--ttl must be at least 10s".to_owned().into());
+    }
+    let options = DemoOptions {
+        page_port: args.page_port,
+        api_port: args.api_port,
+        edge_port: args.edge_port,
+        ttl: args.ttl,
     };
-    let id = KeyPairId::new("KDEMOTHROWAWAY")?;
-    let generated = backend.generate(spec)?;
-    let key = PrivateKey::from_pem(id, &generated.private_pem, KeySource::Inline, backend)?;
-    let keys = PublicKeys::new(vec![key.public_key()?])?;
-    let expires = now() + 600;
-    let policy = Policy::builder(format!("{BASE}/audiobooks/42/*"))
-        .expires(expires)
-        .build()?;
-    let signed = key.sign(&policy, PolicyForm::Auto, HashAlgorithm::Sha1)?;
-
-    let mut out = format!(
-        "Throwaway {} key {} ({backend} backend), policy for {} until {}\n\n",
-        key.algorithm(),
-        key.id(),
-        policy.resource(),
-        rfc3339(expires)
-    );
-    out.push_str("Set-Cookie headers cfmint would send:\n");
-    for (name, value) in signed.cookies() {
-        out.push_str(&format!(
-            "  Set-Cookie: {name}={value}; Path=/; Secure; HttpOnly; SameSite=None\n"
-        ));
-    }
-    let cookie_header = signed.cookie_header();
-    out.push_str("\nWhat CloudFront would answer with those cookies:\n");
-    for url in [
-        format!("{BASE}/audiobooks/42/chapter-1.m3u8"),
-        format!("{BASE}/audiobooks/42/chapter-1/seg-003.aac"),
-        format!("{BASE}/audiobooks/43/chapter-1.m3u8"),
-    ] {
-        let verdict = signer::verify(
-            &keys,
-            &ViewerRequest {
-                url: &url,
-                cookie_header: Some(&cookie_header),
-                client_ip: None,
-                now: now(),
-            },
-        );
-        let answer = match verdict.result {
-            Ok(()) => "ALLOW".to_owned(),
-            Err(denial) => format!("DENY ({denial})"),
-        };
-        out.push_str(&format!("  GET {url}\n    -> {answer}\n"));
-    }
-    let pdf = format!("{BASE}/audiobooks/42/booklet.pdf");
-    let url_policy = Policy::builder(pdf.clone()).expires(expires).build()?;
-    let signed_url = key
-        .sign(&url_policy, PolicyForm::Auto, HashAlgorithm::Sha1)?
-        .apply_to_url(&pdf)?;
-    out.push_str(&format!(
-        "\nA signed URL (canned policy):\n  {signed_url}\n"
-    ));
-    print(&out);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(demo::run(
+        options,
+        |urls| {
+            println!("cfmint demo is running (ctrl-c to stop):");
+            println!("  open       {}/", urls.page);
+            println!("  mint API   {}", urls.api);
+            println!("  edge       {}", urls.edge);
+            println!("  log in as  demo / demo (the page does it for you)");
+        },
+        crate::app::shutdown_signal(),
+    ))?;
     Ok(Outcome::Success)
 }

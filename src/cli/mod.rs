@@ -41,7 +41,7 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Write a new key pair: private.pem (PKCS#8, 0600) and public.pem (SPKI).
     Keygen(keygen::KeygenArgs),
-    /// Sign and verify end to end with a throwaway key.
+    /// The whole flow on loopback: mint service, local edge, audiobook page.
     Demo(demo::DemoArgs),
     /// Run the minting service.
     Serve(serve::ServeArgs),
@@ -77,14 +77,17 @@ pub enum Outcome {
 /// Parses the command line and runs it.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve(_) | Command::Edge(_)) {
+    if !matches!(
+        cli.command,
+        Command::Serve(_) | Command::Edge(_) | Command::Demo(_)
+    ) {
         init_tracing(LogFormat::Text, "warn");
     }
     let result = match cli.command {
         Command::Sign(command) => sign::run(command, cli.backend),
         Command::Verify(args) => verify::run(args, cli.backend),
         Command::Keygen(args) => keygen::run(args, cli.backend),
-        Command::Demo(args) => demo::run(args, cli.backend),
+        Command::Demo(args) => demo::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Edge(args) => edge::run(args, cli.backend),
         Command::User(command) => user::run(command),

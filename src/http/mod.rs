@@ -42,7 +42,11 @@ pub fn router(state: AppState) -> Router {
         .layer(sessions);
     let health = Router::new()
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz));
+        .route("/readyz", get(health::readyz))
+        .route(
+            "/cfmint.js",
+            get(|| async { crate::demo::asset("text/javascript", crate::demo::CFMINT_JS) }),
+        );
 
     Router::new()
         .merge(api)

@@ -1,0 +1,270 @@
+//! `cfmint demo`: the whole flow on loopback. A throwaway key, the minting
+//! service, the local edge in front of a small embedded audiobook, and a page
+//! that logs in, mints, plays and renews. Three ports on `localhost`, so the
+//! host-only cookies cfmint sets reach the edge (cookies are not port-scoped).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::app::Application;
+use crate::config::Settings;
+use crate::edge::{Edge, EdgeSettings};
+
+/// The demo audiobook and page, embedded so the binary runs anywhere.
+const AUDIOBOOK: &[(&str, &[u8])] = &[
+    (
+        "chapter-1/index.m3u8",
+        include_bytes!("../demo/audiobook/chapter-1/index.m3u8"),
+    ),
+    (
+        "chapter-1/seg-000.ts",
+        include_bytes!("../demo/audiobook/chapter-1/seg-000.ts"),
+    ),
+    (
+        "chapter-1/seg-001.ts",
+        include_bytes!("../demo/audiobook/chapter-1/seg-001.ts"),
+    ),
+    (
+        "chapter-1/seg-002.ts",
+        include_bytes!("../demo/audiobook/chapter-1/seg-002.ts"),
+    ),
+    (
+        "chapter-1/seg-003.ts",
+        include_bytes!("../demo/audiobook/chapter-1/seg-003.ts"),
+    ),
+    (
+        "chapter-1/seg-004.ts",
+        include_bytes!("../demo/audiobook/chapter-1/seg-004.ts"),
+    ),
+    (
+        "chapter-1/seg-005.ts",
+        include_bytes!("../demo/audiobook/chapter-1/seg-005.ts"),
+    ),
+    (
+        "chapter-1/seg-006.ts",
+        include_bytes!("../demo/audiobook/chapter-1/seg-006.ts"),
+    ),
+    (
+        "chapter-1/seg-007.ts",
+        include_bytes!("../demo/audiobook/chapter-1/seg-007.ts"),
+    ),
+    (
+        "chapter-1/seg-008.ts",
+        include_bytes!("../demo/audiobook/chapter-1/seg-008.ts"),
+    ),
+    (
+        "chapter-1/seg-009.ts",
+        include_bytes!("../demo/audiobook/chapter-1/seg-009.ts"),
+    ),
+];
+const INDEX_HTML: &str = include_str!("../demo/web/index.html");
+const DEMO_JS: &str = include_str!("../demo/web/demo.js");
+const HLS_JS: &str = include_str!("../demo/web/vendor/hls.light.min.js");
+/// The player helper, also served by `cfmint serve` at `/cfmint.js`.
+pub const CFMINT_JS: &str = include_str!("../demo/web/cfmint.js");
+
+/// Where the audiobook lives under the edge.
+const BOOK_PATH: &str = "/audiobooks/demo/";
+
+/// Ports and lifetimes for one demo run; port 0 picks a free one.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub page_port: u16,
+    pub api_port: u16,
+    pub edge_port: u16,
+    pub ttl: Duration,
+}
+
+/// The URLs a running demo answers on.
+#[derive(Debug, Clone)]
+pub struct DemoUrls {
+    pub page: String,
+    pub api: String,
+    pub edge: String,
+}
+
+/// Starts everything, reports the URLs, and serves until `stop` completes.
+pub async fn run(
+    options: DemoOptions,
+    ready: impl FnOnce(&DemoUrls),
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let files =
+        tempfile::tempdir().map_err(|e| format!("cannot create a temporary folder: {e}"))?;
+    let origin = write_audiobook(files.path())?;
+
+    // Bind first so that port 0 turns into real ports before anything refers to them.
+    let page_listener = bind(options.page_port, "page").await?;
+    let page_port = page_listener
+        .local_addr()
+        .map_err(|e| e.to_string())?
+        .port();
+    let edge_port = free_or(options.edge_port, "edge").await?;
+    let api_port = free_or(options.api_port, "api").await?;
+    let urls = DemoUrls {
+        page: format!("http://localhost:{page_port}"),
+        api: format!("http://localhost:{api_port}"),
+        edge: format!("http://localhost:{edge_port}"),
+    };
+
+    let settings = Settings::load(
+        &service_toml(&urls, api_port, options.ttl),
+        std::iter::empty(),
+    )
+    .map_err(|e| e.to_string())?;
+    let app = Application::build(settings).await?;
+    let keys = app
+        .state()
+        .minter
+        .ring()
+        .public_keys()
+        .map_err(|e| e.to_string())?;
+    let edge_settings =
+        EdgeSettings::load(&edge_toml(&urls, edge_port, &origin)).map_err(|e| e.to_string())?;
+    let edge = Edge::build(edge_settings, keys).await?;
+
+    let (stopping_tx, stopping) = watch::channel(false);
+    let until = |mut stopping: watch::Receiver<bool>| async move {
+        let _ = stopping.wait_for(|s| *s).await;
+    };
+    let page = axum::serve(page_listener, page_router(&urls))
+        .with_graceful_shutdown(until(stopping.clone()));
+    let tasks = [
+        tokio::spawn(async move {
+            app.run_until(until(stopping.clone()))
+                .await
+                .map_err(|e| e.to_string())
+        }),
+        tokio::spawn({
+            let stopping = stopping_tx.subscribe();
+            async move {
+                edge.run_until(until(stopping))
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        }),
+        tokio::spawn(async move { page.await.map_err(|e| e.to_string()) }),
+    ];
+    ready(&urls);
+    stop.await;
+    let _ = stopping_tx.send(true);
+    for task in tasks {
+        task.await.map_err(|e| e.to_string())??;
+    }
+    drop(files);
+    Ok(())
+}
+
+async fn bind(port: u16, what: &str) -> Result<TcpListener, String> {
+    TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+        .map_err(|e| format!("cannot listen for the {what} on 127.0.0.1:{port}: {e}"))
+}
+
+/// The port to use: the one asked for, or a free one for 0.
+async fn free_or(port: u16, what: &str) -> Result<u16, String> {
+    if port != 0 {
+        return Ok(port);
+    }
+    let listener = bind(0, what).await?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
+}
+
+fn write_audiobook(root: &Path) -> Result<PathBuf, String> {
+    let book = root.join(BOOK_PATH.trim_matches('/'));
+    for (name, bytes) in AUDIOBOOK {
+        let path = book.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+        }
+        std::fs::write(&path, bytes)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(root.to_owned())
+}
+
+fn service_toml(urls: &DemoUrls, api_port: u16, ttl: Duration) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:{api_port}"
+admin_listen = ""
+shutdown_timeout = "2s"
+[cloudfront]
+base_url = "{edge}"
+[mint]
+ttl = "{ttl}s"
+default_path = "{BOOK_PATH}"
+[auth.users]
+demo = true
+[[grants]]
+paths = ["/audiobooks/*"]
+[cors]
+allowed_origins = ["{page}"]
+"#,
+        edge = urls.edge,
+        page = urls.page,
+        ttl = ttl.as_secs(),
+    )
+}
+
+fn edge_toml(urls: &DemoUrls, edge_port: u16, origin: &Path) -> String {
+    format!(
+        r#"
+[edge]
+listen = "127.0.0.1:{edge_port}"
+public_url = "{edge}"
+origin_dir = "{origin}"
+allowed_origins = ["{page}"]
+[[edge.key]]
+id = "KDEMO"
+file = "generated"
+"#,
+        edge = urls.edge,
+        page = urls.page,
+        origin = origin.display(),
+    )
+}
+
+fn page_router(urls: &DemoUrls) -> Router {
+    let config = serde_json::json!({
+        "api": urls.api,
+        "edge": urls.edge,
+        "path": BOOK_PATH,
+        "playlist": format!("{BOOK_PATH}chapter-1/index.m3u8"),
+        "username": crate::auth::users::DEMO_USERNAME,
+        "password": crate::auth::users::DEMO_PASSWORD,
+    })
+    .to_string();
+    Router::new()
+        .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
+        .route("/demo.js", get(|| async { asset("text/javascript", DEMO_JS) }))
+        .route("/vendor/hls.light.min.js", get(|| async { asset("text/javascript", HLS_JS) }))
+        .route(
+            "/demo.json",
+            get(move || {
+                let config = config.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], config).into_response() }
+            }),
+        )
+}
+
+/// An embedded file, never cached (the demo's ports change between runs).
+pub fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

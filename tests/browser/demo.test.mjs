@@ -1,0 +1,153 @@
+// End-to-end: `cfmint demo` in Debian's headless Chromium, driven by
+// playwright-core (which downloads nothing; Chromium is /usr/bin/chromium).
+//
+// Logs in, mints, plays the chapter through the edge, and checks from the
+// browser's side and the edge's: every playlist and segment fetched with 200
+// and counted at the edge, the CloudFront cookies HttpOnly/Secure/SameSite=None
+// with the right Domain and Path and invisible to document.cookie, playback
+// across two refreshes without a 403, and a 403 shown after logout.
+//
+//   node demo.test.mjs            (CFMINT_BIN: the cfmint binary to run)
+
+import { spawn } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, "../..");
+const binary = process.env.CFMINT_BIN || resolve(root, "target/debug/cfmint");
+const shots = resolve(root, "target/browser");
+const TTL = 20;
+
+function log(...args) {
+  console.log("[browser]", ...args);
+}
+
+/** Starts `cfmint demo` and resolves with its URLs once it prints them. */
+function startDemo(extraArgs) {
+  const args = ["demo", "--page-port", "0", "--api-port", "0", "--edge-port", "0", "--ttl", `${TTL}s`, ...extraArgs];
+  const child = spawn(binary, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CFMINT_LOG: "warn" } });
+  child.stderr.on("data", (chunk) => process.stderr.write(chunk));
+  return new Promise((resolvePromise, reject) => {
+    const urls = {};
+    let buffer = "";
+    child.stdout.on("data", (chunk) => {
+      buffer += chunk;
+      for (const [key, label] of [["page", "open"], ["api", "mint API"], ["edge", "edge"]]) {
+        const match = buffer.match(new RegExp(`^\\s+${label}\\s+(\\S+)`, "m"));
+        if (match) urls[key] = match[1].replace(/\/$/, "");
+      }
+      if (urls.page && urls.api && urls.edge) resolvePromise({ child, urls });
+    });
+    child.on("exit", (code) => reject(new Error(`cfmint demo exited with ${code}`)));
+    setTimeout(() => reject(new Error("cfmint demo did not start")), 60_000);
+  });
+}
+
+async function waitFor(page, predicate, what, timeout = 60_000) {
+  try {
+    await page.waitForFunction(predicate, null, { timeout, polling: 200 });
+  } catch (error) {
+    const state = await page.evaluate(() => JSON.stringify(window.demo));
+    throw new Error(`timed out waiting for ${what}; page state: ${state}`);
+  }
+}
+
+async function run(name, extraArgs, expect) {
+  log(`== ${name}`);
+  const { child, urls } = await startDemo(extraArgs);
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--autoplay-policy=no-user-gesture-required",
+      ...(expect.browserArgs || []),
+    ],
+  });
+  try {
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    const page = await context.newPage();
+    const edgeResponses = [];
+    page.on("response", (response) => {
+      if (response.url().startsWith(urls.edge)) {
+        edgeResponses.push({ path: new URL(response.url()).pathname, status: response.status(), at: Date.now() });
+      }
+    });
+    page.on("pageerror", (error) => log("page error:", error.message));
+
+    await page.goto(urls.page + "/");
+    await page.click("#play");
+    await waitFor(page, () => window.demo.fragments >= 2, "the first segments");
+    await waitFor(page, () => !document.getElementById("player").paused, "playback");
+
+    // Cookies as the browser holds them, with every flag.
+    const cdp = await context.newCDPSession(page);
+    const { cookies } = await cdp.send("Network.getAllCookies");
+    for (const name of ["CloudFront-Policy", "CloudFront-Signature", "CloudFront-Key-Pair-Id"]) {
+      const cookie = cookies.find((c) => c.name === name);
+      assert.ok(cookie, `${name} in the cookie store`);
+      assert.equal(cookie.httpOnly, true, `${name} HttpOnly`);
+      assert.equal(cookie.secure, true, `${name} Secure`);
+      assert.equal(cookie.sameSite, "None", `${name} SameSite`);
+      assert.equal(cookie.domain, expect.domain, `${name} Domain`);
+      assert.equal(cookie.path, "/", `${name} Path`);
+    }
+    const visible = await page.evaluate(() => document.cookie);
+    assert.ok(!visible.includes("CloudFront"), `document.cookie shows no CloudFront cookie: ${visible}`);
+
+    // Keep playing across two refreshes (TTL 20 s, refresh at 80%).
+    const startedAt = await page.evaluate(() => document.getElementById("player").currentTime);
+    await waitFor(page, () => window.demo.refreshes >= 2, "two refreshes", (TTL * 2 + 20) * 1000);
+    const fragmentsBefore = await page.evaluate(() => window.demo.fragments);
+    await waitFor(page, `window.demo.fragments > ${fragmentsBefore}`, "a segment after the second refresh", 30_000);
+    const state = await page.evaluate(() => ({ ...window.demo, time: document.getElementById("player").currentTime, paused: document.getElementById("player").paused }));
+    log("after two refreshes:", JSON.stringify({ mints: state.mints, refreshes: state.refreshes, fragments: state.fragments, forbidden: state.forbidden }));
+    assert.equal(state.forbidden, 0, "no 403 while the cookies were renewed");
+    assert.equal(state.recoveries, 0, "no re-mint after a 403 was needed");
+    assert.equal(state.paused, false, "still playing");
+    assert.ok(state.time !== startedAt, "playback advanced");
+    mkdirSync(shots, { recursive: true });
+    await page.screenshot({ path: resolve(shots, `demo-${name}.png`), fullPage: true });
+    const denied = edgeResponses.filter((r) => r.status !== 200);
+    assert.deepEqual(denied, [], "every edge response was 200");
+    assert.ok(edgeResponses.some((r) => r.path.endsWith(".m3u8")), "the playlist was fetched");
+    assert.ok(edgeResponses.filter((r) => r.path.endsWith(".ts")).length >= 8, "segments were fetched");
+
+    // The edge counted the same requests.
+    const stats = await (await fetch(urls.edge + "/_cfmint/stats")).json();
+    const seen = {};
+    for (const r of edgeResponses) seen[r.path] = (seen[r.path] || 0) + 1;
+    for (const [path, count] of Object.entries(seen)) {
+      const atEdge = stats.paths[path]?.statuses?.["200"] || 0;
+      assert.ok(atEdge >= count, `${path}: ${count} fetched by the browser, ${atEdge} counted at the edge`);
+    }
+    assert.equal(stats.total.denied, 0, "the edge denied nothing while logged in");
+
+    // Log out: the next segment is refused, and the page says so.
+    const before = edgeResponses.length;
+    await page.click("#logout");
+    await waitFor(page, () => window.demo.loggedOut === true, "logout");
+    await waitFor(page, () => document.getElementById("status").textContent.includes("403"), "the 403 on the page", 30_000);
+    const after = edgeResponses.slice(before);
+    assert.ok(after.some((r) => r.status === 403), "a 403 from the edge after logout");
+    const { cookies: left } = await cdp.send("Network.getAllCookies");
+    assert.ok(!left.some((c) => c.name.startsWith("CloudFront-")), "logout cleared the CloudFront cookies");
+    await page.screenshot({ path: resolve(shots, `demo-${name}-logged-out.png`), fullPage: true });
+    log(`${name}: ok (${edgeResponses.length} edge responses, screenshots in target/browser)`);
+  } finally {
+    await browser.close();
+    child.kill("SIGTERM");
+  }
+}
+
+await run("localhost", [], { domain: "localhost" });
