@@ -20,12 +20,14 @@ use crate::minter::Minter;
 use crate::ratelimit::RateLimits;
 use crate::session::Store;
 use crate::signer::{KeyPairId, KeyRing, KeySource, KeySpec, PrivateKey};
+use crate::tls::{self, Tls};
 
 pub struct Application {
     listener: TcpListener,
     admin: Option<TcpListener>,
     state: AppState,
     shutdown_timeout: Duration,
+    tls: Option<Tls>,
 }
 
 impl Application {
@@ -85,6 +87,14 @@ impl Application {
             ),
             None => None,
         };
+        let tls = match &settings.server.tls {
+            Some((cert, key)) => Some(
+                Tls::from_files(cert, key)
+                    .await
+                    .map_err(|e| format!("server.tls_cert: {e}"))?,
+            ),
+            None => None,
+        };
         let minter = Minter::new(ring, settings.cloudfront.clone(), settings.mint.clone());
         let state = AppState {
             limits: Arc::new(RateLimits::new(&settings.rate_limit)),
@@ -101,6 +111,7 @@ impl Application {
             admin,
             state,
             shutdown_timeout: settings.server.shutdown_timeout,
+            tls,
         })
     }
 
@@ -112,6 +123,12 @@ impl Application {
 
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Serves the API over TLS with this certificate (instead of the configured one).
+    pub fn with_tls(mut self, tls: Tls) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     pub fn state(&self) -> &AppState {
@@ -149,9 +166,8 @@ impl Application {
                 }
             });
         }
-        let app = router(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let serve = axum::serve(self.listener, app).with_graceful_shutdown(stopped);
-        let mut serve = std::pin::pin!(serve.into_future());
+        let serve = tls::serve(self.listener, router(self.state.clone()), self.tls, stopped);
+        let mut serve = std::pin::pin!(serve);
         let result = tokio::select! {
             result = &mut serve => result,
             () = stop => {

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use crate::app::Application;
 use crate::config::Settings;
 use crate::edge::{Edge, EdgeSettings};
+use crate::tls::{self, Tls};
 
 /// The demo audiobook and page, embedded so the binary runs anywhere.
 const AUDIOBOOK: &[(&str, &[u8])] = &[
@@ -81,6 +82,9 @@ pub struct DemoOptions {
     pub api_port: u16,
     pub edge_port: u16,
     pub ttl: Duration,
+    /// HTTPS on three names of one site (`app.`, `auth.`, `cdn.` + this
+    /// domain) with a self-signed certificate and cookies for the domain.
+    pub tls_domain: Option<String>,
 }
 
 /// The URLs a running demo answers on.
@@ -109,18 +113,31 @@ pub async fn run(
         .port();
     let edge_port = free_or(options.edge_port, "edge").await?;
     let api_port = free_or(options.api_port, "api").await?;
-    let urls = DemoUrls {
-        page: format!("http://localhost:{page_port}"),
-        api: format!("http://localhost:{api_port}"),
-        edge: format!("http://localhost:{edge_port}"),
+    let (urls, tls) = match &options.tls_domain {
+        None => (
+            DemoUrls {
+                page: format!("http://localhost:{page_port}"),
+                api: format!("http://localhost:{api_port}"),
+                edge: format!("http://localhost:{edge_port}"),
+            },
+            None,
+        ),
+        Some(domain) => {
+            let names = ["app", "auth", "cdn"].map(|name| format!("{name}.{domain}"));
+            let (cert, key) = tls::self_signed(&names)?;
+            let tls = Tls::from_pem(cert.into_bytes(), key.into_bytes()).await?;
+            let urls = DemoUrls {
+                page: format!("https://{}:{page_port}", names[0]),
+                api: format!("https://{}:{api_port}", names[1]),
+                edge: format!("https://{}:{edge_port}", names[2]),
+            };
+            (urls, Some(tls))
+        }
     };
 
-    let settings = Settings::load(
-        &service_toml(&urls, api_port, options.ttl),
-        std::iter::empty(),
-    )
-    .map_err(|e| e.to_string())?;
-    let app = Application::build(settings).await?;
+    let toml = service_toml(&urls, api_port, options.ttl, options.tls_domain.as_deref());
+    let settings = Settings::load(&toml, std::iter::empty()).map_err(|e| e.to_string())?;
+    let mut app = Application::build(settings).await?;
     let keys = app
         .state()
         .minter
@@ -129,14 +146,22 @@ pub async fn run(
         .map_err(|e| e.to_string())?;
     let edge_settings =
         EdgeSettings::load(&edge_toml(&urls, edge_port, &origin)).map_err(|e| e.to_string())?;
-    let edge = Edge::build(edge_settings, keys).await?;
+    let mut edge = Edge::build(edge_settings, keys).await?;
+    if let Some(tls) = &tls {
+        app = app.with_tls(tls.clone());
+        edge = edge.with_tls(tls.clone());
+    }
 
     let (stopping_tx, stopping) = watch::channel(false);
     let until = |mut stopping: watch::Receiver<bool>| async move {
         let _ = stopping.wait_for(|s| *s).await;
     };
-    let page = axum::serve(page_listener, page_router(&urls))
-        .with_graceful_shutdown(until(stopping.clone()));
+    let page = tls::serve(
+        page_listener,
+        page_router(&urls),
+        tls,
+        until(stopping.clone()),
+    );
     let tasks = [
         tokio::spawn(async move {
             app.run_until(until(stopping.clone()))
@@ -194,7 +219,8 @@ fn write_audiobook(root: &Path) -> Result<PathBuf, String> {
     Ok(root.to_owned())
 }
 
-fn service_toml(urls: &DemoUrls, api_port: u16, ttl: Duration) -> String {
+fn service_toml(urls: &DemoUrls, api_port: u16, ttl: Duration, domain: Option<&str>) -> String {
+    let cookie_domain = domain.map_or(String::new(), |d| format!("cookie_domain = \"{d}\""));
     format!(
         r#"
 [server]
@@ -203,6 +229,7 @@ admin_listen = ""
 shutdown_timeout = "2s"
 [cloudfront]
 base_url = "{edge}"
+{cookie_domain}
 [mint]
 ttl = "{ttl}s"
 default_path = "{BOOK_PATH}"

@@ -16,6 +16,7 @@ pub mod minter;
 pub mod ratelimit;
 pub mod session;
 pub mod signer;
+pub mod tls;
 
 pub use app::Application;
 pub use config::Settings;

@@ -23,6 +23,11 @@ pub struct DemoArgs {
     /// Cookie lifetime; short values show the page renewing them.
     #[arg(long, default_value = "2m", value_parser = parse_duration)]
     ttl: Duration,
+    /// Serve HTTPS as app.DOMAIN, auth.DOMAIN and cdn.DOMAIN with a
+    /// self-signed certificate and cookies for DOMAIN (map *.DOMAIN to
+    /// 127.0.0.1 in the browser).
+    #[arg(long, value_name = "DOMAIN")]
+    tls_domain: Option<String>,
 }
 
 pub fn run(args: DemoArgs) -> Result<Outcome, CliError> {
@@ -35,6 +40,7 @@ pub fn run(args: DemoArgs) -> Result<Outcome, CliError> {
         api_port: args.api_port,
         edge_port: args.edge_port,
         ttl: args.ttl,
+        tls_domain: args.tls_domain.clone(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -48,6 +54,11 @@ pub fn run(args: DemoArgs) -> Result<Outcome, CliError> {
             println!("  mint API   {}", urls.api);
             println!("  edge       {}", urls.edge);
             println!("  log in as  demo / demo (the page does it for you)");
+            if let Some(domain) = &args.tls_domain {
+                println!(
+                    "  browser    chromium --host-resolver-rules=\"MAP *.{domain} 127.0.0.1\" \\\n             --ignore-certificate-errors (the certificate is self-signed)"
+                );
+            }
         },
         crate::app::shutdown_signal(),
     ))?;

@@ -29,6 +29,8 @@ pub struct RawServer {
     pub body_limit: u64,
     pub log_format: String,
     pub trusted_proxies: Vec<String>,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
 }
 
 impl Default for RawServer {
@@ -40,6 +42,8 @@ impl Default for RawServer {
             body_limit: 16 * 1024,
             log_format: "text".into(),
             trusted_proxies: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

@@ -35,6 +35,8 @@ pub struct Server {
     pub body_limit: usize,
     pub log_format: LogFormat,
     pub trusted_proxies: Vec<IpNet>,
+    /// Certificate chain and key (PEM files) to serve HTTPS.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -147,7 +147,16 @@ fn server(check: &mut Check, raw: &RawConfig) -> Server {
             )
         })
         .collect();
+    let tls = match (&s.tls_cert, &s.tls_key) {
+        (Some(cert), Some(key)) => Some((PathBuf::from(cert), PathBuf::from(key))),
+        (None, None) => None,
+        _ => {
+            check.fail("server.tls_cert", "tls_cert and tls_key go together");
+            None
+        }
+    };
     Server {
+        tls,
         listen,
         admin_listen,
         shutdown_timeout: check.duration("server.shutdown_timeout", &s.shutdown_timeout),

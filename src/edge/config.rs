@@ -30,6 +30,8 @@ struct RawEdge {
     trusted_proxies: Vec<String>,
     #[serde(default)]
     key: Vec<RawEdgeKey>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -63,6 +65,8 @@ pub struct EdgeSettings {
     pub trusted_proxies: Vec<IpNet>,
     /// Key pair ids and PEM files (public or private) of the key group.
     pub keys: Vec<(KeyPairId, PathBuf)>,
+    /// Certificate chain and key (PEM files) to serve HTTPS.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl EdgeSettings {
@@ -160,6 +164,14 @@ impl EdgeSettings {
                 );
             }
         }
+        let tls = match (raw.tls_cert, raw.tls_key) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => {
+                problem("edge.tls_cert", "tls_cert and tls_key go together".into());
+                None
+            }
+        };
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }
@@ -170,6 +182,7 @@ impl EdgeSettings {
             allowed_origins: raw.allowed_origins,
             trusted_proxies,
             keys,
+            tls,
         })
     }
 

@@ -25,6 +25,7 @@ pub use stats::EdgeStats;
 
 use crate::http::client_ip;
 use crate::signer::{self, Denial, PublicKeys, ViewerRequest};
+use crate::tls::{self, Tls};
 
 /// Header carrying the original request URI on `GET /auth`.
 pub const ORIGINAL_URI: &str = "x-original-uri";
@@ -41,6 +42,7 @@ pub struct EdgeState {
 pub struct Edge {
     listener: TcpListener,
     state: EdgeState,
+    tls: Option<Tls>,
 }
 
 impl Edge {
@@ -50,7 +52,16 @@ impl Edge {
             .await
             .map_err(|e| format!("edge.listen: cannot bind {}: {e}", settings.listen))?;
         let origin = origin::OriginClient::new(&settings.origin)?;
+        let tls = match &settings.tls {
+            Some((cert, key)) => Some(
+                Tls::from_files(cert, key)
+                    .await
+                    .map_err(|e| format!("edge.tls_cert: {e}"))?,
+            ),
+            None => None,
+        };
         Ok(Self {
+            tls,
             listener,
             state: EdgeState {
                 settings: Arc::new(settings),
@@ -67,6 +78,12 @@ impl Edge {
             .expect("a bound listener has an address")
     }
 
+    /// Serves HTTPS with this certificate (instead of the configured one).
+    pub fn with_tls(mut self, tls: Tls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     pub fn state(&self) -> &EdgeState {
         &self.state
     }
@@ -76,10 +93,7 @@ impl Edge {
         self,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(stop)
-            .await
+        tls::serve(self.listener, router(self.state), self.tls, stop).await
     }
 }
 

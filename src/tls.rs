@@ -1,0 +1,66 @@
+//! Optional TLS (rustls) for the service, the edge and the demo, and
+//! self-signed certificates for local HTTPS setups.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use axum::Router;
+use axum_server::tls_rustls::RustlsConfig;
+use tokio::net::TcpListener;
+
+/// A server certificate and key, ready to serve.
+#[derive(Clone)]
+pub struct Tls(RustlsConfig);
+
+impl Tls {
+    pub async fn from_files(cert: &Path, key: &Path) -> Result<Self, String> {
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+        };
+        Self::from_pem(read(cert)?, read(key)?).await
+    }
+
+    pub async fn from_pem(cert: Vec<u8>, key: Vec<u8>) -> Result<Self, String> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        RustlsConfig::from_pem(cert, key)
+            .await
+            .map(Self)
+            .map_err(|e| format!("invalid TLS certificate or key: {e}"))
+    }
+}
+
+/// Serves `app` on `listener` (with TLS when given) until `stop` completes,
+/// then lets in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<Tls>,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    match tls {
+        None => {
+            axum::serve(listener, service)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+        Some(Tls(config)) => {
+            let handle = axum_server::Handle::new();
+            let server =
+                axum_server::from_tcp_rustls(listener.into_std()?, config)?.handle(handle.clone());
+            tokio::spawn(async move {
+                stop.await;
+                handle.graceful_shutdown(None);
+            });
+            server.serve(service).await
+        }
+    }
+}
+
+/// A self-signed certificate (PEM) and its key for `names`.
+pub fn self_signed(names: &[String]) -> Result<(String, String), String> {
+    let certified = rcgen::generate_simple_self_signed(names.to_vec())
+        .map_err(|e| format!("cannot make a certificate: {e}"))?;
+    Ok((certified.cert.pem(), certified.signing_key.serialize_pem()))
+}
