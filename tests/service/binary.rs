@@ -172,3 +172,32 @@ fn user_add_reads_the_password_from_stdin_and_keeps_other_entries() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_speaks_https_with_the_configured_certificate() {
+    use super::harness::{Options, TestApp};
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = cfmint::tls::self_signed(&["localhost".to_owned()]).unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert).unwrap();
+    std::fs::write(&key_path, key).unwrap();
+    let app = TestApp::spawn(
+        Options::default()
+            .env("CFMINT__SERVER__TLS_CERT", cert_path.to_str().unwrap())
+            .env("CFMINT__SERVER__TLS_KEY", key_path.to_str().unwrap()),
+    )
+    .await;
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let url = format!("https://localhost:{}/healthz", app.addr.port());
+    assert_eq!(
+        client.get(&url).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert!(
+        reqwest::get(app.url("/healthz")).await.is_err(),
+        "plain HTTP is not served"
+    );
+}

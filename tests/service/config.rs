@@ -111,3 +111,14 @@ fn the_production_example_is_valid() {
     assert_eq!(settings.keys.keys.len(), 2);
     assert_eq!(settings.grants.len(), 2);
 }
+
+#[test]
+fn the_edge_example_is_valid() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/example.edge.toml"
+    ))
+    .unwrap();
+    let settings = cfmint::edge::EdgeSettings::load(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(settings.keys.len(), 1);
+}
