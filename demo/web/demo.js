@@ -78,6 +78,8 @@ async function main() {
 
   function play() {
     const url = config.edge + config.playlist;
+    if (hls) hls.destroy();
+    retried = false;
     if (window.Hls && Hls.isSupported()) {
       hls = new Hls({
         maxBufferLength: 4,
@@ -116,6 +118,8 @@ async function main() {
   $("play").addEventListener("click", async () => {
     $("play").disabled = true;
     $("error").textContent = "";
+    demo.forbidden = 0;
+    demo.loggedOut = false;
     try {
       await session.login(config.username, config.password);
       log("logged in as " + config.username);
@@ -135,6 +139,7 @@ async function main() {
     demo.loggedOut = true;
     log("logged out: the cookies are cleared");
     status("logged out (the player keeps asking the edge)", "");
+    $("play").disabled = false;
   });
 }
 

@@ -133,6 +133,19 @@ async function run(name, extraArgs, expect) {
     }
     assert.equal(stats.total.denied, 0, "the edge denied nothing while logged in");
 
+    // Cookies lost mid-chapter: the edge answers 403, the page re-mints once
+    // and the player carries on.
+    const lostAt = await page.evaluate(() => window.demo.fragments);
+    await cdp.send("Network.deleteCookies", { name: "CloudFront-Signature", domain: expect.domain, path: "/" });
+    const { cookies: remaining } = await cdp.send("Network.getAllCookies");
+    assert.ok(!remaining.some((c) => c.name === "CloudFront-Signature"), "the signature cookie is gone");
+    await waitFor(page, () => window.demo.recoveries >= 1, "a re-mint after the 403", 30_000);
+    await waitFor(page, `window.demo.fragments > ${lostAt + 1}`, "segments after the re-mint", 30_000);
+    const recovered = await page.evaluate(() => ({ forbidden: window.demo.forbidden, paused: document.getElementById("player").paused }));
+    assert.equal(recovered.forbidden, 0, "the 403 was recovered, not shown");
+    assert.equal(recovered.paused, false, "still playing after the re-mint");
+    assert.ok(edgeResponses.some((r) => r.status === 403), "the lost cookie did cost one 403");
+
     // Log out: the next segment is refused, and the page says so.
     const before = edgeResponses.length;
     await page.click("#logout");
