@@ -143,6 +143,11 @@ async function main() {
   });
 }
 
-main().catch((error) => {
-  $("error").textContent = error.message;
-});
+main()
+  .then(() => {
+    $("play").disabled = false;
+    demo.ready = true;
+  })
+  .catch((error) => {
+    $("error").textContent = error.message;
+  });

@@ -86,6 +86,7 @@ async function run(name, extraArgs, expect) {
     page.on("pageerror", (error) => log("page error:", error.message));
 
     await page.goto(urls.page + "/");
+    await waitFor(page, () => window.demo.ready === true, "the page to be ready");
     await page.click("#play");
     await waitFor(page, () => window.demo.fragments >= 2, "the first segments");
     await waitFor(page, () => !document.getElementById("player").paused, "playback");
