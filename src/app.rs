@@ -13,13 +13,13 @@ use tokio::sync::watch;
 use crate::auth::grants::Grants;
 use crate::auth::jwt::JwtVerifier;
 use crate::auth::users::Users;
-use crate::config::{KeyLocation, Settings};
+use crate::config::Settings;
 use crate::http::{AppState, admin_router, router};
+use crate::keyring::{ConfigSource, key_ring, reload_on_signal};
 use crate::metrics::Metrics;
 use crate::minter::Minter;
 use crate::ratelimit::RateLimits;
 use crate::session::Store;
-use crate::signer::{KeyPairId, KeyRing, KeySource, KeySpec, PrivateKey};
 use crate::tls::{self, Tls};
 
 pub struct Application {
@@ -28,6 +28,7 @@ pub struct Application {
     state: AppState,
     shutdown_timeout: Duration,
     tls: Option<Tls>,
+    source: Option<ConfigSource>,
 }
 
 impl Application {
@@ -112,6 +113,7 @@ impl Application {
             state,
             shutdown_timeout: settings.server.shutdown_timeout,
             tls,
+            source: None,
         })
     }
 
@@ -123,6 +125,12 @@ impl Application {
 
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Where SIGHUP (and `keys.watch`) reload the keys from.
+    pub fn with_config_source(mut self, source: ConfigSource) -> Self {
+        self.source = Some(source);
+        self
     }
 
     /// Serves the API over TLS with this certificate (instead of the configured one).
@@ -148,6 +156,10 @@ impl Application {
         let (stopping_tx, stopping) = watch::channel(false);
         let bound = self.shutdown_timeout;
         let maintenance = tokio::spawn(maintain(self.state.clone()));
+        let reloader = self.source.map(|source| {
+            let watch = self.state.settings.keys.watch;
+            tokio::spawn(reload_on_signal(self.state.clone(), source, watch))
+        });
         let stopped = {
             let mut stopping = stopping.clone();
             async move {
@@ -183,6 +195,9 @@ impl Application {
             }
         };
         maintenance.abort();
+        if let Some(reloader) = reloader {
+            reloader.abort();
+        }
         self.state.store.close().await;
         result
     }
@@ -215,52 +230,4 @@ pub async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
-}
-
-/// The configured keys, or a throwaway RSA-2048 key when none is configured.
-fn key_ring(settings: &Settings) -> Result<KeyRing, String> {
-    let backend = settings.cloudfront.backend;
-    if settings.keys.keys.is_empty() {
-        let id = KeyPairId::new(&format!(
-            "KTHROWAWAY{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..8].to_uppercase()
-        ))
-        .map_err(|e| e.to_string())?;
-        let generated = backend
-            .generate(KeySpec::Rsa { bits: 2048 })
-            .map_err(|e| format!("keys: cannot generate a throwaway key: {e}"))?;
-        let key = PrivateKey::from_pem(
-            id.clone(),
-            &generated.private_pem,
-            KeySource::Inline,
-            backend,
-        )
-        .map_err(|e| format!("keys: {e}"))?;
-        let public_key = key
-            .public_key()
-            .and_then(|public| public.to_pem())
-            .map_err(|e| format!("keys: {e}"))?;
-        tracing::warn!(
-            key_pair_id = %id,
-            public_key = %public_key.trim_end(),
-            "no signing key configured: generated a throwaway RSA-2048 key; \
-             CloudFront will not accept its signatures (configure [[keys.key]])"
-        );
-        return KeyRing::new(vec![key], &id).map_err(|e| format!("keys: {e}"));
-    }
-    let mut keys = Vec::new();
-    for (index, (id, location)) in settings.keys.keys.iter().enumerate() {
-        let key = match location {
-            KeyLocation::File(path) => PrivateKey::from_file(id.clone(), path, backend),
-            KeyLocation::Env(name) => PrivateKey::from_env(id.clone(), name, backend),
-        }
-        .map_err(|e| format!("keys.key[{index}] ({id}): {e}"))?;
-        keys.push(key);
-    }
-    let active = settings
-        .keys
-        .active
-        .as_ref()
-        .expect("validated: an active key");
-    KeyRing::new(keys, active).map_err(|e| format!("keys.active: {e}"))
 }

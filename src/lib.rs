@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod edge;
 pub mod http;
+pub mod keyring;
 pub mod metrics;
 pub mod minter;
 pub mod ratelimit;

@@ -50,6 +50,13 @@ pub struct Metrics {
     request_seconds: Family<RouteLabels, Histogram, LatencyBuckets>,
     store_errors: Family<OperationLabels, Counter>,
     rate_limited: Family<LimitLabels, Counter>,
+    key_reloads: Family<ResultLabels, Counter>,
+    origin_rejected: Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
 }
 
 impl fmt::Debug for Metrics {
@@ -97,7 +104,21 @@ impl Metrics {
             "Requests refused by a rate limit",
             rate_limited.clone(),
         );
+        let key_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "key_reloads",
+            "Key ring reloads by result (ok, failed)",
+            key_reloads.clone(),
+        );
+        let origin_rejected = Counter::default();
+        registry.register(
+            "origin_rejected",
+            "Requests refused for lacking the origin secret header",
+            origin_rejected.clone(),
+        );
         Self {
+            key_reloads,
+            origin_rejected,
             registry,
             mint_outcomes,
             signing_seconds,
@@ -137,6 +158,16 @@ impl Metrics {
         self.rate_limited
             .get_or_create(&LimitLabels { limit })
             .inc();
+    }
+
+    pub fn key_reload(&self, result: &'static str) {
+        self.key_reloads
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    pub fn origin_rejected(&self) {
+        self.origin_rejected.inc();
     }
 
     /// The Prometheus text exposition.

@@ -2,15 +2,19 @@
 //! IP binding), signed with the active key. No HTTP types here.
 
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
 
 use crate::auth::path::RequestedPath;
 use crate::config::{CloudFront, MintSettings};
 use crate::signer::{self, KeyRing, Policy, SignedPolicy};
 
-/// The active key ring and the settings every policy is built from.
+/// The active key ring (swapped whole on reload) and the settings every
+/// policy is built from.
 pub struct Minter {
-    ring: KeyRing,
+    ring: ArcSwap<KeyRing>,
     cloudfront: CloudFront,
     mint: MintSettings,
 }
@@ -30,14 +34,20 @@ pub struct Minted {
 impl Minter {
     pub fn new(ring: KeyRing, cloudfront: CloudFront, mint: MintSettings) -> Self {
         Self {
-            ring,
+            ring: ArcSwap::from_pointee(ring),
             cloudfront,
             mint,
         }
     }
 
-    pub fn ring(&self) -> &KeyRing {
-        &self.ring
+    /// The ring signing now.
+    pub fn ring(&self) -> Arc<KeyRing> {
+        self.ring.load_full()
+    }
+
+    /// Replaces the ring; mints already under way finish with the old one.
+    pub fn replace_ring(&self, ring: KeyRing) {
+        self.ring.store(Arc::new(ring));
     }
 
     /// Signs `path` (a directory path covers everything below it), optionally
@@ -61,7 +71,7 @@ impl Minter {
         }
         let policy = builder.build()?;
         let started = Instant::now();
-        let signed = self.ring.sign(
+        let signed = self.ring.load().sign(
             &policy,
             self.cloudfront.policy,
             self.cloudfront.hash_algorithm,

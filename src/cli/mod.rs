@@ -3,6 +3,7 @@
 
 mod demo;
 mod edge;
+mod healthcheck;
 mod keygen;
 mod serve;
 mod sign;
@@ -47,6 +48,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Run the local edge: enforces signed cookies and URLs like CloudFront.
     Edge(edge::EdgeArgs),
+    /// Exit 0 when the service answers /healthz (for container health checks).
+    Healthcheck(healthcheck::HealthcheckArgs),
     /// Manage the users file.
     #[command(subcommand)]
     User(user::UserCommand),
@@ -91,6 +94,7 @@ pub fn run() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Edge(args) => edge::run(args, cli.backend),
         Command::User(command) => user::run(command),
+        Command::Healthcheck(args) => healthcheck::run(args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -7,6 +7,7 @@ use clap::Args;
 use super::{CliError, Outcome};
 use crate::app::Application;
 use crate::config::Settings;
+use crate::keyring::ConfigSource;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -28,10 +29,20 @@ pub fn run(args: ServeArgs) -> Result<Outcome, CliError> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     runtime.block_on(async {
-        let application = Application::build(settings).await.map_err(CliError::from)?;
+        let source = match &args.config {
+            Some(path) => ConfigSource::File(path.clone()),
+            None => ConfigSource::Embedded,
+        };
+        let application = Application::build(settings)
+            .await
+            .map_err(CliError::from)?
+            .with_config_source(source);
         tracing::info!(
             listen = %application.local_addr(),
-            admin = ?application.admin_addr(),
+            admin = %application
+                .admin_addr()
+                .map_or_else(|| "off".to_owned(), |addr| addr.to_string()),
+            key_pair_id = %application.state().minter.ring().active().id(),
             "cfmint serving"
         );
         application

@@ -11,9 +11,9 @@ use std::fmt;
 use config::{Config, Environment, File, FileFormat};
 
 pub use settings::{
-    Auth, CloudFront, CookieLifetime, Cors, Ipv6Binding, JwtKeySource, JwtSettings, KeyLocation,
-    KeySettings, LogFormat, MintSettings, RateLimits, Server, SessionSettings, Settings, StoreKind,
-    UsersSettings,
+    Auth, CloudFront, CookieLifetime, Cors, Ipv6Binding, JwtKeySource, JwtSettings, KeyEntry,
+    KeyKind, KeyLocation, KeySettings, LogFormat, MintSettings, RateLimits, Server,
+    SessionSettings, Settings, StoreKind, UsersSettings,
 };
 
 /// The embedded local default: loopback, in-memory sessions, a throwaway key.

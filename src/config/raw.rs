@@ -31,6 +31,8 @@ pub struct RawServer {
     pub trusted_proxies: Vec<String>,
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,
+    pub origin_header: Option<String>,
+    pub origin_secret: Option<SecretString>,
 }
 
 impl Default for RawServer {
@@ -44,6 +46,8 @@ impl Default for RawServer {
             trusted_proxies: Vec::new(),
             tls_cert: None,
             tls_key: None,
+            origin_header: None,
+            origin_secret: None,
         }
     }
 }
@@ -74,14 +78,18 @@ impl Default for RawCloudFront {
 #[serde(default)]
 pub struct RawKeys {
     pub active: Option<String>,
+    pub watch: bool,
     pub key: Vec<RawKey>,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawKey {
     pub id: String,
     pub file: Option<String>,
     pub env: Option<String>,
+    #[serde(rename = "type")]
+    pub key_type: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

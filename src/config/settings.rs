@@ -37,6 +37,9 @@ pub struct Server {
     pub trusted_proxies: Vec<IpNet>,
     /// Certificate chain and key (PEM files) to serve HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Origin lock: every request but health checks must carry this header
+    /// with this secret (CloudFront adds it on the way to the origin).
+    pub origin_lock: Option<(axum::http::HeaderName, SecretString)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,8 +61,25 @@ pub struct CloudFront {
 #[derive(Debug, Clone)]
 pub struct KeySettings {
     /// Empty: a throwaway key is generated at start.
-    pub keys: Vec<(KeyPairId, KeyLocation)>,
+    pub keys: Vec<KeyEntry>,
     pub active: Option<KeyPairId>,
+    /// Reload when the config or a key file changes (besides SIGHUP).
+    pub watch: bool,
+}
+
+/// One configured signing key.
+#[derive(Debug, Clone)]
+pub struct KeyEntry {
+    pub id: KeyPairId,
+    pub location: KeyLocation,
+    /// `type = "rsa" | "ecdsa"`: a key of another type is refused.
+    pub kind: Option<KeyKind>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Rsa,
+    Ecdsa,
 }
 
 #[derive(Debug, Clone)]

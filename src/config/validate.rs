@@ -155,7 +155,29 @@ fn server(check: &mut Check, raw: &RawConfig) -> Server {
             None
         }
     };
+    let origin_lock = match (&s.origin_header, &s.origin_secret) {
+        (Some(name), Some(secret)) => {
+            let header = check.ok(
+                "server.origin_header",
+                axum::http::HeaderName::try_from(name.as_str())
+                    .map_err(|_| format!("\"{name}\" is not a header name")),
+            );
+            if secret.expose_secret().len() < 16 {
+                check.fail("server.origin_secret", "must be at least 16 characters");
+            }
+            header.map(|header| (header, secret.clone()))
+        }
+        (None, None) => None,
+        _ => {
+            check.fail(
+                "server.origin_header",
+                "origin_header and origin_secret go together",
+            );
+            None
+        }
+    };
     Server {
+        origin_lock,
         tls,
         listen,
         admin_listen,
@@ -260,11 +282,23 @@ fn keys(check: &mut Check, raw: &RawConfig) -> KeySettings {
                 None
             }
         };
+        let kind = match key.key_type.as_deref() {
+            None => None,
+            Some("rsa") => Some(KeyKind::Rsa),
+            Some("ecdsa") => Some(KeyKind::Ecdsa),
+            Some(other) => {
+                check.fail(
+                    &format!("{prefix}.type"),
+                    format!("\"{other}\" is not rsa or ecdsa"),
+                );
+                None
+            }
+        };
         if let (Some(id), Some(location)) = (id, location) {
-            if keys.iter().any(|(existing, _)| *existing == id) {
+            if keys.iter().any(|existing: &KeyEntry| existing.id == id) {
                 check.fail(&format!("{prefix}.id"), format!("{id} is listed twice"));
             }
-            keys.push((id, location));
+            keys.push(KeyEntry { id, location, kind });
         }
     }
     let active = raw.keys.active.as_deref().filter(|a| !a.is_empty());
@@ -276,7 +310,7 @@ fn keys(check: &mut Check, raw: &RawConfig) -> KeySettings {
         None => None,
     };
     match (&active, keys.len()) {
-        (Some(id), _) if !keys.iter().any(|(k, _)| k == id) => {
+        (Some(id), _) if !keys.iter().any(|k| k.id == *id) => {
             check.fail(
                 "keys.active",
                 format!("{id} is not one of the configured keys"),
@@ -288,8 +322,12 @@ fn keys(check: &mut Check, raw: &RawConfig) -> KeySettings {
         ),
         _ => {}
     }
-    let active = active.or_else(|| keys.first().map(|(id, _)| id.clone()));
-    KeySettings { keys, active }
+    let active = active.or_else(|| keys.first().map(|key| key.id.clone()));
+    KeySettings {
+        keys,
+        active,
+        watch: raw.keys.watch,
+    }
 }
 
 fn mint(check: &mut Check, raw: &RawConfig) -> MintSettings {

@@ -35,6 +35,9 @@ pub enum ApiError {
     /// 403: a state-changing request from an origin not on the list.
     #[error("requests from this origin are not allowed")]
     OriginNotAllowed,
+    /// 403: the request did not come through CloudFront (origin lock).
+    #[error("requests must come through the CDN")]
+    OriginLocked,
     /// 403: IP binding is on and IPv6 clients are refused.
     #[error("IP-bound cookies need an IPv4 address; this request came over IPv6")]
     Ipv6Refused,
@@ -77,7 +80,9 @@ impl ApiError {
             | Self::InvalidCredentials
             | Self::InvalidToken(_)
             | Self::BearerNotAccepted => StatusCode::UNAUTHORIZED,
-            Self::NotGranted | Self::OriginNotAllowed | Self::Ipv6Refused => StatusCode::FORBIDDEN,
+            Self::NotGranted | Self::OriginNotAllowed | Self::OriginLocked | Self::Ipv6Refused => {
+                StatusCode::FORBIDDEN
+            }
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -100,6 +105,7 @@ impl ApiError {
             Self::NotGranted => "not_granted",
             Self::OriginNotAllowed => "origin_not_allowed",
             Self::Ipv6Refused => "ipv6_refused",
+            Self::OriginLocked => "origin_locked",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",

@@ -104,3 +104,42 @@ pub async fn check_origin(State(state): State<AppState>, request: Request, next:
     }
     next.run(request).await
 }
+
+/// Origin lock: without the secret header CloudFront adds, 403. Health
+/// checks stay open. The secret is compared in constant time.
+pub async fn origin_lock(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if let Some((name, secret)) = &state.settings.server.origin_lock {
+        let open = matches!(request.uri().path(), "/healthz" | "/readyz");
+        let presented = request.headers().get(name).map(|value| value.as_bytes());
+        if !open && !presented.is_some_and(|value| secret_matches(value, secret)) {
+            state.metrics.origin_rejected();
+            return ApiError::OriginLocked.into_response();
+        }
+    }
+    next.run(request).await
+}
+
+fn secret_matches(presented: &[u8], secret: &secrecy::SecretString) -> bool {
+    use secrecy::ExposeSecret;
+    use subtle::ConstantTimeEq;
+    presented.ct_eq(secret.expose_secret().as_bytes()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::secret_matches;
+
+    #[test]
+    fn the_origin_secret_must_match_exactly() {
+        let secret = secrecy::SecretString::from("0123456789abcdef");
+        assert!(secret_matches(b"0123456789abcdef", &secret));
+        for wrong in [
+            &b""[..],
+            b"0123456789abcde",
+            b"0123456789abcdeF",
+            b"0123456789abcdef0",
+        ] {
+            assert!(!secret_matches(wrong, &secret));
+        }
+    }
+}

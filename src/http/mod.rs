@@ -62,6 +62,10 @@ pub fn router(state: AppState) -> Router {
         .layer(cors(&state))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            middleware::origin_lock,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             middleware::access_log,
         ))
         .with_state(state)

@@ -408,3 +408,93 @@ impl Drop for Redis {
         self.stop();
     }
 }
+
+/// `cfmint serve` as a separate process with JSON logs on stderr.
+pub struct ServeProcess {
+    pub child: Child,
+    pub listen: String,
+    pub admin: String,
+    lines: std::sync::mpsc::Receiver<String>,
+    pub log: Vec<String>,
+}
+
+impl ServeProcess {
+    /// Starts `cfmint serve` with `args` and waits for its "serving" line.
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        use std::io::{BufRead, BufReader};
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cfmint"));
+        command
+            .arg("serve")
+            .args(args)
+            .env_remove("CFMINT_LOG")
+            .env("CFMINT__SERVER__LOG_FORMAT", "json")
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = sender.send(line);
+            }
+        });
+        let mut process = Self {
+            child,
+            listen: String::new(),
+            admin: String::new(),
+            lines,
+            log: Vec::new(),
+        };
+        let serving = process.wait_for_log("cfmint serving", Duration::from_secs(30));
+        process.listen = serving["listen"].as_str().unwrap().to_owned();
+        process.admin = serving["admin"].as_str().unwrap().to_owned();
+        process
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.listen)
+    }
+
+    /// The next log entry whose message is `message`.
+    pub fn wait_for_log(&mut self, message: &str, timeout: Duration) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| {
+                panic!("no \"{message}\" in the log:\n{}", self.log.join("\n"))
+            });
+            self.log.push(line.clone());
+            let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if entry["message"] == message {
+                return entry;
+            }
+        }
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Everything logged so far (and in the next moment).
+    pub fn drain_log(&mut self) -> String {
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+            self.log.push(line);
+        }
+        self.log.join("\n")
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

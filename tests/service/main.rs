@@ -9,4 +9,5 @@ mod harness;
 mod hostile;
 mod jwt;
 mod limits;
+mod operations;
 mod redis;

@@ -1,0 +1,317 @@
+//! Operations: key rotation on SIGHUP, graceful shutdown on SIGTERM, the
+//! origin lock, and the healthcheck command.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use cfmint::signer::{Backend, KeyPairId, KeySource, KeySpec, PrivateKey, PublicKeys};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use super::harness::*;
+
+fn write_key(dir: &Path, name: &str, spec: KeySpec) -> (std::path::PathBuf, String) {
+    let generated = Backend::default().generate(spec).unwrap();
+    let path = dir.join(format!("{name}.pem"));
+    std::fs::write(&path, &*generated.private_pem).unwrap();
+    (path, generated.private_pem.to_string())
+}
+
+fn config(keys: &str, active: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+shutdown_timeout = "5s"
+[cloudfront]
+base_url = "{BASE_URL}"
+[keys]
+active = "{active}"
+{keys}
+[mint]
+default_path = "/users/{{sub}}/"
+[auth.users]
+demo = true
+[[grants]]
+paths = ["/users/{{sub}}/*"]
+"#
+    )
+}
+
+fn key_entry(id: &str, path: &Path, kind: Option<&str>) -> String {
+    let kind = kind.map_or(String::new(), |k| format!("type = \"{k}\"\n"));
+    format!(
+        "[[keys.key]]\nid = \"{id}\"\nfile = \"{}\"\n{kind}",
+        path.display()
+    )
+}
+
+async fn logged_in(process: &ServeProcess) -> reqwest::Client {
+    let client = client();
+    let login = client
+        .post(process.url("/login"))
+        .json(&json!({ "username": "demo", "password": "demo" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::NO_CONTENT);
+    client
+}
+
+async fn mint(process: &ServeProcess, client: &reqwest::Client) -> (String, String) {
+    let response = client.post(process.url("/mint")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookies = cloudfront_cookie_header(response.headers());
+    let body: Value = response.json().await.unwrap();
+    (body["key_pair_id"].as_str().unwrap().to_owned(), cookies)
+}
+
+fn public(id: &str, pem: &str) -> cfmint::signer::PublicKey {
+    PrivateKey::from_pem(
+        KeyPairId::new(id).unwrap(),
+        pem,
+        KeySource::Inline,
+        Backend::default(),
+    )
+    .unwrap()
+    .public_key()
+    .unwrap()
+}
+
+fn allowed(keys: &PublicKeys, cookies: &str) -> bool {
+    let url = format!("{BASE_URL}/users/demo/chapter.m3u8");
+    cfmint::signer::verify(
+        keys,
+        &cfmint::signer::ViewerRequest {
+            url: &url,
+            cookie_header: Some(cookies),
+            client_ip: None,
+            now: now(),
+        },
+    )
+    .is_allowed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_rotates_keys_and_refuses_a_bad_new_key() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let (a_path, a_pem) = write_key(dir.path(), "a", KeySpec::Rsa { bits: 2048 });
+    let (b_path, b_pem) = write_key(dir.path(), "b", KeySpec::EcdsaP256);
+    let config_path = dir.path().join("cfmint.toml");
+    std::fs::write(
+        &config_path,
+        config(&key_entry("KKEYA", &a_path, None), "KKEYA"),
+    )
+    .unwrap();
+    let mut process = ServeProcess::start(&["--config", config_path.to_str().unwrap()], &[]);
+    let group = PublicKeys::new(vec![public("KKEYA", &a_pem), public("KKEYB", &b_pem)]).unwrap();
+
+    let client = logged_in(&process).await;
+    let (signer, a_cookies) = mint(&process, &client).await;
+    assert_eq!(signer, "KKEYA");
+
+    // B becomes active, A stays in the ring.
+    let both = format!(
+        "{}{}",
+        key_entry("KKEYA", &a_path, Some("rsa")),
+        key_entry("KKEYB", &b_path, Some("ecdsa"))
+    );
+    std::fs::write(&config_path, config(&both, "KKEYB")).unwrap();
+    process.signal("HUP");
+    let reloaded = process.wait_for_log(
+        "key ring reloaded; signing with the active key",
+        Duration::from_secs(10),
+    );
+    assert_eq!(reloaded["key_pair_id"], "KKEYB");
+    let (signer, b_cookies) = mint(&process, &client).await;
+    assert_eq!(signer, "KKEYB");
+    assert!(allowed(&group, &b_cookies));
+    assert!(
+        allowed(&group, &a_cookies),
+        "cookies signed by A still verify"
+    );
+
+    // B's file is corrupted: the reload is refused and B keeps signing.
+    let garbage = "-----BEGIN PRIVATE KEY-----\nTk9UQUtFWVRIQVRBTllCT0RZQ09VTERQQVJTRQ==\n-----END PRIVATE KEY-----\n";
+    std::fs::write(&b_path, garbage).unwrap();
+    process.signal("HUP");
+    let refused = process.wait_for_log(
+        "key reload refused; the previous keys keep signing",
+        Duration::from_secs(10),
+    );
+    assert!(
+        refused["error"].as_str().unwrap().contains("keys.key[1]"),
+        "{refused}"
+    );
+    assert_eq!(mint(&process, &client).await.0, "KKEYB");
+
+    // A key of the wrong type is refused too.
+    write_key(dir.path(), "b", KeySpec::Rsa { bits: 2048 });
+    process.signal("HUP");
+    let refused = process.wait_for_log(
+        "key reload refused; the previous keys keep signing",
+        Duration::from_secs(10),
+    );
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("not the configured type"),
+        "{refused}"
+    );
+    assert_eq!(mint(&process, &client).await.0, "KKEYB");
+
+    let metrics = reqwest::get(format!("http://{}/metrics", process.admin))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        metric(&metrics, "cfmint_key_reloads_total{result=\"ok\"}"),
+        1
+    );
+    assert_eq!(
+        metric(&metrics, "cfmint_key_reloads_total{result=\"failed\"}"),
+        2
+    );
+    assert_eq!(
+        reqwest::get(process.url("/readyz")).await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    let log = process.drain_log();
+    for secret in [&a_pem, &b_pem, &garbage.to_owned()] {
+        let body = secret.lines().nth(1).unwrap();
+        assert!(!log.contains(body), "key material in the log");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_the_request_in_flight_and_refuses_new_connections() {
+    let mut process = ServeProcess::start(
+        &[],
+        &[
+            ("CFMINT__SERVER__LISTEN", "127.0.0.1:0"),
+            ("CFMINT__SERVER__ADMIN_LISTEN", ""),
+            ("CFMINT__SERVER__SHUTDOWN_TIMEOUT", "5s"),
+        ],
+    );
+    // A login whose body is still on its way when SIGTERM arrives.
+    let body = br#"{"username":"demo","password":"demo"}"#;
+    let mut stream = TcpStream::connect(&process.listen).unwrap();
+    write!(
+        stream,
+        "POST /login HTTP/1.1\r\nHost: cfmint\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(&body[..10]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+
+    let started = Instant::now();
+    process.signal("TERM");
+    process.wait_for_log("shutting down: draining requests", Duration::from_secs(5));
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while TcpStream::connect(&process.listen).is_ok() {
+        assert!(Instant::now() < deadline, "still accepting connections");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    stream.write_all(&body[10..]).unwrap();
+    let mut answer = String::new();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 204"), "{answer}");
+
+    let status = process.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "within the drain bound"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_origin_lock_refuses_requests_without_the_secret() {
+    let secret = "s3cret-from-cloudfront-0123456789";
+    let app = TestApp::spawn(
+        Options::default()
+            .env("CFMINT__SERVER__ORIGIN_HEADER", "x-origin-verify")
+            .env("CFMINT__SERVER__ORIGIN_SECRET", secret),
+    )
+    .await;
+    let login = |header: Option<&str>| {
+        let mut request = reqwest::Client::new()
+            .post(app.url("/login"))
+            .json(&json!({ "username": "alice", "password": PASSWORD }));
+        if let Some(value) = header {
+            request = request.header("x-origin-verify", value);
+        }
+        request.send()
+    };
+    for wrong in [
+        None,
+        Some("wrong"),
+        Some("s3cret-from-cloudfront-012345678"),
+    ] {
+        let response = login(wrong).await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{wrong:?}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "origin_locked");
+    }
+    assert_eq!(
+        login(Some(secret)).await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        reqwest::get(app.url("/healthz")).await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        reqwest::get(app.url("/readyz")).await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        metric(&app.metrics().await, "cfmint_origin_rejected_total"),
+        3
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_exits_0_when_healthy_and_1_otherwise() {
+    let app = TestApp::spawn(Options::default()).await;
+    let run = |url: String| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cfmint"))
+            .args(["healthcheck", "--url", &url, "--timeout", "2s"])
+            .output()
+            .unwrap()
+    };
+    let url = app.url("/healthz");
+    let healthy = tokio::task::spawn_blocking(move || run(url)).await.unwrap();
+    assert_eq!(healthy.status.code(), Some(0));
+    let closed = format!("http://127.0.0.1:{}/healthz", free_port());
+    let down = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cfmint"))
+            .args(["healthcheck", "--url", &closed])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(down.status.code(), Some(1));
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
