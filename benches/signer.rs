@@ -122,11 +122,41 @@ fn verifying(c: &mut Criterion) {
     group.finish();
 }
 
+/// A mint whose policy was signed before: the cache hit path (policy JSON,
+/// lookup, no private-key operation), beside a mint with the cache off.
+fn minting(c: &mut Criterion) {
+    let toml = |cache: u64| {
+        format!(
+            "[cloudfront]\nbase_url = \"https://cdn.example.com\"\n\
+             [mint]\nexpiry_rounding = \"5m\"\nsignature_cache = {cache}\n\
+             [auth.users]\ndemo = true\n"
+        )
+    };
+    let path = cfmint::auth::path::RequestedPath::parse("/audiobooks/42/", 1024).unwrap();
+    let mut group = c.benchmark_group("mint");
+    group.throughput(Throughput::Elements(1));
+    for (name, pem) in keys() {
+        for (label, cache) in [("cache_hit", 10_000), ("cache_off", 0)] {
+            let settings = cfmint::Settings::load(&toml(cache), std::iter::empty()).unwrap();
+            let ring = cfmint::signer::KeyRing::new(
+                vec![load(&pem, Backend::default())],
+                &KeyPairId::new("KBENCH").unwrap(),
+            )
+            .unwrap();
+            let minter = cfmint::minter::Minter::new(ring, settings.cloudfront, settings.mint);
+            group.bench_function(format!("{label}/{name}"), |b| {
+                b.iter(|| black_box(minter.mint(black_box(&path), None).unwrap()))
+            });
+        }
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4));
-    targets = policy_and_encoding, signing, verifying
+    targets = policy_and_encoding, signing, verifying, minting
 }
 criterion_main!(benches);

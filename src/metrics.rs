@@ -52,6 +52,7 @@ pub struct Metrics {
     rate_limited: Family<LimitLabels, Counter>,
     key_reloads: Family<ResultLabels, Counter>,
     origin_rejected: Counter,
+    signature_cache: Family<ResultLabels, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -116,7 +117,14 @@ impl Metrics {
             "Requests refused for lacking the origin secret header",
             origin_rejected.clone(),
         );
+        let signature_cache = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "signature_cache",
+            "Signature cache lookups by result (hit, miss)",
+            signature_cache.clone(),
+        );
         Self {
+            signature_cache,
             key_reloads,
             origin_rejected,
             registry,
@@ -162,6 +170,12 @@ impl Metrics {
 
     pub fn key_reload(&self, result: &'static str) {
         self.key_reloads
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    pub fn signature_cache(&self, result: &'static str) {
+        self.signature_cache
             .get_or_create(&ResultLabels { result })
             .inc();
     }

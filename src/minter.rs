@@ -1,11 +1,16 @@
 //! What one mint produces: the policy for a granted path (expiry, rounding,
-//! IP binding), signed with the active key. No HTTP types here.
+//! IP binding), signed with the active key. Identical policies signed by the
+//! same key reuse one signature from a bounded cache while they are valid, so
+//! with rounded expiry a refresh storm costs one signature per path and window.
+//! No HTTP types here.
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
+use moka::Expiry;
+use moka::sync::Cache;
 
 use crate::auth::path::RequestedPath;
 use crate::config::{CloudFront, MintSettings};
@@ -17,11 +22,28 @@ pub struct Minter {
     ring: ArcSwap<KeyRing>,
     cloudfront: CloudFront,
     mint: MintSettings,
+    cache: Option<Cache<(String, String), Arc<SignedPolicy>>>,
+}
+
+/// Cached signatures live until their policy expires.
+struct UntilExpiry;
+
+impl Expiry<(String, String), Arc<SignedPolicy>> for UntilExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &(String, String),
+        signed: &Arc<SignedPolicy>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(Duration::from_secs(signed.expires().saturating_sub(now())))
+    }
 }
 
 /// A signed policy and the times the caller is told about.
 pub struct Minted {
-    pub signed: SignedPolicy,
+    pub signed: Arc<SignedPolicy>,
+    /// Whether the signature came from the cache.
+    pub cached: bool,
     pub resource: String,
     pub url: String,
     pub issued_at: u64,
@@ -33,10 +55,17 @@ pub struct Minted {
 
 impl Minter {
     pub fn new(ring: KeyRing, cloudfront: CloudFront, mint: MintSettings) -> Self {
+        let cache = (mint.signature_cache > 0).then(|| {
+            Cache::builder()
+                .max_capacity(mint.signature_cache)
+                .expire_after(UntilExpiry)
+                .build()
+        });
         Self {
             ring: ArcSwap::from_pointee(ring),
             cloudfront,
             mint,
+            cache,
         }
     }
 
@@ -48,6 +77,9 @@ impl Minter {
     /// Replaces the ring; mints already under way finish with the old one.
     pub fn replace_ring(&self, ring: KeyRing) {
         self.ring.store(Arc::new(ring));
+        if let Some(cache) = &self.cache {
+            cache.invalidate_all();
+        }
     }
 
     /// Signs `path` (a directory path covers everything below it), optionally
@@ -71,14 +103,33 @@ impl Minter {
         }
         let policy = builder.build()?;
         let started = Instant::now();
-        let signed = self.ring.load().sign(
-            &policy,
-            self.cloudfront.policy,
-            self.cloudfront.hash_algorithm,
-        )?;
+        let ring = self.ring.load();
+        let sign = || {
+            ring.sign(
+                &policy,
+                self.cloudfront.policy,
+                self.cloudfront.hash_algorithm,
+            )
+            .map(Arc::new)
+        };
+        let (signed, cached) = match &self.cache {
+            None => (sign()?, false),
+            Some(cache) => {
+                let key = (ring.active().id().as_str().to_owned(), policy.to_json());
+                match cache.get(&key) {
+                    Some(signed) => (signed, true),
+                    None => {
+                        let signed = sign()?;
+                        cache.insert(key, signed.clone());
+                        (signed, false)
+                    }
+                }
+            }
+        };
         let lifetime = expires_at - issued_at;
         Ok(Minted {
             signed,
+            cached,
             resource,
             url,
             issued_at,

@@ -104,6 +104,7 @@ pub struct RawMint {
     pub ipv6: String,
     pub max_path_length: usize,
     pub max_sign_urls: usize,
+    pub signature_cache: u64,
 }
 
 impl Default for RawMint {
@@ -118,6 +119,7 @@ impl Default for RawMint {
             ipv6: "unbound".into(),
             max_path_length: 1024,
             max_sign_urls: 50,
+            signature_cache: 10_000,
         }
     }
 }

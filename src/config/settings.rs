@@ -113,6 +113,8 @@ pub struct MintSettings {
     pub ipv6: Ipv6Binding,
     pub max_path_length: usize,
     pub max_sign_urls: usize,
+    /// Signatures kept for reuse (0: off).
+    pub signature_cache: u64,
 }
 
 #[derive(Debug, Clone)]

@@ -380,6 +380,9 @@ fn mint(check: &mut Check, raw: &RawConfig) -> MintSettings {
     if !(16..=8192).contains(&m.max_path_length) {
         check.fail("mint.max_path_length", "must be between 16 and 8192");
     }
+    if m.signature_cache > 10_000_000 {
+        check.fail("mint.signature_cache", "must be at most 10000000 entries");
+    }
     if !(1..=1000).contains(&m.max_sign_urls) {
         check.fail("mint.max_sign_urls", "must be between 1 and 1000");
     }
@@ -393,6 +396,7 @@ fn mint(check: &mut Check, raw: &RawConfig) -> MintSettings {
         ipv6,
         max_path_length: m.max_path_length,
         max_sign_urls: m.max_sign_urls,
+        signature_cache: m.signature_cache,
     }
 }
 

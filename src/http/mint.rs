@@ -209,6 +209,11 @@ fn sign(state: &AppState, path: &RequestedPath, ip: Option<Ipv4Addr>) -> Result<
         .minter
         .mint(path, ip)
         .map_err(|e| ApiError::SignerUnavailable(e.to_string()))?;
-    state.metrics.signing(minted.signing);
+    if minted.cached {
+        state.metrics.signature_cache("hit");
+    } else {
+        state.metrics.signature_cache("miss");
+        state.metrics.signing(minted.signing);
+    }
     Ok(minted)
 }

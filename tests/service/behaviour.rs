@@ -306,6 +306,32 @@ async fn rounded_expiry_gives_everyone_the_same_policy() {
         policies.push(cloudfront_cookie_header(&headers));
     }
     assert_eq!(policies[0], policies[1]);
+    // The second listener's policy was already signed: one signature, one hit.
+    let metrics = app.metrics().await;
+    assert_eq!(metric(&metrics, "cfmint_signing_seconds_count"), 1);
+    assert_eq!(
+        metric(&metrics, "cfmint_signature_cache_total{result=\"hit\"}"),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_cache_off_every_mint_signs() {
+    let app = TestApp::spawn(
+        Options::default()
+            .env("CFMINT__MINT__EXPIRY_ROUNDING", "5m")
+            .env("CFMINT__MINT__SIGNATURE_CACHE", "0"),
+    )
+    .await;
+    let client = app.client();
+    app.login(&client, "tess").await;
+    for _ in 0..3 {
+        assert_eq!(
+            app.mint(&client, "/materials/").await.status(),
+            StatusCode::OK
+        );
+    }
+    assert_eq!(app.signatures().await, 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
