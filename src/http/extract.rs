@@ -138,9 +138,10 @@ impl FromRequestParts<AppState> for Caller {
             .get::<Session>()
             .cloned()
             .ok_or(ApiError::Unauthenticated)?;
-        let identity: Identity = session
-            .get(IDENTITY_KEY)
+        let identity = session
+            .get::<String>(IDENTITY_KEY)
             .await?
+            .and_then(|text| Identity::from_session(&text))
             .ok_or(ApiError::Unauthenticated)?;
         touch(&session, state).await?;
         Ok(Self { identity })

@@ -45,7 +45,7 @@ pub async fn login(
     };
 
     session.cycle_id().await?;
-    session.insert(IDENTITY_KEY, &identity).await?;
+    session.insert(IDENTITY_KEY, identity.to_session()).await?;
     session.insert(SEEN_KEY, crate::minter::now()).await?;
     session.save().await?;
     tracing::info!(sub = %identity.sub, method = ?identity.method, "logged in");
