@@ -55,7 +55,10 @@ pub struct Minted {
 
 impl Minter {
     pub fn new(ring: KeyRing, cloudfront: CloudFront, mint: MintSettings) -> Self {
-        let cache = (mint.signature_cache > 0).then(|| {
+        // Without rounding, two policies match only within the same second:
+        // the lookups would cost more than the rare hit saves.
+        let rounded = mint.expiry_rounding.as_secs() > 1;
+        let cache = (mint.signature_cache > 0 && rounded).then(|| {
             Cache::builder()
                 .max_capacity(mint.signature_cache)
                 .expire_after(UntilExpiry)
