@@ -181,33 +181,19 @@ pub fn add_user(file: &Path, username: &str, password: &str) -> Result<bool, Str
         .ok_or_else(|| format!("{}: users.{username} must be a table", file.display()))?;
     user.insert("password_hash", toml_edit::value(hash_password(password)?));
 
+    // A 0600 temporary file beside the target, renamed over it: readers see
+    // the old file or the new one, never half of either.
     let directory = file.parent().filter(|p| !p.as_os_str().is_empty());
-    let directory = directory.unwrap_or(Path::new("."));
-    let mut temporary = tempfile_in(directory)?;
+    let mut temporary = tempfile::NamedTempFile::new_in(directory.unwrap_or(Path::new(".")))
+        .map_err(|e| format!("cannot create a file beside {}: {e}", file.display()))?;
     temporary
-        .1
         .write_all(document.to_string().as_bytes())
-        .and_then(|()| temporary.1.sync_all())
-        .map_err(|e| format!("cannot write {}: {e}", temporary.0.display()))?;
-    fs::rename(&temporary.0, file).map_err(|e| {
-        let _ = fs::remove_file(&temporary.0);
-        format!("cannot replace {}: {e}", file.display())
-    })?;
+        .and_then(|()| temporary.as_file().sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    temporary
+        .persist(file)
+        .map_err(|e| format!("cannot replace {}: {}", file.display(), e.error))?;
     Ok(existed)
-}
-
-/// A new 0600 file beside the target, so the rename stays on one filesystem.
-fn tempfile_in(directory: &Path) -> Result<(std::path::PathBuf, fs::File), String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let name = format!(".cfmint-users-{}.tmp", uuid::Uuid::new_v4().simple());
-    let path = directory.join(name);
-    let file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    Ok((path, file))
 }
 
 /// A password read from somewhere, wiped when dropped.

@@ -128,6 +128,13 @@ impl Settings {
     }
 }
 
+/// A trusted proxy: a CIDR (`10.0.0.0/8`) or a single address.
+pub fn parse_proxy(text: &str) -> Result<ipnet::IpNet, String> {
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("\"{text}\" is not an IP address or CIDR"))
+}
+
 /// A type error from serde, split into the key and the reason when config named it.
 fn type_problem(error: &config::ConfigError) -> Problem {
     let text = error.to_string();

@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ipnet::IpNet;
 use jsonwebtoken::Algorithm;
 use secrecy::ExposeSecret;
 
@@ -137,15 +136,7 @@ fn server(check: &mut Check, raw: &RawConfig) -> Server {
     let trusted_proxies = s
         .trusted_proxies
         .iter()
-        .filter_map(|cidr| {
-            let parsed = cidr
-                .parse::<IpNet>()
-                .or_else(|_| cidr.parse::<std::net::IpAddr>().map(IpNet::from));
-            check.ok(
-                "server.trusted_proxies",
-                parsed.map_err(|_| format!("\"{cidr}\" is not an IP address or CIDR")),
-            )
-        })
+        .filter_map(|cidr| check.ok("server.trusted_proxies", super::parse_proxy(cidr)))
         .collect();
     let tls = match (&s.tls_cert, &s.tls_key) {
         (Some(cert), Some(key)) => Some((PathBuf::from(cert), PathBuf::from(key))),

@@ -125,16 +125,8 @@ impl EdgeSettings {
             .trusted_proxies
             .iter()
             .filter_map(|cidr| {
-                let parsed = cidr
-                    .parse::<IpNet>()
-                    .or_else(|_| cidr.parse::<std::net::IpAddr>().map(IpNet::from));
-                parsed
-                    .map_err(|_| {
-                        problem(
-                            "edge.trusted_proxies",
-                            format!("\"{cidr}\" is not an IP address or CIDR"),
-                        )
-                    })
+                crate::config::parse_proxy(cidr)
+                    .map_err(|e| problem("edge.trusted_proxies", e))
                     .ok()
             })
             .collect();

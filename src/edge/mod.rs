@@ -9,7 +9,6 @@ mod stats;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Body;
@@ -143,7 +142,7 @@ fn viewer(
                 headers,
                 &state.settings.trusted_proxies,
             )),
-            now: now(),
+            now: crate::minter::now(),
         },
     )
 }
@@ -229,10 +228,4 @@ fn denied(denial: &Denial) -> Response {
         HeaderValue::from_static(denial.kind().as_str()),
     );
     response
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
 }

@@ -159,6 +159,9 @@ fn user_add_reads_the_password_from_stdin_and_keeps_other_entries() {
 
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.contains("# team accounts") && text.contains("[users.zoe]"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the users file is private");
     let users = cfmint::auth::users::Users::load(Some(&file), false).unwrap();
     assert!(users.verify("alice", "s3cret pass").is_some());
     assert!(users.verify("alice", "s3cret pass\n").is_none());
