@@ -13,6 +13,12 @@ use tokio::net::TcpListener;
 #[derive(Clone)]
 pub struct Tls(RustlsConfig);
 
+/// Makes ring rustls's crypto provider for this process (HTTPS clients and
+/// servers need one); calling it again is harmless.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 impl Tls {
     pub async fn from_files(cert: &Path, key: &Path) -> Result<Self, String> {
         let read = |path: &Path| {
@@ -22,7 +28,7 @@ impl Tls {
     }
 
     pub async fn from_pem(cert: Vec<u8>, key: Vec<u8>) -> Result<Self, String> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_crypto_provider();
         RustlsConfig::from_pem(cert, key)
             .await
             .map(Self)

@@ -256,7 +256,7 @@ async fn fetch_url(client: &reqwest::Client, url: &str) -> Result<String, String
 }
 
 fn http_client() -> Result<reqwest::Client, String> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::tls::install_crypto_provider();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .connect_timeout(Duration::from_secs(2))

@@ -21,7 +21,7 @@ pub struct HealthcheckArgs {
 }
 
 pub fn run(args: HealthcheckArgs) -> Result<Outcome, CliError> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::tls::install_crypto_provider();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

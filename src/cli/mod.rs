@@ -12,11 +12,12 @@ mod verify;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
 
 use crate::config::LogFormat;
+use crate::minter::now;
 use crate::signer::{self, Backend};
 
 #[derive(Debug, Parser)]
@@ -135,13 +136,6 @@ fn parse_key_pair_id(id: &str) -> Result<signer::KeyPairId, String> {
 fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
         .map_err(|e| format!("\"{text}\" is not a duration like 30s, 10m or 12h ({e})"))
-}
-
-/// Current time in epoch seconds.
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 /// An epoch as RFC 3339, for people reading the output.

@@ -44,7 +44,7 @@ impl OriginClient {
                 Self::Directory(ServeDir::new(dir).append_index_html_on_directories(false))
             }
             Origin::Upstream(base) => {
-                let _ = rustls::crypto::ring::default_provider().install_default();
+                crate::tls::install_crypto_provider();
                 let client = reqwest::Client::builder()
                     .connect_timeout(Duration::from_secs(5))
                     .timeout(Duration::from_secs(60))

@@ -28,18 +28,18 @@ pub async fn login(
     headers: HeaderMap,
     JsonBody(body): JsonBody<LoginRequest>,
 ) -> Result<Response, ApiError> {
-    limited(&state, state.limits.login_address(ip))?;
+    state.limited(state.limits.login_address(ip))?;
     let identity = match bearer_token(&headers)? {
         Some(token) => {
             let identity = state.verify_token(token).await?;
-            limited(&state, state.limits.login_identity(&identity.sub))?;
+            state.limited(state.limits.login_identity(&identity.sub))?;
             identity
         }
         None => {
             let body = body.ok_or_else(|| {
                 ApiError::BadRequest("send {\"username\", \"password\"} or a bearer token".into())
             })?;
-            limited(&state, state.limits.login_identity(&body.username))?;
+            state.limited(state.limits.login_identity(&body.username))?;
             check_password(&state, body).await?
         }
     };
@@ -69,15 +69,4 @@ pub async fn logout(State(state): State<AppState>, session: Session) -> Result<R
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     Ok(response)
-}
-
-/// Counts a rate-limit refusal and turns it into a 429.
-pub fn limited(
-    state: &AppState,
-    result: Result<(), crate::ratelimit::Limited>,
-) -> Result<(), ApiError> {
-    result.map_err(|limited| {
-        state.metrics.rate_limited(limited.limit.as_str());
-        ApiError::RateLimited(limited)
-    })
 }

@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use super::cookies;
 use super::error::ApiError;
 use super::extract::{Caller, ClientIp, JsonBody};
-use super::login::limited;
 use super::state::AppState;
 use crate::auth::Identity;
 use crate::auth::path::RequestedPath;
@@ -171,8 +170,8 @@ fn sign_one(
 }
 
 fn check_limits(state: &AppState, ip: IpAddr, identity: &Identity) -> Result<(), ApiError> {
-    limited(state, state.limits.mint_address(ip))?;
-    limited(state, state.limits.mint_identity(&identity.sub))
+    state.limited(state.limits.mint_address(ip))?;
+    state.limited(state.limits.mint_identity(&identity.sub))
 }
 
 /// The body's path, or the configured default with `{sub}` filled in.

@@ -26,6 +26,14 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Counts a rate-limit refusal and turns it into a 429.
+    pub fn limited(&self, result: Result<(), crate::ratelimit::Limited>) -> Result<(), ApiError> {
+        result.map_err(|limited| {
+            self.metrics.rate_limited(limited.limit.as_str());
+            ApiError::RateLimited(limited)
+        })
+    }
+
     /// Verifies a bearer token, or refuses it when JWT is not configured.
     pub async fn verify_token(&self, token: &str) -> Result<Identity, ApiError> {
         let verifier = self.jwt.as_ref().ok_or(ApiError::BearerNotAccepted)?;

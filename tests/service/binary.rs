@@ -16,7 +16,7 @@ fn cfmint() -> Command {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_on_the_default_logs_in_the_demo_user_and_stops_cleanly_on_sigterm() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    cfmint::tls::install_crypto_provider();
     let mut child = cfmint()
         .arg("serve")
         .env("CFMINT__SERVER__LISTEN", "127.0.0.1:0")

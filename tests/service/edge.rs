@@ -56,7 +56,7 @@ impl Drop for TestEdge {
 }
 
 async fn edge_with(origin: &str, keys: PublicKeys, trusted: &str) -> TestEdge {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    cfmint::tls::install_crypto_provider();
     let toml = format!(
         r#"
 [edge]
@@ -520,11 +520,7 @@ fn start_nginx(root: &Path, edge: SocketAddr) -> Nginx {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
         .unwrap()
         .keep();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = super::harness::free_port();
     // Workers may run as another user: let them read the files.
     Command::new("chmod")
         .args(["-R", "a+rX"])

@@ -5,7 +5,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use cfmint::signer::{
     Backend, KeyPairId, KeySource, KeySpec, PrivateKey, PublicKeys, Verdict, ViewerRequest,
@@ -210,7 +210,7 @@ pub struct TestApp {
 impl TestApp {
     pub async fn spawn(options: Options) -> Self {
         init_logs();
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        cfmint::tls::install_crypto_provider();
         let settings = Settings::load(&config_toml(&options), options.env.clone())
             .unwrap_or_else(|e| panic!("{e}"));
         let app = Application::build(settings).await.unwrap();
@@ -290,7 +290,7 @@ impl Drop for TestApp {
 }
 
 pub fn client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    cfmint::tls::install_crypto_provider();
     reqwest::Client::builder()
         .cookie_store(true)
         .build()
@@ -337,12 +337,7 @@ pub fn verify(cookie_header: &str, path: &str, client_ip: Option<std::net::IpAdd
     )
 }
 
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
+pub use cfmint::minter::now;
 
 fn init_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
@@ -351,6 +346,15 @@ fn init_logs() {
             .with_test_writer()
             .try_init();
     }
+}
+
+/// A loopback port nothing listens on (the OS picks it).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A `redis-server` on a free loopback port; killed when dropped.
@@ -362,11 +366,7 @@ pub struct Redis {
 
 impl Redis {
     pub fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let mut redis = Self {
             port,
             child: None,

@@ -97,7 +97,7 @@ fn allowed(keys: &PublicKeys, cookies: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_rotates_keys_and_refuses_a_bad_new_key() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    cfmint::tls::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let (a_path, a_pem) = write_key(dir.path(), "a", KeySpec::Rsa { bits: 2048 });
     let (b_path, b_pem) = write_key(dir.path(), "b", KeySpec::EcdsaP256);
@@ -306,12 +306,4 @@ async fn healthcheck_exits_0_when_healthy_and_1_otherwise() {
     .await
     .unwrap();
     assert_eq!(down.status.code(), Some(1));
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
