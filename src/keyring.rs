@@ -50,14 +50,16 @@ pub async fn reload(state: &AppState, source: &ConfigSource) -> Result<KeyPairId
     match result {
         Ok(ring) => {
             let active = ring.active().id().clone();
-            tracing::info!(
-                key_pair_id = %active,
-                algorithm = %ring.active().algorithm(),
-                keys = ring.keys().len(),
-                "key ring reloaded; signing with the active key"
-            );
+            let (algorithm, keys) = (ring.active().algorithm(), ring.keys().len());
+            // Swap first: once the log says the new key signs, it does.
             state.minter.replace_ring(ring);
             state.metrics.key_reload("ok");
+            tracing::info!(
+                key_pair_id = %active,
+                algorithm = %algorithm,
+                keys,
+                "key ring reloaded; signing with the active key"
+            );
             Ok(active)
         }
         Err(error) => {
