@@ -63,12 +63,12 @@ pub async fn reload(state: &AppState, source: &ConfigSource) -> Result<KeyPairId
             Ok(active)
         }
         Err(error) => {
+            state.metrics.key_reload("failed");
             tracing::error!(
                 error = %error,
                 key_pair_id = %state.minter.ring().active().id(),
                 "key reload refused; the previous keys keep signing"
             );
-            state.metrics.key_reload("failed");
             Err(error)
         }
     }
