@@ -128,11 +128,14 @@ fn minting(c: &mut Criterion) {
     let toml = |cache: u64| {
         format!(
             "[cloudfront]\nbase_url = \"https://cdn.example.com\"\n\
-             [mint]\nexpiry_rounding = \"5m\"\nsignature_cache = {cache}\n\
+             [mint]\nexpiry_rounding = \"5m\"\nsignature_cache = {cache}\nsigning = \"inline\"\n\
              [auth.users]\ndemo = true\n"
         )
     };
     let path = cfmint::auth::path::RequestedPath::parse("/audiobooks/42/", 1024).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let mut group = c.benchmark_group("mint");
     group.throughput(Throughput::Elements(1));
     for (name, pem) in keys() {
@@ -143,9 +146,13 @@ fn minting(c: &mut Criterion) {
                 &KeyPairId::new("KBENCH").unwrap(),
             )
             .unwrap();
-            let minter = cfmint::minter::Minter::new(ring, settings.cloudfront, settings.mint);
+            let minter =
+                cfmint::minter::Minter::new(ring, settings.cloudfront, settings.mint).unwrap();
             group.bench_function(format!("{label}/{name}"), |b| {
-                b.iter(|| black_box(minter.mint(black_box(&path), None).unwrap()))
+                b.iter(|| {
+                    let minted = runtime.block_on(minter.mint(black_box(&path), None));
+                    black_box(minted.unwrap())
+                })
             });
         }
     }

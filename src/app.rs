@@ -14,7 +14,7 @@ use crate::auth::grants::Grants;
 use crate::auth::jwt::JwtVerifier;
 use crate::auth::users::Users;
 use crate::config::Settings;
-use crate::http::{AppState, admin_router, router};
+use crate::http::{AppState, Shared, admin_router, router};
 use crate::keyring::{ConfigSource, key_ring, reload_on_signal};
 use crate::metrics::Metrics;
 use crate::minter::Minter;
@@ -63,16 +63,16 @@ impl Application {
                         "demo user enabled (username demo, password demo): loopback only"
                     );
                 }
-                Some(Arc::new(loaded))
+                Some(loaded)
             }
             None => None,
         };
         let jwt = match &settings.auth.jwt {
-            Some(jwt) => Some(Arc::new(
+            Some(jwt) => Some(
                 JwtVerifier::new(jwt, grants.claims_needed())
                     .await
                     .map_err(|e| format!("auth.jwt: {e}"))?,
-            )),
+            ),
             None => None,
         };
         let store = Store::new(&settings.session, metrics.clone())?;
@@ -96,17 +96,25 @@ impl Application {
             ),
             None => None,
         };
-        let minter = Minter::new(ring, settings.cloudfront.clone(), settings.mint.clone());
-        let state = AppState {
-            limits: Arc::new(RateLimits::new(&settings.rate_limit)),
-            settings: Arc::new(settings.clone()),
-            minter: Arc::new(minter),
+        let minter = Minter::new(ring, settings.cloudfront.clone(), settings.mint.clone())
+            .map_err(|e| format!("mint.signing: cannot start the signing threads: {e}"))?;
+        let allowed_origins = settings
+            .cors
+            .allowed_origins
+            .iter()
+            .filter_map(|origin| origin.parse().ok())
+            .collect();
+        let state = AppState::new(Shared {
+            limits: RateLimits::new(&settings.rate_limit),
+            settings: settings.clone(),
+            minter,
             users,
             jwt,
-            grants: Arc::new(grants),
+            grants,
             store,
             metrics,
-        };
+            allowed_origins,
+        });
         Ok(Self {
             listener,
             admin,

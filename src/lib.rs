@@ -14,6 +14,7 @@ pub mod http;
 pub mod keyring;
 pub mod metrics;
 pub mod minter;
+pub mod pool;
 pub mod ratelimit;
 pub mod session;
 pub mod signer;

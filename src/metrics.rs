@@ -19,8 +19,8 @@ struct OutcomeLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
-    route: String,
-    method: String,
+    route: &'static str,
+    method: &'static str,
     status: u16,
 }
 
@@ -146,11 +146,17 @@ impl Metrics {
         self.signing_seconds.observe(elapsed.as_secs_f64());
     }
 
-    pub fn request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+    pub fn request(
+        &self,
+        route: &'static str,
+        method: &'static str,
+        status: u16,
+        elapsed: Duration,
+    ) {
         self.request_seconds
             .get_or_create(&RouteLabels {
-                route: route.to_owned(),
-                method: method.to_owned(),
+                route,
+                method,
                 status,
             })
             .observe(elapsed.as_secs_f64());

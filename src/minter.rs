@@ -13,7 +13,8 @@ use moka::Expiry;
 use moka::sync::Cache;
 
 use crate::auth::path::RequestedPath;
-use crate::config::{CloudFront, MintSettings};
+use crate::config::{CloudFront, MintSettings, SigningMode};
+use crate::pool::{PoolError, SigningPool};
 use crate::signer::{self, KeyRing, Policy, SignedPolicy};
 
 /// The active key ring (swapped whole on reload) and the settings every
@@ -23,6 +24,24 @@ pub struct Minter {
     cloudfront: CloudFront,
     mint: MintSettings,
     cache: Option<Cache<(String, String), Arc<SignedPolicy>>>,
+    signing: Signing,
+}
+
+/// Where private-key operations run (`mint.signing`).
+enum Signing {
+    Inline,
+    Blocking,
+    Pool(SigningPool),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MintError {
+    #[error(transparent)]
+    Signer(#[from] signer::Error),
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    #[error("the signing task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 /// Cached signatures live until their policy expires.
@@ -42,19 +61,18 @@ impl Expiry<(String, String), Arc<SignedPolicy>> for UntilExpiry {
 /// A signed policy and the times the caller is told about.
 pub struct Minted {
     pub signed: Arc<SignedPolicy>,
-    /// Whether the signature came from the cache.
-    pub cached: bool,
     pub resource: String,
     pub url: String,
     pub issued_at: u64,
     pub expires_at: u64,
     pub refresh_at: u64,
-    /// Time spent in the signature itself.
-    pub signing: std::time::Duration,
+    /// Time spent in the private-key operation; `None` when the signature
+    /// came from the cache.
+    pub signing: Option<Duration>,
 }
 
 impl Minter {
-    pub fn new(ring: KeyRing, cloudfront: CloudFront, mint: MintSettings) -> Self {
+    pub fn new(ring: KeyRing, cloudfront: CloudFront, mint: MintSettings) -> std::io::Result<Self> {
         // Without rounding, two policies match only within the same second:
         // the lookups would cost more than the rare hit saves.
         let rounded = mint.expiry_rounding.as_secs() > 1;
@@ -64,12 +82,18 @@ impl Minter {
                 .expire_after(UntilExpiry)
                 .build()
         });
-        Self {
+        let signing = match mint.signing {
+            SigningMode::Inline => Signing::Inline,
+            SigningMode::Blocking => Signing::Blocking,
+            SigningMode::Pool(threads) => Signing::Pool(SigningPool::new(threads)?),
+        };
+        Ok(Self {
             ring: ArcSwap::from_pointee(ring),
             cloudfront,
             mint,
             cache,
-        }
+            signing,
+        })
     }
 
     /// The ring signing now.
@@ -87,11 +111,11 @@ impl Minter {
 
     /// Signs `path` (a directory path covers everything below it), optionally
     /// bound to one IPv4 address.
-    pub fn mint(
+    pub async fn mint(
         &self,
         path: &RequestedPath,
         ip: Option<Ipv4Addr>,
-    ) -> Result<Minted, signer::Error> {
+    ) -> Result<Minted, MintError> {
         let url = format!("{}{}", self.cloudfront.base_url, path.as_str());
         let resource = if path.is_directory() {
             format!("{url}*")
@@ -105,26 +129,17 @@ impl Minter {
             builder = builder.source_ip(format!("{ip}/32"));
         }
         let policy = builder.build()?;
-        let started = Instant::now();
-        let ring = self.ring.load();
-        let sign = || {
-            ring.sign(
-                &policy,
-                self.cloudfront.policy,
-                self.cloudfront.hash_algorithm,
-            )
-            .map(Arc::new)
-        };
-        let (signed, cached) = match &self.cache {
-            None => (sign()?, false),
+        let ring = self.ring.load_full();
+        let (signed, signing) = match &self.cache {
+            None => self.sign(ring, policy).await?,
             Some(cache) => {
                 let key = (ring.active().id().as_str().to_owned(), policy.to_json());
                 match cache.get(&key) {
-                    Some(signed) => (signed, true),
+                    Some(signed) => (signed, None),
                     None => {
-                        let signed = sign()?;
+                        let (signed, signing) = self.sign(ring, policy).await?;
                         cache.insert(key, signed.clone());
-                        (signed, false)
+                        (signed, signing)
                     }
                 }
             }
@@ -132,13 +147,32 @@ impl Minter {
         let lifetime = expires_at - issued_at;
         Ok(Minted {
             signed,
-            cached,
             resource,
             url,
             issued_at,
             expires_at,
             refresh_at: issued_at + (lifetime as f64 * self.mint.refresh_at) as u64,
-            signing: started.elapsed(),
+            signing,
+        })
+    }
+
+    /// Signs with the active key, where `mint.signing` says; also returns
+    /// the time the signature itself took.
+    async fn sign(
+        &self,
+        ring: Arc<KeyRing>,
+        policy: Policy,
+    ) -> Result<(Arc<SignedPolicy>, Option<Duration>), MintError> {
+        let (form, hash) = (self.cloudfront.policy, self.cloudfront.hash_algorithm);
+        let sign = move || {
+            let started = Instant::now();
+            let signed = ring.sign(&policy, form, hash)?;
+            Ok::<_, signer::Error>((Arc::new(signed), Some(started.elapsed())))
+        };
+        Ok(match &self.signing {
+            Signing::Inline => sign()?,
+            Signing::Blocking => tokio::task::spawn_blocking(sign).await??,
+            Signing::Pool(pool) => pool.run(sign).await??,
         })
     }
 

@@ -13,7 +13,7 @@ use config::{Config, Environment, File, FileFormat};
 pub use settings::{
     Auth, CloudFront, CookieLifetime, Cors, Ipv6Binding, JwtKeySource, JwtSettings, KeyEntry,
     KeyKind, KeyLocation, KeySettings, LogFormat, MintSettings, RateLimits, Server,
-    SessionSettings, Settings, StoreKind, UsersSettings,
+    SessionSettings, Settings, SigningMode, StoreKind, UsersSettings,
 };
 
 /// The embedded local default: loopback, in-memory sessions, a throwaway key.

@@ -105,6 +105,8 @@ pub struct RawMint {
     pub max_path_length: usize,
     pub max_sign_urls: usize,
     pub signature_cache: u64,
+    pub signing: String,
+    pub signing_threads: usize,
 }
 
 impl Default for RawMint {
@@ -120,6 +122,8 @@ impl Default for RawMint {
             max_path_length: 1024,
             max_sign_urls: 50,
             signature_cache: 10_000,
+            signing: "pool".into(),
+            signing_threads: 0,
         }
     }
 }

@@ -115,6 +115,18 @@ pub struct MintSettings {
     pub max_sign_urls: usize,
     /// Signatures kept for reuse (0: off).
     pub signature_cache: u64,
+    pub signing: SigningMode,
+}
+
+/// Where private-key operations run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigningMode {
+    /// On the runtime thread that handles the request.
+    Inline,
+    /// On tokio's blocking pool.
+    Blocking,
+    /// On this many dedicated signing threads.
+    Pool(usize),
 }
 
 #[derive(Debug, Clone)]

@@ -377,6 +377,27 @@ fn mint(check: &mut Check, raw: &RawConfig) -> MintSettings {
     if !(1..=1000).contains(&m.max_sign_urls) {
         check.fail("mint.max_sign_urls", "must be between 1 and 1000");
     }
+    if m.signing_threads > 256 {
+        check.fail(
+            "mint.signing_threads",
+            "must be at most 256 (0: one per core)",
+        );
+    }
+    let signing = match m.signing.as_str() {
+        "inline" => SigningMode::Inline,
+        "blocking" => SigningMode::Blocking,
+        "pool" => SigningMode::Pool(match m.signing_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads => threads,
+        }),
+        other => {
+            check.fail(
+                "mint.signing",
+                format!("\"{other}\" is not pool, inline or blocking"),
+            );
+            SigningMode::Inline
+        }
+    };
     MintSettings {
         ttl,
         expiry_rounding,
@@ -388,6 +409,7 @@ fn mint(check: &mut Check, raw: &RawConfig) -> MintSettings {
         max_path_length: m.max_path_length,
         max_sign_urls: m.max_sign_urls,
         signature_cache: m.signature_cache,
+        signing,
     }
 }
 

@@ -54,11 +54,16 @@ pub async fn login(
 
 /// argon2 runs on the blocking pool; unknown users cost the same as wrong passwords.
 async fn check_password(state: &AppState, body: LoginRequest) -> Result<Identity, ApiError> {
-    let users = state.users.clone().ok_or(ApiError::InvalidCredentials)?;
-    let verified =
-        tokio::task::spawn_blocking(move || users.verify(&body.username, &body.password))
-            .await
-            .map_err(|e| ApiError::SignerUnavailable(format!("password check failed: {e}")))?;
+    if state.users.is_none() {
+        return Err(ApiError::InvalidCredentials);
+    }
+    let state = state.clone();
+    let verified = tokio::task::spawn_blocking(move || {
+        let users = state.users.as_ref()?;
+        users.verify(&body.username, &body.password)
+    })
+    .await
+    .map_err(|e| ApiError::SignerUnavailable(format!("password check failed: {e}")))?;
     verified.ok_or(ApiError::InvalidCredentials)
 }
 

@@ -1,9 +1,10 @@
 //! Request middleware: request ids and the one access-log line per request,
-//! request metrics, and the Origin check for state-changing requests.
+//! request metrics, the origin lock and the Origin check for state-changing
+//! requests.
 
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -14,20 +15,26 @@ use super::state::AppState;
 
 const REQUEST_ID: &str = "x-request-id";
 
-/// Assigns a request id (keeping a well-formed incoming one), logs one line
-/// per request and records its latency by matched route.
-pub async fn access_log(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Everything the API does around its handlers, in one layer (each layer
+/// costs a clone per request): assigns a request id (keeping a well-formed
+/// incoming one), applies the origin lock and the Origin check, then logs one
+/// line and records the latency by route.
+pub async fn front(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let request_id = request
         .headers()
         .get(REQUEST_ID)
-        .and_then(|value| value.to_str().ok())
-        .filter(|id| is_safe_id(id))
-        .map_or_else(next_request_id, str::to_owned);
-    let method = request.method().clone();
-    let span = tracing::info_span!("request", request_id = %request_id);
+        .filter(|id| is_safe_id(id.as_bytes()))
+        .cloned()
+        .unwrap_or_else(next_request_id);
+    let method = method_label(request.method());
+    let route = route_label(request.uri().path());
+    let span = tracing::info_span!("request", request_id = request_id.to_str().unwrap_or(""));
 
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let mut response = match refusal(&state, &request) {
+        Some(error) => error.into_response(),
+        None => next.run(request).instrument(span.clone()).await,
+    };
 
     // tower-sessions answers a bare 500 when saving the session fails.
     if response.status() == StatusCode::INTERNAL_SERVER_ERROR
@@ -35,23 +42,16 @@ pub async fn access_log(State(state): State<AppState>, request: Request, next: N
     {
         response = ApiError::StoreUnavailable("saving the session failed".into()).into_response();
     }
-    let route = response
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |path| path.as_str())
-        .to_owned();
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
-    state
-        .metrics
-        .request(&route, method.as_str(), status, elapsed);
+    state.metrics.request(route, method, status, elapsed);
 
     let detail = response.extensions().get::<ErrorDetail>();
     let outcome = detail.map_or("ok", |d| d.code);
     let cause = detail.and_then(|d| d.cause.as_deref()).unwrap_or("");
     span.in_scope(|| {
         tracing::info!(
-            method = %method,
+            method,
             route,
             status,
             latency_ms = elapsed.as_secs_f64() * 1000.0,
@@ -60,74 +60,78 @@ pub async fn access_log(State(state): State<AppState>, request: Request, next: N
             "request"
         );
     });
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(REQUEST_ID, value);
-    }
+    response.headers_mut().insert(REQUEST_ID, request_id);
     response
+}
+
+/// The origin lock (without the secret header CloudFront adds, 403; health
+/// checks stay open), then the Origin check: a state-changing request whose
+/// `Origin` is present and not allowed, 403.
+fn refusal(state: &AppState, request: &Request) -> Option<ApiError> {
+    if let Some((name, secret)) = &state.settings.server.origin_lock {
+        let open = matches!(request.uri().path(), "/healthz" | "/readyz");
+        let presented = request.headers().get(name).map(HeaderValue::as_bytes);
+        if !open && !presented.is_some_and(|value| secret_matches(value, secret)) {
+            state.metrics.origin_rejected();
+            return Some(ApiError::OriginLocked);
+        }
+    }
+    let changes_state = !matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    match request.headers().get(header::ORIGIN) {
+        Some(origin) if changes_state && !state.origin_allowed(origin) => {
+            Some(ApiError::OriginNotAllowed)
+        }
+        _ => None,
+    }
+}
+
+/// The route label for metrics and logs: one of the API's fixed paths.
+fn route_label(path: &str) -> &'static str {
+    match path {
+        "/login" => "/login",
+        "/logout" => "/logout",
+        "/mint" => "/mint",
+        "/sign-urls" => "/sign-urls",
+        "/healthz" => "/healthz",
+        "/readyz" => "/readyz",
+        "/cfmint.js" => "/cfmint.js",
+        _ => "unmatched",
+    }
+}
+
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::OPTIONS => "OPTIONS",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
 }
 
 /// A random per-process prefix and a counter: unique, and no system call per
 /// request (a v4 UUID reads the kernel's random pool every time).
-fn next_request_id() -> String {
+fn next_request_id() -> HeaderValue {
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
     static PREFIX: OnceLock<String> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let prefix = PREFIX.get_or_init(|| uuid::Uuid::new_v4().simple().to_string()[..12].to_owned());
-    format!("{prefix}-{:x}", COUNTER.fetch_add(1, Ordering::Relaxed))
+    let id = format!("{prefix}-{:x}", COUNTER.fetch_add(1, Ordering::Relaxed));
+    HeaderValue::try_from(id).expect("hex digits and a dash make a header value")
 }
 
-fn is_safe_id(id: &str) -> bool {
+fn is_safe_id(id: &[u8]) -> bool {
     (1..=64).contains(&id.len())
         && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-}
-
-/// Copies the matched route into the response, where `access_log` reads it.
-pub async fn matched_route(request: Request, next: Next) -> Response {
-    let matched = request.extensions().get::<MatchedPath>().cloned();
-    let mut response = next.run(request).await;
-    if let Some(matched) = matched {
-        response.extensions_mut().insert(matched);
-    }
-    response
-}
-
-/// A state-changing request whose `Origin` is present and not allowed: 403.
-pub async fn check_origin(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let changes_state = !matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    );
-    if changes_state {
-        if let Some(origin) = request.headers().get(header::ORIGIN) {
-            let allowed = state
-                .settings
-                .cors
-                .allowed_origins
-                .iter()
-                .any(|allowed| allowed.as_bytes() == origin.as_bytes());
-            if !allowed {
-                return ApiError::OriginNotAllowed.into_response();
-            }
-        }
-    }
-    next.run(request).await
-}
-
-/// Origin lock: without the secret header CloudFront adds, 403. Health
-/// checks stay open. The secret is compared in constant time.
-pub async fn origin_lock(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if let Some((name, secret)) = &state.settings.server.origin_lock {
-        let open = matches!(request.uri().path(), "/healthz" | "/readyz");
-        let presented = request.headers().get(name).map(|value| value.as_bytes());
-        if !open && !presented.is_some_and(|value| secret_matches(value, secret)) {
-            state.metrics.origin_rejected();
-            return ApiError::OriginLocked.into_response();
-        }
-    }
-    next.run(request).await
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(b))
 }
 
 fn secret_matches(presented: &[u8], secret: &secrecy::SecretString) -> bool {

@@ -59,7 +59,7 @@ async fn mint_cookies(
     if !state.grants.allows(identity, &path) {
         return Err(ApiError::NotGranted);
     }
-    let minted = sign(state, &path, bound_ip(state, ip)?)?;
+    let minted = sign(state, &path, bound_ip(state, ip)?).await?;
     let body = MintResponse {
         resource: &minted.resource,
         expires_at: minted.expires_at,
@@ -120,7 +120,7 @@ pub async fn sign_urls(
     let bound = bound_ip(&state, ip)?;
     let mut items = Vec::with_capacity(body.urls.len());
     for raw in body.urls {
-        let item = match sign_one(&state, &identity, &raw, bound) {
+        let item = match sign_one(&state, &identity, &raw, bound).await {
             Ok(minted) => SignedItem::Signed {
                 url: minted
                     .signed
@@ -150,7 +150,7 @@ pub async fn sign_urls(
     Ok(response)
 }
 
-fn sign_one(
+async fn sign_one(
     state: &AppState,
     identity: &Identity,
     raw: &str,
@@ -166,7 +166,7 @@ fn sign_one(
     if !state.grants.allows(identity, &path) {
         return Err(ApiError::NotGranted);
     }
-    sign(state, &path, bound)
+    sign(state, &path, bound).await
 }
 
 fn check_limits(state: &AppState, ip: IpAddr, identity: &Identity) -> Result<(), ApiError> {
@@ -203,16 +203,22 @@ fn bound_ip(state: &AppState, ip: IpAddr) -> Result<Option<Ipv4Addr>, ApiError> 
     }
 }
 
-fn sign(state: &AppState, path: &RequestedPath, ip: Option<Ipv4Addr>) -> Result<Minted, ApiError> {
+async fn sign(
+    state: &AppState,
+    path: &RequestedPath,
+    ip: Option<Ipv4Addr>,
+) -> Result<Minted, ApiError> {
     let minted = state
         .minter
         .mint(path, ip)
+        .await
         .map_err(|e| ApiError::SignerUnavailable(e.to_string()))?;
-    if minted.cached {
-        state.metrics.signature_cache("hit");
-    } else {
-        state.metrics.signature_cache("miss");
-        state.metrics.signing(minted.signing);
+    match minted.signing {
+        None => state.metrics.signature_cache("hit"),
+        Some(elapsed) => {
+            state.metrics.signature_cache("miss");
+            state.metrics.signing(elapsed);
+        }
     }
     Ok(minted)
 }

@@ -14,13 +14,14 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Method, header};
 use axum::routing::{get, post};
+use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 pub use error::ApiError;
 pub use extract::client_ip;
-pub use state::AppState;
+pub use state::{AppState, Shared};
 
 /// The public API: login, mint, sign-urls, logout, health.
 pub fn router(state: AppState) -> Router {
@@ -48,27 +49,23 @@ pub fn router(state: AppState) -> Router {
             get(|| async { crate::demo::asset("text/javascript", crate::demo::CFMINT_JS) }),
         );
 
-    Router::new()
+    let routes = Router::new()
         .merge(api)
         .merge(health)
-        .route_layer(axum::middleware::from_fn(middleware::matched_route))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(settings.server.body_limit))
+        .with_state(state.clone());
+    // Layers around the whole router rather than `Router::layer`, which wraps
+    // every route in its own boxed copy and clones each box per request.
+    let service = ServiceBuilder::new()
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            middleware::check_origin,
+            middleware::front,
         ))
         .layer(cors(&state))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            middleware::origin_lock,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            middleware::access_log,
-        ))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(settings.server.body_limit))
+        .service(routes);
+    Router::new().fallback_service(service)
 }
 
 /// The admin listener: metrics and health, never exposed with the API.
@@ -82,13 +79,7 @@ pub fn admin_router(state: AppState) -> Router {
 
 /// Credentialed CORS for the configured origins only (never `*`).
 fn cors(state: &AppState) -> CorsLayer {
-    let origins = state
-        .settings
-        .cors
-        .allowed_origins
-        .iter()
-        .filter_map(|origin| origin.parse().ok())
-        .collect::<Vec<_>>();
+    let origins = state.allowed_origins.clone();
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
         .allow_credentials(true)

@@ -1,6 +1,10 @@
-//! Shared state handed to every handler with `State`.
+//! Shared state handed to every handler with `State`: one `Arc`, so the
+//! per-request clones axum makes cost one reference count.
 
+use std::ops::Deref;
 use std::sync::Arc;
+
+use axum::http::HeaderValue;
 
 use super::error::ApiError;
 use crate::auth::Identity;
@@ -14,18 +18,36 @@ use crate::ratelimit::RateLimits;
 use crate::session::Store;
 
 #[derive(Clone)]
-pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub minter: Arc<Minter>,
-    pub users: Option<Arc<Users>>,
-    pub jwt: Option<Arc<JwtVerifier>>,
-    pub grants: Arc<Grants>,
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
+    pub settings: Settings,
+    pub minter: Minter,
+    pub users: Option<Users>,
+    pub jwt: Option<JwtVerifier>,
+    pub grants: Grants,
     pub store: Store,
-    pub limits: Arc<RateLimits>,
+    pub limits: RateLimits,
     pub metrics: Arc<Metrics>,
+    /// `cors.allowed_origins` as header values, compared byte for byte.
+    pub allowed_origins: Vec<HeaderValue>,
 }
 
 impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl Shared {
     /// Counts a rate-limit refusal and turns it into a 429.
     pub fn limited(&self, result: Result<(), crate::ratelimit::Limited>) -> Result<(), ApiError> {
         result.map_err(|limited| {
@@ -38,5 +60,10 @@ impl AppState {
     pub async fn verify_token(&self, token: &str) -> Result<Identity, ApiError> {
         let verifier = self.jwt.as_ref().ok_or(ApiError::BearerNotAccepted)?;
         verifier.verify(token).await.map_err(ApiError::InvalidToken)
+    }
+
+    /// Whether `origin` is one of `cors.allowed_origins`.
+    pub fn origin_allowed(&self, origin: &HeaderValue) -> bool {
+        self.allowed_origins.iter().any(|allowed| allowed == origin)
     }
 }

@@ -291,6 +291,42 @@ async fn an_inactive_session_expires() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_signing_mode_mints_cookies_cloudfront_accepts() {
+    for (mode, threads) in [
+        ("pool", "0"),
+        ("pool", "3"),
+        ("blocking", "0"),
+        ("inline", "0"),
+    ] {
+        let app = TestApp::spawn(
+            Options::default()
+                .env("CFMINT__MINT__SIGNING", mode)
+                .env("CFMINT__MINT__SIGNING_THREADS", threads),
+        )
+        .await;
+        let client = app.client();
+        app.login(&client, "alice").await;
+        // Concurrent mints, so the pool has a queue to work through.
+        let mut mints = tokio::task::JoinSet::new();
+        for i in 0..8 {
+            let (client, url) = (client.clone(), app.url("/mint"));
+            mints.spawn(async move {
+                let body = json!({ "path": format!("/users/alice/{i}/") });
+                (i, client.post(url).json(&body).send().await.unwrap())
+            });
+        }
+        for (i, minted) in mints.join_all().await {
+            assert_eq!(minted.status(), StatusCode::OK, "{mode}");
+            let cookies = cloudfront_cookie_header(minted.headers());
+            let allowed = verify(&cookies, &format!("/users/alice/{i}/a.aac"), None);
+            assert!(allowed.is_allowed(), "{mode}/{threads}: {allowed:?}");
+            assert!(!verify(&cookies, "/users/alice/x/a.aac", None).is_allowed());
+        }
+        assert_eq!(app.signatures().await, 8, "{mode}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rounded_expiry_gives_everyone_the_same_policy() {
     let app = TestApp::spawn(Options::default().env("CFMINT__MINT__EXPIRY_ROUNDING", "5m")).await;
     let mut policies = Vec::new();

@@ -36,6 +36,8 @@ hash_algorithm = "md5"
 [mint]
 ttl = "1s"
 refresh_at = 2.0
+signing = "gpu"
+signing_threads = 1000
 
 [session]
 store = "redis"
@@ -63,6 +65,8 @@ mint_per_identity = "lots"
         "cloudfront.hash_algorithm",
         "mint.ttl",
         "mint.refresh_at",
+        "mint.signing",
+        "mint.signing_threads",
         "session.redis_url",
         "auth.jwt.algorithms",
         "auth.jwt.hmac_secret",

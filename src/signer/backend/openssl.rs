@@ -5,8 +5,8 @@ use openssl::ecdsa::EcdsaSig;
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey, Private, Public};
-use openssl::rsa::Rsa;
-use openssl::sign::{Signer, Verifier};
+use openssl::rsa::{Padding, Rsa};
+use openssl::sign::Verifier;
 use zeroize::Zeroizing;
 
 use super::{GeneratedKey, HashAlgorithm, KeyAlgorithm, KeySpec, SigningKey, VerifyingKey};
@@ -15,10 +15,32 @@ use crate::signer::pem::{PrivateDer, PublicDer};
 
 struct PrivateKey {
     key: PKey<Private>,
-    /// For P-256 keys: signing through `ECDSA_do_sign` skips OpenSSL 3's
-    /// per-call EVP context set-up (a fifth of an ECDSA signature's cost).
-    ec: Option<EcKey<Private>>,
+    raw: RawKey,
     algorithm: KeyAlgorithm,
+}
+
+/// The key for OpenSSL's direct RSA and ECDSA calls, which skip the EVP
+/// context OpenSSL 3 would set up for every signature (a fifth of an ECDSA
+/// signature's cost, a few percent of an RSA one). The arithmetic, and the
+/// RSA blinding, are the same.
+enum RawKey {
+    Rsa(Rsa<Private>),
+    Ec(EcKey<Private>),
+}
+
+/// The DER `DigestInfo` prefix EMSA-PKCS1-v1_5 puts before the digest
+/// (RFC 8017, section 9.2, note 1).
+fn digest_info(hash: HashAlgorithm) -> &'static [u8] {
+    match hash {
+        HashAlgorithm::Sha1 => &[
+            0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04,
+            0x14,
+        ],
+        HashAlgorithm::Sha256 => &[
+            0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x01, 0x05, 0x00, 0x04, 0x20,
+        ],
+    }
 }
 
 struct PublicKey {
@@ -85,11 +107,15 @@ pub(super) fn load_private(der: &PrivateDer) -> Result<Box<dyn SigningKey>, Erro
             "the private key fails its consistency check (corrupted?)",
         ));
     }
-    let ec = match algorithm {
-        KeyAlgorithm::EcdsaP256 => Some(key.ec_key().map_err(crypto("read the EC key"))?),
-        KeyAlgorithm::Rsa { .. } => None,
+    let raw = match algorithm {
+        KeyAlgorithm::EcdsaP256 => RawKey::Ec(key.ec_key().map_err(crypto("read the EC key"))?),
+        KeyAlgorithm::Rsa { .. } => RawKey::Rsa(key.rsa().map_err(crypto("read the RSA key"))?),
     };
-    Ok(Box::new(PrivateKey { key, ec, algorithm }))
+    Ok(Box::new(PrivateKey {
+        key,
+        raw,
+        algorithm,
+    }))
 }
 
 pub(super) fn load_public(der: &PublicDer) -> Result<Box<dyn VerifyingKey>, Error> {
@@ -131,17 +157,32 @@ impl SigningKey for PrivateKey {
     }
 
     fn sign(&self, hash: HashAlgorithm, message: &[u8]) -> Result<Vec<u8>, Error> {
-        if let Some(ec) = &self.ec {
-            let signature = match hash {
-                HashAlgorithm::Sha1 => EcdsaSig::sign(&openssl::sha::sha1(message), ec),
-                HashAlgorithm::Sha256 => EcdsaSig::sign(&openssl::sha::sha256(message), ec),
-            };
-            return signature
+        let sha1;
+        let sha256;
+        let digest: &[u8] = match hash {
+            HashAlgorithm::Sha1 => {
+                sha1 = openssl::sha::sha1(message);
+                &sha1
+            }
+            HashAlgorithm::Sha256 => {
+                sha256 = openssl::sha::sha256(message);
+                &sha256
+            }
+        };
+        match &self.raw {
+            RawKey::Ec(ec) => EcdsaSig::sign(digest, ec)
                 .and_then(|signature| signature.to_der())
-                .map_err(crypto("sign"));
+                .map_err(crypto("sign")),
+            RawKey::Rsa(rsa) => {
+                let info = [digest_info(hash), digest].concat();
+                let mut signature = vec![0; rsa.size() as usize];
+                let length = rsa
+                    .private_encrypt(&info, &mut signature, Padding::PKCS1)
+                    .map_err(crypto("sign"))?;
+                signature.truncate(length);
+                Ok(signature)
+            }
         }
-        let mut signer = Signer::new(digest(hash), &self.key).map_err(crypto("start signing"))?;
-        signer.sign_oneshot_to_vec(message).map_err(crypto("sign"))
     }
 
     fn verifying_key(&self) -> Result<Box<dyn VerifyingKey>, Error> {
