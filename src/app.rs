@@ -14,6 +14,7 @@ use crate::auth::grants::Grants;
 use crate::auth::jwt::JwtVerifier;
 use crate::auth::users::Users;
 use crate::config::Settings;
+use crate::http::cookies::CloudFrontCookies;
 use crate::http::{AppState, Shared, admin_router, router};
 use crate::keyring::{ConfigSource, key_ring, reload_on_signal};
 use crate::metrics::Metrics;
@@ -114,6 +115,7 @@ impl Application {
             store,
             metrics,
             allowed_origins,
+            cookies: CloudFrontCookies::new(&settings),
         });
         Ok(Self {
             listener,

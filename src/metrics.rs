@@ -52,7 +52,10 @@ pub struct Metrics {
     rate_limited: Family<LimitLabels, Counter>,
     key_reloads: Family<ResultLabels, Counter>,
     origin_rejected: Counter,
-    signature_cache: Family<ResultLabels, Counter>,
+    /// The series every mint touches, looked up once.
+    minted: Counter,
+    cache_hit: Counter,
+    cache_miss: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -123,8 +126,22 @@ impl Metrics {
             "Signature cache lookups by result (hit, miss)",
             signature_cache.clone(),
         );
+        let minted = mint_outcomes
+            .get_or_create(&OutcomeLabels {
+                route: "mint",
+                outcome: "minted",
+            })
+            .clone();
+        let cache_hit = signature_cache
+            .get_or_create(&ResultLabels { result: "hit" })
+            .clone();
+        let cache_miss = signature_cache
+            .get_or_create(&ResultLabels { result: "miss" })
+            .clone();
         Self {
-            signature_cache,
+            minted,
+            cache_hit,
+            cache_miss,
             key_reloads,
             origin_rejected,
             registry,
@@ -137,6 +154,10 @@ impl Metrics {
     }
 
     pub fn mint_outcome(&self, route: &'static str, outcome: &'static str) {
+        if (route, outcome) == ("mint", "minted") {
+            self.minted.inc();
+            return;
+        }
         self.mint_outcomes
             .get_or_create(&OutcomeLabels { route, outcome })
             .inc();
@@ -180,10 +201,12 @@ impl Metrics {
             .inc();
     }
 
-    pub fn signature_cache(&self, result: &'static str) {
-        self.signature_cache
-            .get_or_create(&ResultLabels { result })
-            .inc();
+    pub fn signature_cache(&self, hit: bool) {
+        if hit {
+            self.cache_hit.inc();
+        } else {
+            self.cache_miss.inc();
+        }
     }
 
     pub fn origin_rejected(&self) {

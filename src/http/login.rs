@@ -8,7 +8,6 @@ use serde::Deserialize;
 use tower_sessions::Session;
 use zeroize::Zeroizing;
 
-use super::cookies;
 use super::error::ApiError;
 use super::extract::{ClientIp, IDENTITY_KEY, JsonBody, SEEN_KEY, bearer_token};
 use super::state::AppState;
@@ -70,8 +69,10 @@ async fn check_password(state: &AppState, body: LoginRequest) -> Result<Identity
 pub async fn logout(State(state): State<AppState>, session: Session) -> Result<Response, ApiError> {
     session.flush().await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
-    for cookie in cookies::cleared(&state.settings) {
-        response.headers_mut().append(header::SET_COOKIE, cookie);
+    for cookie in state.cookies.cleared() {
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, cookie.clone());
     }
     Ok(response)
 }

@@ -9,7 +9,6 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::cookies;
 use super::error::ApiError;
 use super::extract::{Caller, ClientIp, JsonBody};
 use super::state::AppState;
@@ -74,7 +73,7 @@ async fn mint_cookies(
     let mut response = Json(&body).into_response();
     let max_age = minted.expires_at.saturating_sub(crate::minter::now());
     let headers = response.headers_mut();
-    for cookie in cookies::minted(&state.settings, &minted.signed, max_age) {
+    for cookie in state.cookies.minted(&minted.signed, max_age) {
         headers.append(header::SET_COOKIE, cookie);
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -214,9 +213,9 @@ async fn sign(
         .await
         .map_err(|e| ApiError::SignerUnavailable(e.to_string()))?;
     match minted.signing {
-        None => state.metrics.signature_cache("hit"),
+        None => state.metrics.signature_cache(true),
         Some(elapsed) => {
-            state.metrics.signature_cache("miss");
+            state.metrics.signature_cache(false);
             state.metrics.signing(elapsed);
         }
     }

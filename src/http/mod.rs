@@ -1,7 +1,7 @@
 //! The HTTP API (SPEC section 4): `router()` builds it from an [`AppState`];
 //! `admin_router()` serves `/metrics` on the separate admin listener.
 
-mod cookies;
+pub mod cookies;
 mod error;
 mod extract;
 mod health;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::http::HeaderValue;
 
+use super::cookies::CloudFrontCookies;
 use super::error::ApiError;
 use crate::auth::Identity;
 use crate::auth::grants::Grants;
@@ -31,6 +32,7 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// `cors.allowed_origins` as header values, compared byte for byte.
     pub allowed_origins: Vec<HeaderValue>,
+    pub cookies: CloudFrontCookies,
 }
 
 impl AppState {
