@@ -17,7 +17,7 @@ type Reply = Box<dyn FnOnce() + Send>;
 const QUEUE_PER_THREAD: usize = 1024;
 
 /// Most signatures made back to back before their results are delivered.
-const BATCH: usize = 16;
+const BATCH: usize = 4;
 
 pub struct SigningPool {
     jobs: Sender<Job>,
