@@ -9,5 +9,6 @@ mod harness;
 mod hostile;
 mod jwt;
 mod limits;
+mod oidc;
 mod operations;
 mod redis;

@@ -1,0 +1,50 @@
+// A real OpenID provider for cfmint's tests: the certified `oidc-provider`
+// package with its development login and consent pages (any password is
+// accepted; the login name becomes the subject).
+//
+//   node provider.mjs PORT REDIRECT_URI [POST_LOGOUT_REDIRECT_URI]
+//
+// Environment: CLOCK_OFFSET_SECONDS shifts the provider's clock (a negative
+// offset issues ID tokens that are already expired).
+import Provider from 'oidc-provider';
+
+const [port, redirectUri, postLogoutUri] = process.argv.slice(2);
+const offset = Number(process.env.CLOCK_OFFSET_SECONDS || 0) * 1000;
+if (offset) {
+  const realNow = Date.now;
+  Date.now = () => realNow() + offset;
+}
+
+const issuer = `http://127.0.0.1:${port}`;
+const client = (id) => ({
+  client_id: id,
+  client_secret: `${id}-secret-0123456789abcdef0123456789`,
+  redirect_uris: [redirectUri],
+  post_logout_redirect_uris: postLogoutUri ? [postLogoutUri] : [],
+  grant_types: ['authorization_code'],
+  response_types: ['code'],
+  token_endpoint_auth_method: 'client_secret_basic',
+});
+
+const provider = new Provider(issuer, {
+  // cfmint, and another client on the same provider (for audience tests).
+  clients: [client('cfmint'), client('other-app')],
+  pkce: { required: () => true },
+  scopes: ['openid', 'profile', 'groups'],
+  claims: { openid: ['sub'], profile: ['name'], groups: ['groups'] },
+  conformIdTokenClaims: false,
+  findAccount: async (ctx, id) => ({
+    accountId: id,
+    claims: async () => ({
+      sub: id,
+      name: id,
+      groups: id.startsWith('teacher') ? ['teachers', 'listeners'] : ['listeners'],
+    }),
+  }),
+  ttl: { IdToken: 300, AccessToken: 300, AuthorizationCode: 60, Session: 3600, Interaction: 600, Grant: 3600 },
+});
+provider.proxy = false;
+
+provider.listen(Number(port), '127.0.0.1', () => {
+  console.log(`oidc-provider listening on ${issuer}`);
+});
