@@ -287,7 +287,7 @@ fn declared_algorithm(token: &str) -> Option<String> {
 }
 
 /// A claim as strings: a string, or an array of strings.
-fn string_values(value: &Value) -> Option<Vec<String>> {
+pub(super) fn string_values(value: &Value) -> Option<Vec<String>> {
     match value {
         Value::String(text) => Some(vec![text.clone()]),
         Value::Array(items) => items

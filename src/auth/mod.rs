@@ -3,6 +3,7 @@
 
 pub mod grants;
 pub mod jwt;
+pub mod oidc;
 pub mod path;
 pub mod users;
 
@@ -52,4 +53,5 @@ impl Identity {
 pub enum Method {
     Users,
     Jwt,
+    Oidc,
 }

@@ -1,0 +1,272 @@
+//! OpenID Connect login: the authorization-code flow with PKCE (S256),
+//! `state` and `nonce`, through the `openidconnect` crate. Provider metadata
+//! comes from discovery and is cached; an ID token signed by a key the cached
+//! JWKS lacks triggers one fresh discovery before it is refused.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+use openidconnect::{
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tokio::sync::RwLock;
+
+use super::{Identity, Method, grants};
+
+/// What `[auth.oidc]` configures.
+#[derive(Debug, Clone)]
+pub struct OidcSettings {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: secrecy::SecretString,
+    /// cfmint's own callback URL, as registered with the provider.
+    pub redirect_url: String,
+    pub scopes: Vec<String>,
+    /// Where a login may return to: exact origins or origin + path prefixes.
+    pub return_urls: Vec<String>,
+    pub metadata_ttl: Duration,
+}
+
+/// A login under way, kept in the session between the redirect and the
+/// callback. Single use: the callback removes it before anything else.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pending {
+    state: String,
+    nonce: String,
+    verifier: String,
+    pub return_to: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OidcError {
+    #[error("the identity provider could not be reached or answered badly: {0}")]
+    Provider(String),
+    #[error("the login's state does not match; start the login again")]
+    State,
+    #[error("the identity provider refused the code: {0}")]
+    Code(String),
+    #[error("the ID token was refused: {0}")]
+    IdToken(String),
+    #[error("return URL not allowed: {0}")]
+    ReturnUrl(String),
+}
+
+pub struct OidcClient {
+    settings: OidcSettings,
+    claims_needed: BTreeSet<String>,
+    paths_claim: Option<String>,
+    http: reqwest::Client,
+    metadata: RwLock<Option<(CoreProviderMetadata, Instant)>>,
+}
+
+impl OidcClient {
+    pub fn new(
+        settings: OidcSettings,
+        claims_needed: BTreeSet<String>,
+        paths_claim: Option<String>,
+    ) -> Result<Self, String> {
+        // Never follow redirects on the back channel (the crate's advice).
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Self {
+            settings,
+            claims_needed,
+            paths_claim,
+            http,
+            metadata: RwLock::new(None),
+        })
+    }
+
+    /// The provider's metadata, from the cache while it is fresh.
+    async fn metadata(&self, fresh: bool) -> Result<CoreProviderMetadata, OidcError> {
+        if !fresh {
+            if let Some((metadata, at)) = &*self.metadata.read().await {
+                if at.elapsed() < self.settings.metadata_ttl {
+                    return Ok(metadata.clone());
+                }
+            }
+        }
+        let issuer = IssuerUrl::new(self.settings.issuer.clone())
+            .map_err(|e| OidcError::Provider(format!("issuer: {e}")))?;
+        let http = |request| send(&self.http, request);
+        let metadata = CoreProviderMetadata::discover_async(issuer, &http)
+            .await
+            .map_err(|e| OidcError::Provider(format!("discovery: {}", report(&e))))?;
+        *self.metadata.write().await = Some((metadata.clone(), Instant::now()));
+        Ok(metadata)
+    }
+
+    /// The provider URL to send the browser to, and what the callback needs.
+    pub async fn begin(&self, return_to: String) -> Result<(String, Pending), OidcError> {
+        let metadata = self.metadata(false).await?;
+        let client = CoreClient::from_provider_metadata(
+            metadata,
+            ClientId::new(self.settings.client_id.clone()),
+            Some(self.secret()),
+        )
+        .set_redirect_uri(self.redirect()?);
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request = client.authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        );
+        for scope in &self.settings.scopes {
+            request = request.add_scope(Scope::new(scope.clone()));
+        }
+        let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
+        let pending = Pending {
+            state: state.secret().clone(),
+            nonce: nonce.secret().clone(),
+            verifier: verifier.secret().clone(),
+            return_to,
+        };
+        Ok((url.to_string(), pending))
+    }
+
+    /// Checks `state`, exchanges the code and validates the ID token
+    /// (signature, `iss`, `aud`, `exp`, `nonce`).
+    pub async fn finish(
+        &self,
+        pending: &Pending,
+        code: &str,
+        state: &str,
+    ) -> Result<Identity, OidcError> {
+        use subtle::ConstantTimeEq;
+        if !bool::from(state.as_bytes().ct_eq(pending.state.as_bytes())) {
+            return Err(OidcError::State);
+        }
+        let metadata = self.metadata(false).await?;
+        let client = CoreClient::from_provider_metadata(
+            metadata,
+            ClientId::new(self.settings.client_id.clone()),
+            Some(self.secret()),
+        )
+        .set_redirect_uri(self.redirect()?);
+        let http = |request| send(&self.http, request);
+        let tokens = client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .map_err(|e| OidcError::Provider(format!("token endpoint: {e}")))?
+            .set_pkce_verifier(PkceCodeVerifier::new(pending.verifier.clone()))
+            .request_async(&http)
+            .await
+            .map_err(|e| OidcError::Code(report(&e)))?;
+        let id_token = tokens
+            .id_token()
+            .ok_or_else(|| OidcError::IdToken("the provider sent no ID token".into()))?;
+        let nonce = Nonce::new(pending.nonce.clone());
+        let verified = id_token.claims(&client.id_token_verifier(), &nonce);
+        if let Err(openidconnect::ClaimsVerificationError::SignatureVerification(_)) = &verified {
+            // Perhaps the provider rotated its keys: look once more.
+            let metadata = self.metadata(true).await?;
+            let client = CoreClient::from_provider_metadata(
+                metadata,
+                ClientId::new(self.settings.client_id.clone()),
+                Some(self.secret()),
+            );
+            id_token
+                .claims(&client.id_token_verifier(), &nonce)
+                .map_err(|e| OidcError::IdToken(e.to_string()))?;
+        } else {
+            verified.map_err(|e| OidcError::IdToken(e.to_string()))?;
+        }
+        // Verified above; read the claims grants look at from the payload.
+        let payload = id_token
+            .to_string()
+            .split('.')
+            .nth(1)
+            .and_then(|part| {
+                use base64::Engine;
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).ok()
+            })
+            .and_then(|bytes| serde_json::from_slice::<Map<String, Value>>(&bytes).ok())
+            .ok_or_else(|| OidcError::IdToken("unreadable claims".into()))?;
+        self.identity(&payload)
+    }
+
+    fn identity(&self, claims: &Map<String, Value>) -> Result<Identity, OidcError> {
+        let sub = match claims.get("sub") {
+            Some(Value::String(sub)) if !sub.is_empty() => sub.clone(),
+            _ => return Err(OidcError::IdToken("no subject".into())),
+        };
+        let mut identity = Identity::new(sub, Method::Oidc);
+        for name in &self.claims_needed {
+            if let Some(values) = claims.get(name).and_then(super::jwt::string_values) {
+                identity.claims.insert(name.clone(), values);
+            }
+        }
+        if let Some(name) = &self.paths_claim {
+            if let Some(values) = claims.get(name).and_then(super::jwt::string_values) {
+                identity.paths = grants::extra_patterns(&values);
+            }
+        }
+        Ok(identity)
+    }
+
+    /// `return_to` if it is on the allow-list, else an error; the first
+    /// allowed URL when none is given.
+    pub fn return_url(&self, return_to: Option<&str>) -> Result<String, OidcError> {
+        let Some(wanted) = return_to else {
+            return self
+                .settings
+                .return_urls
+                .first()
+                .cloned()
+                .ok_or_else(|| OidcError::ReturnUrl("none configured".into()));
+        };
+        let allowed = self.settings.return_urls.iter().any(|allowed| {
+            wanted == allowed
+                || (allowed.ends_with('/') && wanted.starts_with(allowed.as_str()))
+        });
+        let plain = !wanted.contains(['\\', '\r', '\n', '@']);
+        if allowed && plain {
+            Ok(wanted.to_owned())
+        } else {
+            Err(OidcError::ReturnUrl(wanted.to_owned()))
+        }
+    }
+
+    fn secret(&self) -> ClientSecret {
+        use secrecy::ExposeSecret;
+        ClientSecret::new(self.settings.client_secret.expose_secret().to_owned())
+    }
+
+    fn redirect(&self) -> Result<RedirectUrl, OidcError> {
+        RedirectUrl::new(self.settings.redirect_url.clone())
+            .map_err(|e| OidcError::Provider(format!("redirect URL: {e}")))
+    }
+}
+
+/// openidconnect's HTTP requests, sent with cfmint's reqwest.
+async fn send(
+    client: &reqwest::Client,
+    request: openidconnect::HttpRequest,
+) -> Result<openidconnect::HttpResponse, reqwest::Error> {
+    let request = reqwest::Request::try_from(request)?;
+    let response = client.execute(request).await?;
+    let mut builder = axum::http::Response::builder().status(response.status());
+    for (name, value) in response.headers() {
+        builder = builder.header(name, value);
+    }
+    let body = response.bytes().await?.to_vec();
+    Ok(builder.body(body).expect("a status and headers from a response"))
+}
+
+/// An error with its sources, for the log.
+fn report(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
