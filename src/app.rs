@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use crate::auth::grants::Grants;
 use crate::auth::jwt::JwtVerifier;
+use crate::auth::oidc::OidcClient;
 use crate::auth::users::Users;
 use crate::config::Settings;
 use crate::http::cookies::CloudFrontCookies;
@@ -76,6 +77,17 @@ impl Application {
             ),
             None => None,
         };
+        let oidc = match &settings.auth.oidc {
+            Some(oidc) => Some(
+                OidcClient::new(
+                    oidc.clone(),
+                    grants.claims_needed(),
+                    grants.paths_claim.clone(),
+                )
+                .map_err(|e| format!("auth.oidc: {e}"))?,
+            ),
+            None => None,
+        };
         let store = Store::new(&settings.session, metrics.clone())?;
 
         let listener = TcpListener::bind(settings.server.listen)
@@ -111,6 +123,7 @@ impl Application {
             minter,
             users,
             jwt,
+            oidc,
             grants,
             store,
             metrics,

@@ -41,18 +41,32 @@ pub struct Pending {
     pub return_to: String,
 }
 
+/// What went wrong; the messages go to the browser, the details
+/// ([`OidcError::detail`]) only to the log.
 #[derive(Debug, thiserror::Error)]
 pub enum OidcError {
-    #[error("the identity provider could not be reached or answered badly: {0}")]
+    #[error("the identity provider is unavailable; retry shortly")]
     Provider(String),
-    #[error("the login's state does not match; start the login again")]
+    #[error("no matching login in progress (wrong or reused state); start the login again")]
     State,
-    #[error("the identity provider refused the code: {0}")]
+    #[error("the identity provider refused the login code; start the login again")]
     Code(String),
-    #[error("the ID token was refused: {0}")]
+    #[error("the identity provider's ID token was refused")]
     IdToken(String),
-    #[error("return URL not allowed: {0}")]
+    #[error("that return URL is not on the allowed list")]
     ReturnUrl(String),
+}
+
+impl OidcError {
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            Self::Provider(detail)
+            | Self::Code(detail)
+            | Self::IdToken(detail)
+            | Self::ReturnUrl(detail) => Some(detail.clone()),
+            Self::State => None,
+        }
+    }
 }
 
 pub struct OidcClient {
@@ -95,7 +109,8 @@ impl OidcClient {
         }
         let issuer = IssuerUrl::new(self.settings.issuer.clone())
             .map_err(|e| OidcError::Provider(format!("issuer: {e}")))?;
-        let http = |request| send(&self.http, request);
+        let client = self.http.clone();
+        let http = move |request| send(client.clone(), request);
         let metadata = CoreProviderMetadata::discover_async(issuer, &http)
             .await
             .map_err(|e| OidcError::Provider(format!("discovery: {}", report(&e))))?;
@@ -150,7 +165,8 @@ impl OidcClient {
             Some(self.secret()),
         )
         .set_redirect_uri(self.redirect()?);
-        let http = |request| send(&self.http, request);
+        let http_client = self.http.clone();
+        let http = move |request| send(http_client.clone(), request);
         let tokens = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .map_err(|e| OidcError::Provider(format!("token endpoint: {e}")))?
@@ -184,7 +200,9 @@ impl OidcClient {
             .nth(1)
             .and_then(|part| {
                 use base64::Engine;
-                base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).ok()
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(part)
+                    .ok()
             })
             .and_then(|bytes| serde_json::from_slice::<Map<String, Value>>(&bytes).ok())
             .ok_or_else(|| OidcError::IdToken("unreadable claims".into()))?;
@@ -222,8 +240,7 @@ impl OidcClient {
                 .ok_or_else(|| OidcError::ReturnUrl("none configured".into()));
         };
         let allowed = self.settings.return_urls.iter().any(|allowed| {
-            wanted == allowed
-                || (allowed.ends_with('/') && wanted.starts_with(allowed.as_str()))
+            wanted == allowed || (allowed.ends_with('/') && wanted.starts_with(allowed.as_str()))
         });
         let plain = !wanted.contains(['\\', '\r', '\n', '@']);
         if allowed && plain {
@@ -246,7 +263,7 @@ impl OidcClient {
 
 /// openidconnect's HTTP requests, sent with cfmint's reqwest.
 async fn send(
-    client: &reqwest::Client,
+    client: reqwest::Client,
     request: openidconnect::HttpRequest,
 ) -> Result<openidconnect::HttpResponse, reqwest::Error> {
     let request = reqwest::Request::try_from(request)?;
@@ -256,7 +273,9 @@ async fn send(
         builder = builder.header(name, value);
     }
     let body = response.bytes().await?.to_vec();
-    Ok(builder.body(body).expect("a status and headers from a response"))
+    Ok(builder
+        .body(body)
+        .expect("a status and headers from a response"))
 }
 
 /// An error with its sources, for the log.

@@ -24,6 +24,8 @@ const LIST_KEYS: &[&str] = &[
     "server.trusted_proxies",
     "cors.allowed_origins",
     "auth.jwt.algorithms",
+    "auth.oidc.scopes",
+    "auth.oidc.return_urls",
 ];
 
 /// One thing wrong with the configuration.

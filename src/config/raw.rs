@@ -155,6 +155,33 @@ impl Default for RawSession {
 pub struct RawAuth {
     pub users: Option<RawUsers>,
     pub jwt: Option<RawJwt>,
+    pub oidc: Option<RawOidc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct RawOidc {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Option<SecretString>,
+    pub redirect_url: String,
+    pub scopes: Vec<String>,
+    pub return_urls: Vec<String>,
+    pub metadata_ttl: String,
+}
+
+impl Default for RawOidc {
+    fn default() -> Self {
+        Self {
+            issuer: String::new(),
+            client_id: String::new(),
+            client_secret: None,
+            redirect_url: String::new(),
+            scopes: vec!["openid".into()],
+            return_urls: Vec::new(),
+            metadata_ttl: "1h".into(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

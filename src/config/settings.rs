@@ -147,6 +147,7 @@ pub struct SessionSettings {
 pub struct Auth {
     pub users: Option<UsersSettings>,
     pub jwt: Option<JwtSettings>,
+    pub oidc: Option<crate::auth::oidc::OidcSettings>,
 }
 
 #[derive(Debug, Clone)]

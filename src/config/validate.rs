@@ -9,7 +9,7 @@ use jsonwebtoken::Algorithm;
 use secrecy::ExposeSecret;
 
 use super::Problem;
-use super::raw::{RawConfig, RawGrant, RawJwt};
+use super::raw::{RawConfig, RawGrant, RawJwt, RawOidc};
 use super::settings::*;
 use crate::auth::grants::{self, Condition, Grant};
 use crate::ratelimit::Rate;
@@ -487,13 +487,72 @@ fn auth(check: &mut Check, raw: &RawConfig, server: &Server) -> Auth {
         }
     });
     let jwt = raw.auth.jwt.as_ref().and_then(|j| jwt(check, j));
-    if users.is_none() && jwt.is_none() {
+    let oidc = raw.auth.oidc.as_ref().map(|o| oidc(check, o));
+    if users.is_none() && jwt.is_none() && oidc.is_none() {
         check.fail(
             "auth",
-            "no authenticator: configure [auth.users] and/or [auth.jwt]",
+            "no authenticator: configure [auth.users], [auth.jwt] and/or [auth.oidc]",
         );
     }
-    Auth { users, jwt }
+    Auth { users, jwt, oidc }
+}
+
+fn oidc(check: &mut Check, o: &RawOidc) -> crate::auth::oidc::OidcSettings {
+    for (key, url) in [
+        ("auth.oidc.issuer", &o.issuer),
+        ("auth.oidc.redirect_url", &o.redirect_url),
+    ] {
+        check.ok(key, check_url(url));
+    }
+    if o.client_id.is_empty() {
+        check.fail("auth.oidc.client_id", "is required");
+    }
+    let client_secret = o.client_secret.clone().unwrap_or_default();
+    if client_secret.expose_secret().is_empty() {
+        check.fail(
+            "auth.oidc.client_secret",
+            "is required (or CFMINT__AUTH__OIDC__CLIENT_SECRET)",
+        );
+    }
+    if o.return_urls.is_empty() {
+        check.fail(
+            "auth.oidc.return_urls",
+            "list where a login may return to, like https://app.example.com/",
+        );
+    }
+    for url in &o.return_urls {
+        check.ok("auth.oidc.return_urls", check_url(url));
+    }
+    let mut scopes = o.scopes.clone();
+    scopes.retain(|scope| scope != "openid");
+    let metadata_ttl = check.duration("auth.oidc.metadata_ttl", &o.metadata_ttl);
+    crate::auth::oidc::OidcSettings {
+        issuer: o.issuer.clone(),
+        client_id: o.client_id.clone(),
+        client_secret,
+        redirect_url: o.redirect_url.clone(),
+        scopes,
+        return_urls: o.return_urls.clone(),
+        metadata_ttl,
+    }
+}
+
+/// An absolute `https` URL (plain `http` only for loopback hosts).
+fn check_url(url: &str) -> Result<(), String> {
+    if url.is_empty() {
+        return Err("is required: an absolute https URL".into());
+    }
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("\"{url}\" is not an absolute URL"))?;
+    let host = rest.split(['/', ':']).next().unwrap_or_default();
+    let loopback = host == "localhost" || host == "127.0.0.1";
+    if scheme != "https" && !(scheme == "http" && loopback) || host.is_empty() {
+        return Err(format!(
+            "\"{url}\" must use https (http only for localhost)"
+        ));
+    }
+    Ok(())
 }
 
 fn jwt(check: &mut Check, j: &RawJwt) -> Option<JwtSettings> {

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::auth::jwt::JwtError;
+use crate::auth::oidc::OidcError;
 use crate::ratelimit::Limited;
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +63,9 @@ pub enum ApiError {
     /// 503: signing failed (cause logged).
     #[error("signing is unavailable; retry shortly")]
     SignerUnavailable(String),
+    /// 400, 401 or 502: an OpenID Connect login failed.
+    #[error(transparent)]
+    Oidc(#[from] OidcError),
 }
 
 /// Put in the response's extensions so the access log can record the outcome
@@ -91,6 +95,11 @@ impl ApiError {
             Self::StoreUnavailable(_) | Self::SignerUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            Self::Oidc(error) => match error {
+                OidcError::State | OidcError::ReturnUrl(_) => StatusCode::BAD_REQUEST,
+                OidcError::Code(_) | OidcError::IdToken(_) => StatusCode::UNAUTHORIZED,
+                OidcError::Provider(_) => StatusCode::BAD_GATEWAY,
+            },
         }
     }
 
@@ -113,6 +122,13 @@ impl ApiError {
             Self::RateLimited(_) => "rate_limited",
             Self::StoreUnavailable(_) => "session_store_unavailable",
             Self::SignerUnavailable(_) => "signer_unavailable",
+            Self::Oidc(error) => match error {
+                OidcError::State => "oidc_state_mismatch",
+                OidcError::ReturnUrl(_) => "return_url_not_allowed",
+                OidcError::Code(_) => "oidc_code_refused",
+                OidcError::IdToken(_) => "id_token_refused",
+                OidcError::Provider(_) => "identity_provider_unavailable",
+            },
         }
     }
 
@@ -120,6 +136,7 @@ impl ApiError {
         match self {
             Self::StoreUnavailable(cause) | Self::SignerUnavailable(cause) => Some(cause.clone()),
             Self::RateLimited(limited) => Some(limited.limit.as_str().to_owned()),
+            Self::Oidc(error) => error.detail(),
             _ => None,
         }
     }

@@ -92,6 +92,8 @@ fn refusal(state: &AppState, request: &Request) -> Option<ApiError> {
 fn route_label(path: &str) -> &'static str {
     match path {
         "/login" => "/login",
+        "/login/oidc" => "/login/oidc",
+        "/callback" => "/callback",
         "/logout" => "/logout",
         "/mint" => "/mint",
         "/sign-urls" => "/sign-urls",

@@ -8,6 +8,7 @@ mod health;
 mod login;
 mod middleware;
 mod mint;
+mod oidc;
 mod state;
 
 use axum::Router;
@@ -37,6 +38,8 @@ pub fn router(state: AppState) -> Router {
 
     let api = Router::new()
         .route("/login", post(login::login))
+        .route("/login/oidc", get(oidc::begin))
+        .route("/callback", get(oidc::callback))
         .route("/logout", post(login::logout))
         .route("/mint", post(mint::mint))
         .route("/sign-urls", post(mint::sign_urls))

@@ -11,6 +11,7 @@ use super::error::ApiError;
 use crate::auth::Identity;
 use crate::auth::grants::Grants;
 use crate::auth::jwt::JwtVerifier;
+use crate::auth::oidc::OidcClient;
 use crate::auth::users::Users;
 use crate::config::Settings;
 use crate::metrics::Metrics;
@@ -26,6 +27,7 @@ pub struct Shared {
     pub minter: Minter,
     pub users: Option<Users>,
     pub jwt: Option<JwtVerifier>,
+    pub oidc: Option<OidcClient>,
     pub grants: Grants,
     pub store: Store,
     pub limits: RateLimits,

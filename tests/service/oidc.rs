@@ -135,3 +135,75 @@ async fn the_provider_logs_in_and_redirects_back_with_a_code() {
         "{back}"
     );
 }
+
+/// cfmint and the provider, each knowing the other's address.
+async fn cfmint_with_provider() -> (super::harness::TestApp, OidcProvider, String) {
+    use super::harness::{Options, TestApp};
+    let port = free_port();
+    let origin = format!("http://127.0.0.1:{port}");
+    let provider = OidcProvider::start(&format!("{origin}/callback"), 0).await;
+    let app = TestApp::spawn(
+        Options::default()
+            .env("CFMINT__SERVER__LISTEN", &format!("127.0.0.1:{port}"))
+            .env("CFMINT__AUTH__OIDC__ISSUER", &provider.issuer)
+            .env("CFMINT__AUTH__OIDC__CLIENT_ID", "cfmint")
+            .env(
+                "CFMINT__AUTH__OIDC__CLIENT_SECRET",
+                "cfmint-secret-0123456789abcdef0123456789",
+            )
+            .env(
+                "CFMINT__AUTH__OIDC__REDIRECT_URL",
+                &format!("{origin}/callback"),
+            )
+            .env("CFMINT__AUTH__OIDC__SCOPES", "openid,groups")
+            .env(
+                "CFMINT__AUTH__OIDC__RETURN_URLS",
+                &format!("{origin}/player/"),
+            ),
+    )
+    .await;
+    (app, provider, origin)
+}
+
+fn browser() -> reqwest::Client {
+    cfmint::tls::install_crypto_provider();
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_through_the_provider_then_mint() {
+    let (app, _provider, origin) = cfmint_with_provider().await;
+    let browser = browser();
+    let start = browser
+        .get(app.url(&format!("/login/oidc?return_to={origin}/player/book")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), StatusCode::SEE_OTHER);
+    let authorize = start.headers()[LOCATION].to_str().unwrap().to_owned();
+    for part in [
+        "code_challenge_method=S256",
+        "state=",
+        "nonce=",
+        "scope=openid",
+    ] {
+        assert!(authorize.contains(part), "{part} missing from {authorize}");
+    }
+    let callback = provider_login(&browser, &authorize, "alice").await;
+    let back = browser.get(&callback).send().await.unwrap();
+    assert_eq!(back.status(), StatusCode::SEE_OTHER, "{callback}");
+    assert_eq!(back.headers()[LOCATION], format!("{origin}/player/book"));
+
+    let minted = app.mint(&browser, "/users/alice/").await;
+    assert_eq!(minted.status(), StatusCode::OK);
+    let cookies = super::harness::cloudfront_cookie_header(minted.headers());
+    assert!(super::harness::verify(&cookies, "/users/alice/ch1.m3u8", None).is_allowed());
+    assert_eq!(
+        app.mint(&browser, "/users/bob/").await.status(),
+        StatusCode::FORBIDDEN
+    );
+}

@@ -1,0 +1,69 @@
+//! `GET /login/oidc` (redirect to the identity provider) and `GET /callback`
+//! (code → verified ID token → new session, id rotated → back to an allowed
+//! return URL).
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use super::error::ApiError;
+use super::extract::{IDENTITY_KEY, SEEN_KEY};
+use super::state::AppState;
+use crate::auth::oidc::{OidcError, Pending};
+
+/// The login under way, between the redirect and the callback.
+const PENDING_KEY: &str = "oidc";
+
+#[derive(Deserialize)]
+pub struct Begin {
+    return_to: Option<String>,
+}
+
+pub async fn begin(
+    State(state): State<AppState>,
+    session: Session,
+    Query(query): Query<Begin>,
+) -> Result<Response, ApiError> {
+    let oidc = state.oidc.as_ref().ok_or(ApiError::NotFound)?;
+    let return_to = oidc.return_url(query.return_to.as_deref())?;
+    let (url, pending) = oidc.begin(return_to).await?;
+    session.insert(PENDING_KEY, pending).await?;
+    session.save().await?;
+    Ok(Redirect::to(&url).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct Callback {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+pub async fn callback(
+    State(state): State<AppState>,
+    session: Session,
+    Query(query): Query<Callback>,
+) -> Result<Response, ApiError> {
+    let oidc = state.oidc.as_ref().ok_or(ApiError::NotFound)?;
+    // Single use: gone before anything is checked.
+    let pending: Option<Pending> = session.remove(PENDING_KEY).await?;
+    session.save().await?;
+    let pending = pending.ok_or(OidcError::State)?;
+    if let Some(error) = query.error {
+        return Err(OidcError::Code(format!("the provider answered {error}")).into());
+    }
+    let (Some(code), Some(returned_state)) = (query.code, query.state) else {
+        return Err(ApiError::BadRequest(
+            "the callback needs code and state".into(),
+        ));
+    };
+    let identity = oidc.finish(&pending, &code, &returned_state).await?;
+
+    session.cycle_id().await?;
+    session.insert(IDENTITY_KEY, identity.to_session()).await?;
+    session.insert(SEEN_KEY, crate::minter::now()).await?;
+    session.save().await?;
+    tracing::info!(sub = %identity.sub, method = ?identity.method, "logged in");
+    Ok(Redirect::to(&pending.return_to).into_response())
+}
