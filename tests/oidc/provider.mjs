@@ -5,7 +5,8 @@
 //   node provider.mjs PORT REDIRECT_URI [POST_LOGOUT_REDIRECT_URI]
 //
 // Environment: CLOCK_OFFSET_SECONDS shifts the provider's clock (a negative
-// offset issues ID tokens that are already expired).
+// offset issues ID tokens that are already expired); ISSUER names the issuer
+// when the provider sits behind a test proxy on another port.
 import Provider from 'oidc-provider';
 
 const [port, redirectUri, postLogoutUri] = process.argv.slice(2);
@@ -15,7 +16,7 @@ if (offset) {
   Date.now = () => realNow() + offset;
 }
 
-const issuer = `http://127.0.0.1:${port}`;
+const issuer = process.env.ISSUER || `http://127.0.0.1:${port}`;
 const client = (id) => ({
   client_id: id,
   client_secret: `${id}-secret-0123456789abcdef0123456789`,
@@ -41,7 +42,7 @@ const provider = new Provider(issuer, {
       groups: id.startsWith('teacher') ? ['teachers', 'listeners'] : ['listeners'],
     }),
   }),
-  ttl: { IdToken: 300, AccessToken: 300, AuthorizationCode: 60, Session: 3600, Interaction: 600, Grant: 3600 },
+  ttl: { IdToken: 300, AccessToken: 300, AuthorizationCode: 60, Session: 7200, Interaction: 7200, Grant: 7200 },
 });
 provider.proxy = false;
 

@@ -6,17 +6,34 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::response::IntoResponse;
 use reqwest::StatusCode;
 use reqwest::header::LOCATION;
 
 use super::harness::free_port;
 
-/// `node tests/oidc/provider.mjs` on a free port; killed when dropped.
+/// How the test proxy in front of the provider alters the token endpoint's
+/// exchange: an attacker in the middle, with the provider's real answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tamper {
+    /// Pass everything through.
+    None,
+    /// Exchange the code as `other-app`, so the ID token is for that audience.
+    OtherClient,
+    /// Flip a character of the ID token's signature.
+    Signature,
+}
+
+/// `node tests/oidc/provider.mjs` behind a small forwarding proxy, both on
+/// free ports; the issuer is the proxy's URL. Killed when dropped.
 pub struct OidcProvider {
     pub issuer: String,
     child: Child,
+    proxy: tokio::task::JoinHandle<()>,
+    tamper: Arc<Mutex<Tamper>>,
 }
 
 impl OidcProvider {
@@ -29,20 +46,38 @@ impl OidcProvider {
             dir.join("node_modules/oidc-provider").exists(),
             "run `npm ci` in tests/oidc (scripts/test does)"
         );
-        let port = free_port();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let inner = free_port();
         let child = Command::new("node")
             .arg("provider.mjs")
-            .arg(port.to_string())
+            .arg(inner.to_string())
             .arg(redirect_uri)
             .current_dir(&dir)
             .env("CLOCK_OFFSET_SECONDS", clock_offset.to_string())
+            .env("ISSUER", &issuer)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("node runs");
+        let tamper = Arc::new(Mutex::new(Tamper::None));
+        let forward = Forward {
+            to: format!("http://127.0.0.1:{inner}"),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            tamper: tamper.clone(),
+        };
+        let app = axum::Router::new().fallback(move |request| forward.clone().pass(request));
+        let proxy = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
         let provider = Self {
-            issuer: format!("http://127.0.0.1:{port}"),
+            issuer,
             child,
+            proxy,
+            tamper,
         };
         let discovery = format!("{}/.well-known/openid-configuration", provider.issuer);
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -56,12 +91,79 @@ impl OidcProvider {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+
+    pub fn tamper(&self, tamper: Tamper) {
+        *self.tamper.lock().unwrap() = tamper;
+    }
+
+    /// Stops the provider (and its proxy): it is down from now on.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.proxy.abort();
+    }
 }
 
 impl Drop for OidcProvider {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
+    }
+}
+
+#[derive(Clone)]
+struct Forward {
+    to: String,
+    http: reqwest::Client,
+    tamper: Arc<Mutex<Tamper>>,
+}
+
+impl Forward {
+    async fn pass(self, request: axum::extract::Request) -> axum::response::Response {
+        let (parts, body) = request.into_parts();
+        let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let tamper = *self.tamper.lock().unwrap();
+        let token = parts.uri.path() == "/token";
+        let mut outgoing = self
+            .http
+            .request(parts.method.clone(), format!("{}{path}", self.to))
+            .body(body.to_vec());
+        for (name, value) in &parts.headers {
+            // The Host header goes along: the provider builds its URLs from it.
+            if token && tamper == Tamper::OtherClient && name == "authorization" {
+                continue;
+            }
+            outgoing = outgoing.header(name, value);
+        }
+        if token && tamper == Tamper::OtherClient {
+            outgoing = outgoing.basic_auth(
+                "other-app",
+                Some("other-app-secret-0123456789abcdef0123456789"),
+            );
+        }
+        let Ok(answer) = outgoing.send().await else {
+            return axum::http::StatusCode::BAD_GATEWAY.into_response();
+        };
+        let mut response = axum::response::Response::builder().status(answer.status());
+        for (name, value) in answer.headers() {
+            if name != "content-length" && name != "transfer-encoding" {
+                response = response.header(name, value);
+            }
+        }
+        let mut bytes = answer.bytes().await.unwrap().to_vec();
+        if token && tamper == Tamper::Signature {
+            let mut json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            if let Some(id_token) = json["id_token"].as_str() {
+                // Well inside the signature: the last character carries
+                // padding bits that decoding ignores.
+                let mut text = id_token.as_bytes().to_vec();
+                let at = text.len() - 10;
+                text[at] = if text[at] == b'A' { b'B' } else { b'A' };
+                json["id_token"] = String::from_utf8(text).unwrap().into();
+            }
+            bytes = serde_json::to_vec(&json).unwrap();
+        }
+        response.body(axum::body::Body::from(bytes)).unwrap()
     }
 }
 
@@ -138,10 +240,17 @@ async fn the_provider_logs_in_and_redirects_back_with_a_code() {
 
 /// cfmint and the provider, each knowing the other's address.
 async fn cfmint_with_provider() -> (super::harness::TestApp, OidcProvider, String) {
+    cfmint_with_provider_at(0).await
+}
+
+/// The same with the provider's clock shifted by `clock_offset` seconds.
+async fn cfmint_with_provider_at(
+    clock_offset: i64,
+) -> (super::harness::TestApp, OidcProvider, String) {
     use super::harness::{Options, TestApp};
     let port = free_port();
     let origin = format!("http://127.0.0.1:{port}");
-    let provider = OidcProvider::start(&format!("{origin}/callback"), 0).await;
+    let provider = OidcProvider::start(&format!("{origin}/callback"), clock_offset).await;
     let app = TestApp::spawn(
         Options::default()
             .env("CFMINT__SERVER__LISTEN", &format!("127.0.0.1:{port}"))
@@ -206,4 +315,208 @@ async fn login_through_the_provider_then_mint() {
         app.mint(&browser, "/users/bob/").await.status(),
         StatusCode::FORBIDDEN
     );
+}
+
+/// Starts a login at cfmint; returns the provider URL it redirects to.
+async fn start_login(app: &super::harness::TestApp, browser: &reqwest::Client) -> String {
+    let start = browser.get(app.url("/login/oidc")).send().await.unwrap();
+    assert_eq!(start.status(), StatusCode::SEE_OTHER);
+    start.headers()[LOCATION].to_str().unwrap().to_owned()
+}
+
+/// Replaces (or with `None` removes) one query parameter of `url`.
+fn with_param(url: &str, name: &str, value: Option<&str>) -> String {
+    let (base, query) = url.split_once('?').unwrap();
+    let mut pairs: Vec<String> = query
+        .split('&')
+        .filter(|pair| !pair.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+        .collect();
+    if let Some(value) = value {
+        pairs.push(format!("{name}={value}"));
+    }
+    format!("{base}?{}", pairs.join("&"))
+}
+
+/// The callback's answer must be this error, and the browser must have no session.
+async fn refused(
+    app: &super::harness::TestApp,
+    browser: &reqwest::Client,
+    callback: &str,
+    status: StatusCode,
+    code: &str,
+) {
+    let answer = browser.get(callback).send().await.unwrap();
+    assert_eq!(answer.status(), status, "{callback}");
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["error"], code, "{body}");
+    assert!(!body["message"].as_str().unwrap().is_empty());
+    assert_eq!(
+        app.mint(browser, "/users/alice/").await.status(),
+        StatusCode::UNAUTHORIZED,
+        "a refused login must leave no session"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_state_is_refused() {
+    let (app, _provider, _) = cfmint_with_provider().await;
+    let browser = browser();
+    let authorize = start_login(&app, &browser).await;
+    let callback = provider_login(&browser, &authorize, "alice").await;
+    let forged = with_param(&callback, "state", Some("forged"));
+    refused(
+        &app,
+        &browser,
+        &forged,
+        StatusCode::BAD_REQUEST,
+        "oidc_state_mismatch",
+    )
+    .await;
+    // The genuine callback can't be used after the failed one: single use.
+    refused(
+        &app,
+        &browser,
+        &callback,
+        StatusCode::BAD_REQUEST,
+        "oidc_state_mismatch",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_code_is_refused() {
+    let (app, _provider, _) = cfmint_with_provider().await;
+    let victim = browser();
+    let authorize = start_login(&app, &victim).await;
+    let callback = provider_login(&victim, &authorize, "alice").await;
+    assert_eq!(
+        victim.get(&callback).send().await.unwrap().status(),
+        StatusCode::SEE_OTHER
+    );
+    // An attacker replays the victim's code under a login of their own.
+    let attacker = browser();
+    let own = start_login(&app, &attacker).await;
+    let own_state = own
+        .split("state=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    let replay = with_param(&callback, "state", Some(own_state));
+    refused(
+        &app,
+        &attacker,
+        &replay,
+        StatusCode::UNAUTHORIZED,
+        "oidc_code_refused",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_or_wrong_nonce_is_refused() {
+    let (app, _provider, _) = cfmint_with_provider().await;
+    for nonce in [None, Some("forged-nonce")] {
+        let browser = browser();
+        let authorize = with_param(&start_login(&app, &browser).await, "nonce", nonce);
+        let callback = provider_login(&browser, &authorize, "alice").await;
+        refused(
+            &app,
+            &browser,
+            &callback,
+            StatusCode::UNAUTHORIZED,
+            "id_token_refused",
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_token_for_another_audience_is_refused() {
+    let (app, provider, _) = cfmint_with_provider().await;
+    provider.tamper(Tamper::OtherClient);
+    let browser = browser();
+    let authorize = with_param(
+        &start_login(&app, &browser).await,
+        "client_id",
+        Some("other-app"),
+    );
+    let callback = provider_login(&browser, &authorize, "alice").await;
+    refused(
+        &app,
+        &browser,
+        &callback,
+        StatusCode::UNAUTHORIZED,
+        "id_token_refused",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_id_token_is_refused() {
+    // The provider's clock is 15 minutes behind: its 5-minute ID tokens
+    // arrive expired.
+    let (app, _provider, _) = cfmint_with_provider_at(-900).await;
+    let browser = browser();
+    let authorize = start_login(&app, &browser).await;
+    let callback = provider_login(&browser, &authorize, "alice").await;
+    refused(
+        &app,
+        &browser,
+        &callback,
+        StatusCode::UNAUTHORIZED,
+        "id_token_refused",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_signature_is_refused() {
+    let (app, provider, _) = cfmint_with_provider().await;
+    provider.tamper(Tamper::Signature);
+    let browser = browser();
+    let authorize = start_login(&app, &browser).await;
+    let callback = provider_login(&browser, &authorize, "alice").await;
+    refused(
+        &app,
+        &browser,
+        &callback,
+        StatusCode::UNAUTHORIZED,
+        "id_token_refused",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_return_url_off_the_list_is_refused() {
+    let (app, _provider, origin) = cfmint_with_provider().await;
+    let browser = browser();
+    for return_to in [
+        "https://evil.example/".to_owned(),
+        format!("{origin}/elsewhere"),
+        format!("{origin}/player/@evil.example"),
+    ] {
+        // The test URLs need no escaping beyond ':' and '/', which queries allow.
+        let answer = browser
+            .get(app.url(&format!("/login/oidc?return_to={return_to}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{return_to}");
+        let body: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(body["error"], "return_url_not_allowed");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_provider_down_gives_a_502() {
+    let (app, mut provider, _) = cfmint_with_provider().await;
+    provider.stop();
+    let browser = browser();
+    let answer = browser.get(app.url("/login/oidc")).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::BAD_GATEWAY);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["error"], "identity_provider_unavailable");
 }
