@@ -6,10 +6,11 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient};
 use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, LogoutRequest, Nonce,
+    PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout,
+    RedirectUrl, Scope, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -29,6 +30,12 @@ pub struct OidcSettings {
     /// Where a login may return to: exact origins or origin + path prefixes.
     pub return_urls: Vec<String>,
     pub metadata_ttl: Duration,
+    /// Send the browser to the provider's `end_session_endpoint` at logout.
+    pub end_session: bool,
+    /// Where the provider sends the browser after that logout.
+    pub post_logout_url: Option<String>,
+    /// Mint `mint.default_path` in the callback's redirect.
+    pub mint_on_login: bool,
 }
 
 /// A login under way, kept in the session between the redirect and the
@@ -74,7 +81,7 @@ pub struct OidcClient {
     claims_needed: BTreeSet<String>,
     paths_claim: Option<String>,
     http: reqwest::Client,
-    metadata: RwLock<Option<(CoreProviderMetadata, Instant)>>,
+    metadata: RwLock<Option<(ProviderMetadataWithLogout, Instant)>>,
 }
 
 impl OidcClient {
@@ -99,7 +106,7 @@ impl OidcClient {
     }
 
     /// The provider's metadata, from the cache while it is fresh.
-    async fn metadata(&self, fresh: bool) -> Result<CoreProviderMetadata, OidcError> {
+    async fn metadata(&self, fresh: bool) -> Result<ProviderMetadataWithLogout, OidcError> {
         if !fresh {
             if let Some((metadata, at)) = &*self.metadata.read().await {
                 if at.elapsed() < self.settings.metadata_ttl {
@@ -111,7 +118,7 @@ impl OidcClient {
             .map_err(|e| OidcError::Provider(format!("issuer: {e}")))?;
         let client = self.http.clone();
         let http = move |request| send(client.clone(), request);
-        let metadata = CoreProviderMetadata::discover_async(issuer, &http)
+        let metadata = ProviderMetadataWithLogout::discover_async(issuer, &http)
             .await
             .map_err(|e| OidcError::Provider(format!("discovery: {}", report(&e))))?;
         *self.metadata.write().await = Some((metadata.clone(), Instant::now()));
@@ -226,6 +233,30 @@ impl OidcClient {
             }
         }
         Ok(identity)
+    }
+
+    /// The provider's logout URL for an OIDC session, when `end_session` is
+    /// on (RP-initiated logout); `None` when off or the provider has none.
+    pub async fn end_session_url(&self) -> Result<Option<String>, OidcError> {
+        if !self.settings.end_session {
+            return Ok(None);
+        }
+        let metadata = self.metadata(false).await?;
+        let Some(endpoint) = metadata.additional_metadata().end_session_endpoint.clone() else {
+            return Ok(None);
+        };
+        let mut request = LogoutRequest::from(endpoint)
+            .set_client_id(ClientId::new(self.settings.client_id.clone()));
+        if let Some(url) = &self.settings.post_logout_url {
+            let url = PostLogoutRedirectUrl::new(url.clone())
+                .map_err(|e| OidcError::Provider(format!("post-logout URL: {e}")))?;
+            request = request.set_post_logout_redirect_uri(url);
+        }
+        Ok(Some(request.http_get_url().to_string()))
+    }
+
+    pub fn mint_on_login(&self) -> bool {
+        self.settings.mint_on_login
     }
 
     /// `return_to` if it is on the allow-list, else an error; the first

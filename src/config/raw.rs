@@ -168,6 +168,9 @@ pub struct RawOidc {
     pub scopes: Vec<String>,
     pub return_urls: Vec<String>,
     pub metadata_ttl: String,
+    pub end_session: bool,
+    pub post_logout_url: Option<String>,
+    pub mint_on_login: bool,
 }
 
 impl Default for RawOidc {
@@ -180,6 +183,9 @@ impl Default for RawOidc {
             scopes: vec!["openid".into()],
             return_urls: Vec::new(),
             metadata_ttl: "1h".into(),
+            end_session: false,
+            post_logout_url: None,
+            mint_on_login: false,
         }
     }
 }

@@ -488,6 +488,12 @@ fn auth(check: &mut Check, raw: &RawConfig, server: &Server) -> Auth {
     });
     let jwt = raw.auth.jwt.as_ref().and_then(|j| jwt(check, j));
     let oidc = raw.auth.oidc.as_ref().map(|o| oidc(check, o));
+    if oidc.as_ref().is_some_and(|o| o.mint_on_login) && raw.mint.default_path.is_none() {
+        check.fail(
+            "auth.oidc.mint_on_login",
+            "needs mint.default_path: the path to mint at login",
+        );
+    }
     if users.is_none() && jwt.is_none() && oidc.is_none() {
         check.fail(
             "auth",
@@ -526,6 +532,10 @@ fn oidc(check: &mut Check, o: &RawOidc) -> crate::auth::oidc::OidcSettings {
     let mut scopes = o.scopes.clone();
     scopes.retain(|scope| scope != "openid");
     let metadata_ttl = check.duration("auth.oidc.metadata_ttl", &o.metadata_ttl);
+    let post_logout_url = o.post_logout_url.clone().filter(|url| !url.is_empty());
+    if let Some(url) = &post_logout_url {
+        check.ok("auth.oidc.post_logout_url", check_url(url));
+    }
     crate::auth::oidc::OidcSettings {
         issuer: o.issuer.clone(),
         client_id: o.client_id.clone(),
@@ -534,6 +544,9 @@ fn oidc(check: &mut Check, o: &RawOidc) -> crate::auth::oidc::OidcSettings {
         scopes,
         return_urls: o.return_urls.clone(),
         metadata_ttl,
+        end_session: o.end_session,
+        post_logout_url,
+        mint_on_login: o.mint_on_login,
     }
 }
 

@@ -1,6 +1,7 @@
 //! `POST /login` (password or bearer token → new session, id rotated) and
 //! `POST /logout` (session destroyed, CloudFront cookies cleared).
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -66,9 +67,25 @@ async fn check_password(state: &AppState, body: LoginRequest) -> Result<Identity
     verified.ok_or(ApiError::InvalidCredentials)
 }
 
+/// With `auth.oidc.end_session`, an OIDC session's logout also answers
+/// `{"end_session_url"}`: where the app sends the browser to end the
+/// provider's session too.
 pub async fn logout(State(state): State<AppState>, session: Session) -> Result<Response, ApiError> {
+    let identity = session
+        .get::<String>(IDENTITY_KEY)
+        .await?
+        .and_then(|text| Identity::from_session(&text));
     session.flush().await?;
-    let mut response = StatusCode::NO_CONTENT.into_response();
+    let end_session = match (&state.oidc, identity) {
+        (Some(oidc), Some(identity)) if identity.method == crate::auth::Method::Oidc => {
+            oidc.end_session_url().await?
+        }
+        _ => None,
+    };
+    let mut response = match end_session {
+        Some(url) => Json(serde_json::json!({ "end_session_url": url })).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    };
     for cookie in state.cookies.cleared() {
         response
             .headers_mut()

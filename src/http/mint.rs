@@ -47,7 +47,7 @@ pub async fn mint(
     outcome
 }
 
-async fn mint_cookies(
+pub(super) async fn mint_cookies(
     state: &AppState,
     ip: IpAddr,
     identity: &Identity,

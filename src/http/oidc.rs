@@ -3,12 +3,13 @@
 //! return URL).
 
 use axum::extract::{Query, State};
+use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::error::ApiError;
-use super::extract::{IDENTITY_KEY, SEEN_KEY};
+use super::extract::{ClientIp, IDENTITY_KEY, SEEN_KEY};
 use super::state::AppState;
 use crate::auth::oidc::{OidcError, Pending};
 
@@ -42,6 +43,7 @@ pub struct Callback {
 
 pub async fn callback(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     session: Session,
     Query(query): Query<Callback>,
 ) -> Result<Response, ApiError> {
@@ -65,5 +67,19 @@ pub async fn callback(
     session.insert(SEEN_KEY, crate::minter::now()).await?;
     session.save().await?;
     tracing::info!(sub = %identity.sub, method = ?identity.method, "logged in");
-    Ok(Redirect::to(&pending.return_to).into_response())
+    let mut response = Redirect::to(&pending.return_to).into_response();
+    if oidc.mint_on_login() {
+        // The login stands even if this mint doesn't; the app can mint later.
+        match super::mint::mint_cookies(&state, ip, &identity, Default::default()).await {
+            Ok(minted) => {
+                for cookie in minted.headers().get_all(header::SET_COOKIE) {
+                    response
+                        .headers_mut()
+                        .append(header::SET_COOKIE, cookie.clone());
+                }
+            }
+            Err(error) => tracing::warn!(%error, "mint at login refused"),
+        }
+    }
+    Ok(response)
 }

@@ -49,10 +49,12 @@ impl OidcProvider {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let issuer = format!("http://{}", listener.local_addr().unwrap());
         let inner = free_port();
+        let post_logout = redirect_uri.replace("/callback", "/player/");
         let child = Command::new("node")
             .arg("provider.mjs")
             .arg(inner.to_string())
             .arg(redirect_uri)
+            .arg(post_logout)
             .current_dir(&dir)
             .env("CLOCK_OFFSET_SECONDS", clock_offset.to_string())
             .env("ISSUER", &issuer)
@@ -240,19 +242,25 @@ async fn the_provider_logs_in_and_redirects_back_with_a_code() {
 
 /// cfmint and the provider, each knowing the other's address.
 async fn cfmint_with_provider() -> (super::harness::TestApp, OidcProvider, String) {
-    cfmint_with_provider_at(0).await
+    cfmint_with_provider_at(0, &[]).await
 }
 
-/// The same with the provider's clock shifted by `clock_offset` seconds.
+/// The same with the provider's clock shifted by `clock_offset` seconds and
+/// more `CFMINT__…` settings.
 async fn cfmint_with_provider_at(
     clock_offset: i64,
+    extra: &[(&str, &str)],
 ) -> (super::harness::TestApp, OidcProvider, String) {
     use super::harness::{Options, TestApp};
     let port = free_port();
     let origin = format!("http://127.0.0.1:{port}");
     let provider = OidcProvider::start(&format!("{origin}/callback"), clock_offset).await;
+    let mut options = Options::default();
+    for (key, value) in extra {
+        options = options.env(key, &value.replace("{origin}", &origin));
+    }
     let app = TestApp::spawn(
-        Options::default()
+        options
             .env("CFMINT__SERVER__LISTEN", &format!("127.0.0.1:{port}"))
             .env("CFMINT__AUTH__OIDC__ISSUER", &provider.issuer)
             .env("CFMINT__AUTH__OIDC__CLIENT_ID", "cfmint")
@@ -458,7 +466,7 @@ async fn an_id_token_for_another_audience_is_refused() {
 async fn an_expired_id_token_is_refused() {
     // The provider's clock is 15 minutes behind: its 5-minute ID tokens
     // arrive expired.
-    let (app, _provider, _) = cfmint_with_provider_at(-900).await;
+    let (app, _provider, _) = cfmint_with_provider_at(-900, &[]).await;
     let browser = browser();
     let authorize = start_login(&app, &browser).await;
     let callback = provider_login(&browser, &authorize, "alice").await;
@@ -519,4 +527,131 @@ async fn the_provider_down_gives_a_502() {
     assert_eq!(answer.status(), StatusCode::BAD_GATEWAY);
     let body: serde_json::Value = answer.json().await.unwrap();
     assert_eq!(body["error"], "identity_provider_unavailable");
+}
+
+/// Logs `login` in through the provider; the browser then holds a session.
+async fn oidc_login(
+    app: &super::harness::TestApp,
+    browser: &reqwest::Client,
+    login: &str,
+) -> reqwest::Response {
+    let authorize = start_login(app, browser).await;
+    let callback = provider_login(browser, &authorize, login).await;
+    let back = browser.get(&callback).send().await.unwrap();
+    assert_eq!(back.status(), StatusCode::SEE_OTHER);
+    back
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_use_the_id_token_claims() {
+    let (app, _provider, _) = cfmint_with_provider().await;
+    let teacher = browser();
+    oidc_login(&app, &teacher, "teacher-tess").await;
+    assert_eq!(
+        app.mint(&teacher, "/materials/").await.status(),
+        StatusCode::OK
+    );
+    let listener = browser();
+    oidc_login(&app, &listener, "alice").await;
+    assert_eq!(
+        app.mint(&listener, "/materials/").await.status(),
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callback_can_mint_the_cookies() {
+    let (app, _provider, _) = cfmint_with_provider_at(
+        0,
+        &[
+            ("CFMINT__AUTH__OIDC__MINT_ON_LOGIN", "true"),
+            ("CFMINT__MINT__DEFAULT_PATH", "/users/{sub}/"),
+        ],
+    )
+    .await;
+    let browser = browser();
+    let back = oidc_login(&app, &browser, "alice").await;
+    let cookies = super::harness::cloudfront_cookie_header(back.headers());
+    assert!(super::harness::verify(&cookies, "/users/alice/ch1.m3u8", None).is_allowed());
+    assert!(!super::harness::verify(&cookies, "/users/bob/ch1.m3u8", None).is_allowed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_can_end_the_provider_session() {
+    let (app, provider, origin) = cfmint_with_provider_at(
+        0,
+        &[
+            ("CFMINT__AUTH__OIDC__END_SESSION", "true"),
+            ("CFMINT__AUTH__OIDC__POST_LOGOUT_URL", "{origin}/player/"),
+        ],
+    )
+    .await;
+    let browser = browser();
+    oidc_login(&app, &browser, "alice").await;
+    let logout = browser.post(app.url("/logout")).send().await.unwrap();
+    assert_eq!(logout.status(), StatusCode::OK);
+    let body: serde_json::Value = logout.json().await.unwrap();
+    let end = body["end_session_url"].as_str().unwrap().to_owned();
+    assert!(end.starts_with(&provider.issuer), "{end}");
+    assert!(end.contains("client_id=cfmint"), "{end}");
+    assert_eq!(
+        app.mint(&browser, "/users/alice/").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // The provider asks to confirm, then sends the browser back.
+    let page = browser
+        .get(&end)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let action = page
+        .split("action=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let xsrf = page
+        .split("name=\"xsrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let confirmed = browser
+        .post(action)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("xsrf={xsrf}&logout=yes"))
+        .send()
+        .await
+        .unwrap();
+    assert!(confirmed.status().is_redirection());
+    let mut location = confirmed.headers()[LOCATION].to_str().unwrap().to_owned();
+    if location.starts_with('/') {
+        location = format!("{}{location}", provider.issuer);
+        let next = browser.get(&location).send().await.unwrap();
+        location = next.headers()[LOCATION].to_str().unwrap().to_owned();
+    }
+    assert!(
+        location.starts_with(&format!("{origin}/player/")),
+        "{location}"
+    );
+
+    // The provider's session is gone: a new login asks for the password again.
+    let authorize = start_login(&app, &browser).await;
+    let first = browser.get(&authorize).send().await.unwrap();
+    let interaction = first.headers()[LOCATION].to_str().unwrap().to_owned();
+    let page = browser
+        .get(format!("{}{interaction}", provider.issuer))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("name=\"login\""), "no login form: {page}");
 }
