@@ -10,10 +10,12 @@
  *     onError: (error) => {},             // error.status: 401 logged out, 403 not granted, ...
  *   });
  *   await session.login("alice", "password");  // unless the app already has a session or a token
+ *   session.loginWithProvider(location.href);  // or: through the OpenID provider ([auth.oidc])
  *   await session.start();                      // mints now, then again at each refresh_at
  *   // The CDN answered 403 to a segment: re-mint once, then retry the request.
  *   await session.recover();
  *   await session.logout();                     // ends the session, clears the cookies
+ *                                               // (and the provider's, with auth.oidc.end_session)
  *
  * Every call uses fetch with credentials: "include", so the browser stores the
  * HttpOnly cookies cfmint sets and sends them to the CDN; the page never sees
@@ -66,6 +68,15 @@
       return this.request("/login", { username: username, password: password });
     }
 
+    /**
+     * Sends the browser to the OpenID provider through cfmint; it comes back
+     * to `returnTo` (which must be on auth.oidc.return_urls) logged in.
+     */
+    loginWithProvider(returnTo) {
+      const query = returnTo ? "?return_to=" + encodeURIComponent(returnTo) : "";
+      global.location.assign(this.api + "/login/oidc" + query);
+    }
+
     /** Mints now and schedules the next mint at refresh_at. */
     async mint() {
       const minted = await this.request("/mint", this.path ? { path: this.path } : {});
@@ -103,11 +114,16 @@
       this.timer = null;
     }
 
-    /** Ends the session; cfmint clears every CloudFront cookie. */
+    /**
+     * Ends the session; cfmint clears every CloudFront cookie. After an
+     * OpenID login with auth.oidc.end_session, the browser then goes on to
+     * the provider to end its session too.
+     */
     async logout() {
       this.stop();
-      await this.request("/logout");
+      const answer = await this.request("/logout");
       this.current = null;
+      if (answer && answer.end_session_url) global.location.assign(answer.end_session_url);
     }
   }
 

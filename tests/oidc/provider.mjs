@@ -6,8 +6,10 @@
 //
 // Environment: CLOCK_OFFSET_SECONDS shifts the provider's clock (a negative
 // offset issues ID tokens that are already expired); ISSUER names the issuer
-// when the provider sits behind a test proxy on another port.
+// when the provider sits behind a test proxy on another port; FRESH_KEYS=1
+// signs with a newly generated key (a key rotation), not the built-in one.
 import Provider from 'oidc-provider';
+import { exportJWK, generateKeyPair } from 'jose';
 
 const [port, redirectUri, postLogoutUri] = process.argv.slice(2);
 const offset = Number(process.env.CLOCK_OFFSET_SECONDS || 0) * 1000;
@@ -27,7 +29,15 @@ const client = (id) => ({
   token_endpoint_auth_method: 'client_secret_basic',
 });
 
+let jwks;
+if (process.env.FRESH_KEYS === '1') {
+  const { privateKey } = await generateKeyPair('RS256', { extractable: true });
+  const jwk = await exportJWK(privateKey);
+  jwks = { keys: [{ ...jwk, kid: `rotated-${Date.now()}`, alg: 'RS256', use: 'sig' }] };
+}
+
 const provider = new Provider(issuer, {
+  ...(jwks ? { jwks } : {}),
   // cfmint, and another client on the same provider (for audience tests).
   clients: [client('cfmint'), client('other-app')],
   pkce: { required: () => true },

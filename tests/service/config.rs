@@ -46,6 +46,13 @@ store = "redis"
 algorithms = ["HS256", "RS256"]
 hmac_secret = "short"
 
+[auth.oidc]
+issuer = "ftp://idp.example.com"
+redirect_url = "http://auth.example.com/callback"
+post_logout_url = "nowhere"
+mint_on_login = true
+metadata_ttl = "often"
+
 [[grants]]
 paths = ["/users/../*"]
 
@@ -70,6 +77,14 @@ mint_per_identity = "lots"
         "session.redis_url",
         "auth.jwt.algorithms",
         "auth.jwt.hmac_secret",
+        "auth.oidc.issuer",
+        "auth.oidc.client_id",
+        "auth.oidc.client_secret",
+        "auth.oidc.redirect_url",
+        "auth.oidc.return_urls",
+        "auth.oidc.post_logout_url",
+        "auth.oidc.mint_on_login",
+        "auth.oidc.metadata_ttl",
         "grants[0].paths",
         "cors.allowed_origins",
         "rate_limit.mint_per_identity",

@@ -32,6 +32,7 @@ pub enum Tamper {
 pub struct OidcProvider {
     pub issuer: String,
     child: Child,
+    command: Command,
     proxy: tokio::task::JoinHandle<()>,
     tamper: Arc<Mutex<Tamper>>,
 }
@@ -50,7 +51,8 @@ impl OidcProvider {
         let issuer = format!("http://{}", listener.local_addr().unwrap());
         let inner = free_port();
         let post_logout = redirect_uri.replace("/callback", "/player/");
-        let child = Command::new("node")
+        let mut command = Command::new("node");
+        command
             .arg("provider.mjs")
             .arg(inner.to_string())
             .arg(redirect_uri)
@@ -59,9 +61,8 @@ impl OidcProvider {
             .env("CLOCK_OFFSET_SECONDS", clock_offset.to_string())
             .env("ISSUER", &issuer)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("node runs");
+            .stderr(Stdio::null());
+        let child = command.spawn().expect("node runs");
         let tamper = Arc::new(Mutex::new(Tamper::None));
         let forward = Forward {
             to: format!("http://127.0.0.1:{inner}"),
@@ -78,20 +79,38 @@ impl OidcProvider {
         let provider = Self {
             issuer,
             child,
+            command,
             proxy,
             tamper,
         };
-        let discovery = format!("{}/.well-known/openid-configuration", provider.issuer);
+        provider.wait_ready().await;
+        provider
+    }
+
+    async fn wait_ready(&self) {
+        let discovery = format!("{}/.well-known/openid-configuration", self.issuer);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(response) = reqwest::get(&discovery).await {
                 if response.status() == StatusCode::OK {
-                    return provider;
+                    return;
                 }
             }
             assert!(Instant::now() < deadline, "oidc-provider did not start");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Restarts the provider (same address) signing with a new key.
+    pub async fn rotate_keys(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = self
+            .command
+            .env("FRESH_KEYS", "1")
+            .spawn()
+            .expect("node runs");
+        self.wait_ready().await;
     }
 
     pub fn tamper(&self, tamper: Tamper) {
@@ -654,4 +673,19 @@ async fn logout_can_end_the_provider_session() {
         .await
         .unwrap();
     assert!(page.contains("name=\"login\""), "no login form: {page}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_provider_key_is_fetched_once_needed() {
+    let (app, mut provider, _) = cfmint_with_provider().await;
+    oidc_login(&app, &browser(), "alice").await;
+    // cfmint has the provider's metadata and keys cached; the provider now
+    // signs with a key they lack.
+    provider.rotate_keys().await;
+    let browser = browser();
+    oidc_login(&app, &browser, "alice").await;
+    assert_eq!(
+        app.mint(&browser, "/users/alice/").await.status(),
+        StatusCode::OK
+    );
 }
