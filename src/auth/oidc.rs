@@ -273,7 +273,9 @@ impl OidcClient {
         let allowed = self.settings.return_urls.iter().any(|allowed| {
             wanted == allowed || (allowed.ends_with('/') && wanted.starts_with(allowed.as_str()))
         });
-        let plain = !wanted.contains(['\\', '\r', '\n', '@']);
+        // Visible ASCII only (it becomes a Location header), and nothing that
+        // could move the authority elsewhere.
+        let plain = wanted.bytes().all(|b| b.is_ascii_graphic()) && !wanted.contains(['\\', '@']);
         if allowed && plain {
             Ok(wanted.to_owned())
         } else {

@@ -524,6 +524,8 @@ async fn a_return_url_off_the_list_is_refused() {
         "https://evil.example/".to_owned(),
         format!("{origin}/elsewhere"),
         format!("{origin}/player/@evil.example"),
+        format!("{origin}/player/%0d%0aSet-Cookie:%20x=1"),
+        format!("{origin}/player/%5C%5Cevil.example"),
     ] {
         // The test URLs need no escaping beyond ':' and '/', which queries allow.
         let answer = browser
