@@ -239,17 +239,8 @@ fn check_base_url(url: &str) -> Result<(), String> {
     if url.is_empty() {
         return Err("is required: the distribution's URL, like https://cdn.example.com".into());
     }
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| format!("\"{url}\" is not a URL like https://cdn.example.com"))?;
-    let host = rest.split(['/', ':']).next().unwrap_or_default();
-    let loopback = host == "localhost" || host == "127.0.0.1" || host == "[";
-    if scheme != "https" && !(scheme == "http" && loopback) {
-        return Err(format!(
-            "\"{url}\" must use https (http only for localhost)"
-        ));
-    }
-    if host.is_empty() || url.contains(['*', '?', '#', '"', '\\', ' ']) {
+    check_url(url)?;
+    if url.contains(['*', '?', '#', '"', '\\', ' ']) {
         return Err(format!(
             "\"{url}\" must be scheme://host[/prefix], no wildcard or query"
         ));
@@ -557,13 +548,16 @@ fn check_url(url: &str) -> Result<(), String> {
     }
     let (scheme, rest) = url
         .split_once("://")
-        .ok_or_else(|| format!("\"{url}\" is not an absolute URL"))?;
+        .ok_or_else(|| format!("\"{url}\" is not a URL like https://host/path"))?;
     let host = rest.split(['/', ':']).next().unwrap_or_default();
-    let loopback = host == "localhost" || host == "127.0.0.1";
-    if scheme != "https" && !(scheme == "http" && loopback) || host.is_empty() {
+    let loopback = host == "localhost" || host == "127.0.0.1" || host == "[";
+    if scheme != "https" && !(scheme == "http" && loopback) {
         return Err(format!(
             "\"{url}\" must use https (http only for localhost)"
         ));
+    }
+    if host.is_empty() {
+        return Err(format!("\"{url}\" has no host"));
     }
     Ok(())
 }
