@@ -23,10 +23,13 @@ pub struct Begin {
 
 pub async fn begin(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     session: Session,
     Query(query): Query<Begin>,
 ) -> Result<Response, ApiError> {
     let oidc = state.oidc.as_ref().ok_or(ApiError::NotFound)?;
+    // Each login costs the provider a discovery and a code exchange.
+    state.limited(state.limits.login_address(ip))?;
     let return_to = oidc.return_url(query.return_to.as_deref())?;
     let (url, pending) = oidc.begin(return_to).await?;
     session.insert(PENDING_KEY, pending).await?;

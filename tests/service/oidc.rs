@@ -691,3 +691,16 @@ async fn a_rotated_provider_key_is_fetched_once_needed() {
         StatusCode::OK
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_logins_count_against_the_login_rate_limit() {
+    let (app, _provider, _) =
+        cfmint_with_provider_at(0, &[("CFMINT__RATE_LIMIT__LOGIN_PER_ADDRESS", "2/min")]).await;
+    let browser = browser();
+    for _ in 0..2 {
+        start_login(&app, &browser).await;
+    }
+    let limited = browser.get(app.url("/login/oidc")).send().await.unwrap();
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers().contains_key("retry-after"));
+}
