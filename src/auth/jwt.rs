@@ -13,7 +13,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 
-use super::{Identity, Method, grants};
+use super::{Identity, Method};
 use crate::config::{JwtKeySource, JwtSettings};
 
 /// Why a token was refused; the text is safe to show the caller.
@@ -174,22 +174,13 @@ impl JwtVerifier {
     }
 
     fn identity(&self, claims: Map<String, Value>) -> Result<Identity, JwtError> {
-        let sub = match claims.get("sub") {
-            Some(Value::String(sub)) if !sub.is_empty() => sub.clone(),
-            _ => return Err(JwtError::MissingClaim),
-        };
-        let mut identity = Identity::new(sub, Method::Jwt);
-        for name in &self.claims_needed {
-            if let Some(values) = claims.get(name).and_then(string_values) {
-                identity.claims.insert(name.clone(), values);
-            }
-        }
-        if let Some(name) = &self.paths_claim {
-            if let Some(values) = claims.get(name).and_then(string_values) {
-                identity.paths = grants::extra_patterns(&values);
-            }
-        }
-        Ok(identity)
+        Identity::from_claims(
+            &claims,
+            Method::Jwt,
+            &self.claims_needed,
+            self.paths_claim.as_deref(),
+        )
+        .ok_or(JwtError::MissingClaim)
     }
 }
 
@@ -284,16 +275,4 @@ fn declared_algorithm(token: &str) -> Option<String> {
         .ok()?;
     let value: Value = serde_json::from_slice(&bytes).ok()?;
     value.get("alg")?.as_str().map(str::to_owned)
-}
-
-/// A claim as strings: a string, or an array of strings.
-pub(super) fn string_values(value: &Value) -> Option<Vec<String>> {
-    match value {
-        Value::String(text) => Some(vec![text.clone()]),
-        Value::Array(items) => items
-            .iter()
-            .map(|item| item.as_str().map(str::to_owned))
-            .collect(),
-        _ => None,
-    }
 }

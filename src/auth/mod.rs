@@ -7,9 +7,10 @@ pub mod oidc;
 pub mod path;
 pub mod users;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 /// An authenticated caller, as kept in the session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +38,34 @@ impl Identity {
         serde_json::from_str(text).ok()
     }
 
+    /// The identity verified token claims describe: the subject, the claims
+    /// grants look at (`claims_needed`), and extra path patterns from
+    /// `paths_claim`. `None` without a subject.
+    pub fn from_claims(
+        claims: &Map<String, Value>,
+        method: Method,
+        claims_needed: &BTreeSet<String>,
+        paths_claim: Option<&str>,
+    ) -> Option<Self> {
+        let sub = match claims.get("sub") {
+            Some(Value::String(sub)) if !sub.is_empty() => sub.clone(),
+            _ => return None,
+        };
+        let mut identity = Self::new(sub, method);
+        for name in claims_needed {
+            if let Some(values) = claims.get(name).and_then(string_values) {
+                identity.claims.insert(name.clone(), values);
+            }
+        }
+        if let Some(values) = paths_claim
+            .and_then(|name| claims.get(name))
+            .and_then(string_values)
+        {
+            identity.paths = grants::extra_patterns(&values);
+        }
+        Some(identity)
+    }
+
     pub fn new(sub: String, method: Method) -> Self {
         Self {
             sub,
@@ -54,4 +83,16 @@ pub enum Method {
     Users,
     Jwt,
     Oidc,
+}
+
+/// A claim as strings: a string, or an array of strings.
+fn string_values(value: &Value) -> Option<Vec<String>> {
+    match value {
+        Value::String(text) => Some(vec![text.clone()]),
+        Value::Array(items) => items
+            .iter()
+            .map(|item| item.as_str().map(str::to_owned))
+            .collect(),
+        _ => None,
+    }
 }

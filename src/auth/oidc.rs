@@ -8,15 +8,26 @@ use std::time::{Duration, Instant};
 
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient};
 use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, LogoutRequest, Nonce,
-    PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout,
-    RedirectUrl, Scope, TokenResponse,
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
+    EndpointSet, IssuerUrl, LogoutRequest, Nonce, PkceCodeChallenge, PkceCodeVerifier,
+    PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl, Scope, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::RwLock;
 
-use super::{Identity, Method, grants};
+use super::{Identity, Method};
+
+/// A client built from discovery: authorization endpoint known, token and
+/// userinfo endpoints as the provider announced them.
+type Client = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
 
 /// What `[auth.oidc]` configures.
 #[derive(Debug, Clone)]
@@ -127,13 +138,7 @@ impl OidcClient {
 
     /// The provider URL to send the browser to, and what the callback needs.
     pub async fn begin(&self, return_to: String) -> Result<(String, Pending), OidcError> {
-        let metadata = self.metadata(false).await?;
-        let client = CoreClient::from_provider_metadata(
-            metadata,
-            ClientId::new(self.settings.client_id.clone()),
-            Some(self.secret()),
-        )
-        .set_redirect_uri(self.redirect()?);
+        let client = self.client(self.metadata(false).await?)?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = client.authorize_url(
             CoreAuthenticationFlow::AuthorizationCode,
@@ -165,13 +170,7 @@ impl OidcClient {
         if !bool::from(state.as_bytes().ct_eq(pending.state.as_bytes())) {
             return Err(OidcError::State);
         }
-        let metadata = self.metadata(false).await?;
-        let client = CoreClient::from_provider_metadata(
-            metadata,
-            ClientId::new(self.settings.client_id.clone()),
-            Some(self.secret()),
-        )
-        .set_redirect_uri(self.redirect()?);
+        let client = self.client(self.metadata(false).await?)?;
         let http_client = self.http.clone();
         let http = move |request| send(http_client.clone(), request);
         let tokens = client
@@ -188,12 +187,7 @@ impl OidcClient {
         let verified = id_token.claims(&client.id_token_verifier(), &nonce);
         if let Err(openidconnect::ClaimsVerificationError::SignatureVerification(_)) = &verified {
             // Perhaps the provider rotated its keys: look once more.
-            let metadata = self.metadata(true).await?;
-            let client = CoreClient::from_provider_metadata(
-                metadata,
-                ClientId::new(self.settings.client_id.clone()),
-                Some(self.secret()),
-            );
+            let client = self.client(self.metadata(true).await?)?;
             id_token
                 .claims(&client.id_token_verifier(), &nonce)
                 .map_err(|e| OidcError::IdToken(e.to_string()))?;
@@ -213,26 +207,13 @@ impl OidcClient {
             })
             .and_then(|bytes| serde_json::from_slice::<Map<String, Value>>(&bytes).ok())
             .ok_or_else(|| OidcError::IdToken("unreadable claims".into()))?;
-        self.identity(&payload)
-    }
-
-    fn identity(&self, claims: &Map<String, Value>) -> Result<Identity, OidcError> {
-        let sub = match claims.get("sub") {
-            Some(Value::String(sub)) if !sub.is_empty() => sub.clone(),
-            _ => return Err(OidcError::IdToken("no subject".into())),
-        };
-        let mut identity = Identity::new(sub, Method::Oidc);
-        for name in &self.claims_needed {
-            if let Some(values) = claims.get(name).and_then(super::jwt::string_values) {
-                identity.claims.insert(name.clone(), values);
-            }
-        }
-        if let Some(name) = &self.paths_claim {
-            if let Some(values) = claims.get(name).and_then(super::jwt::string_values) {
-                identity.paths = grants::extra_patterns(&values);
-            }
-        }
-        Ok(identity)
+        Identity::from_claims(
+            &payload,
+            Method::Oidc,
+            &self.claims_needed,
+            self.paths_claim.as_deref(),
+        )
+        .ok_or_else(|| OidcError::IdToken("no subject".into()))
     }
 
     /// The provider's logout URL for an OIDC session, when `end_session` is
@@ -283,14 +264,18 @@ impl OidcClient {
         }
     }
 
-    fn secret(&self) -> ClientSecret {
+    /// This client at the provider `metadata` describes.
+    fn client(&self, metadata: ProviderMetadataWithLogout) -> Result<Client, OidcError> {
         use secrecy::ExposeSecret;
-        ClientSecret::new(self.settings.client_secret.expose_secret().to_owned())
-    }
-
-    fn redirect(&self) -> Result<RedirectUrl, OidcError> {
-        RedirectUrl::new(self.settings.redirect_url.clone())
-            .map_err(|e| OidcError::Provider(format!("redirect URL: {e}")))
+        let secret = ClientSecret::new(self.settings.client_secret.expose_secret().to_owned());
+        let redirect = RedirectUrl::new(self.settings.redirect_url.clone())
+            .map_err(|e| OidcError::Provider(format!("redirect URL: {e}")))?;
+        Ok(CoreClient::from_provider_metadata(
+            metadata,
+            ClientId::new(self.settings.client_id.clone()),
+            Some(secret),
+        )
+        .set_redirect_uri(redirect))
     }
 }
 
