@@ -39,11 +39,10 @@ pub async fn mint(
     JsonBody(body): JsonBody<MintRequest>,
 ) -> Result<Response, ApiError> {
     let outcome = mint_cookies(&state, ip, &identity, body.unwrap_or_default()).await;
-    let label = match &outcome {
-        Ok(_) => "minted",
-        Err(error) => error.code(),
-    };
-    state.metrics.mint_outcome("mint", label);
+    match &outcome {
+        Ok(_) => state.metrics.minted(),
+        Err(error) => state.metrics.mint_outcome("mint", error.code()),
+    }
     outcome
 }
 
