@@ -129,6 +129,7 @@ impl Application {
             metrics,
             allowed_origins,
             cookies: CloudFrontCookies::new(&settings),
+            draining: false.into(),
         });
         Ok(Self {
             listener,
@@ -178,6 +179,7 @@ impl Application {
     ) -> std::io::Result<()> {
         let (stopping_tx, stopping) = watch::channel(false);
         let bound = self.shutdown_timeout;
+        let drain_delay = self.state.settings.server.drain_delay;
         let maintenance = tokio::spawn(maintain(self.state.clone()));
         let reloader = self.source.map(|source| {
             let watch = self.state.settings.keys.watch;
@@ -206,13 +208,27 @@ impl Application {
         let result = tokio::select! {
             result = &mut serve => result,
             () = stop => {
-                tracing::info!(drain_bound = ?bound, "shutting down: draining requests");
-                let _ = stopping_tx.send(true);
-                match tokio::time::timeout(bound, &mut serve).await {
+                self.state.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!(
+                    drain_delay = ?drain_delay,
+                    drain_bound = ?bound,
+                    "shutting down: readiness fails, still serving"
+                );
+                // Serve on while load balancers notice /readyz failing.
+                match tokio::time::timeout(drain_delay, &mut serve).await {
                     Ok(result) => result,
                     Err(_) => {
-                        tracing::warn!("drain bound reached; closing remaining connections");
-                        Ok(())
+                        tracing::info!("shutting down: listener closed, finishing requests");
+                        let _ = stopping_tx.send(true);
+                        match tokio::time::timeout(bound, &mut serve).await {
+                            Ok(result) => result,
+                            Err(_) => {
+                                tracing::warn!(
+                                    "drain bound reached; closing remaining connections"
+                                );
+                                Ok(())
+                            }
+                        }
                     }
                 }
             }

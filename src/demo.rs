@@ -227,6 +227,7 @@ fn service_toml(urls: &DemoUrls, api_port: u16, ttl: Duration, domain: Option<&s
 listen = "127.0.0.1:{api_port}"
 admin_listen = ""
 shutdown_timeout = "2s"
+drain_delay = "0s"
 [cloudfront]
 base_url = "{edge}"
 {cookie_domain}

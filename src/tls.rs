@@ -13,10 +13,23 @@ use tokio::net::TcpListener;
 #[derive(Clone)]
 pub struct Tls(RustlsConfig);
 
-/// Makes ring rustls's crypto provider for this process (HTTPS clients and
-/// servers need one); calling it again is harmless.
+/// Makes ring rustls's crypto provider this process's default. `main` calls
+/// it once, before anything else; a program that embeds cfmint's library
+/// calls it (or installs a provider of its own) the same way.
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Fails, instead of panicking later inside a TLS library, when no rustls
+/// crypto provider has been installed for the process.
+pub fn require_crypto_provider(what: &str) -> Result<(), String> {
+    match rustls::crypto::CryptoProvider::get_default() {
+        Some(_) => Ok(()),
+        None => Err(format!(
+            "{what}: no TLS crypto provider is installed in this process \
+             (call cfmint::tls::install_crypto_provider() at start-up)"
+        )),
+    }
 }
 
 impl Tls {
@@ -28,7 +41,7 @@ impl Tls {
     }
 
     pub async fn from_pem(cert: Vec<u8>, key: Vec<u8>) -> Result<Self, String> {
-        install_crypto_provider();
+        require_crypto_provider("TLS server")?;
         RustlsConfig::from_pem(cert, key)
             .await
             .map(Self)

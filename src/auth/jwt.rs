@@ -247,7 +247,7 @@ async fn fetch_url(client: &reqwest::Client, url: &str) -> Result<String, String
 }
 
 fn http_client() -> Result<reqwest::Client, String> {
-    crate::tls::install_crypto_provider();
+    crate::tls::require_crypto_provider("JWKS HTTP client")?;
     reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .connect_timeout(Duration::from_secs(2))

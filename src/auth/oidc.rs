@@ -101,6 +101,7 @@ impl OidcClient {
         claims_needed: BTreeSet<String>,
         paths_claim: Option<String>,
     ) -> Result<Self, String> {
+        crate::tls::require_crypto_provider("OpenID provider HTTP client")?;
         // Never follow redirects on the back channel (the crate's advice).
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

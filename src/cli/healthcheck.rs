@@ -21,7 +21,6 @@ pub struct HealthcheckArgs {
 }
 
 pub fn run(args: HealthcheckArgs) -> Result<Outcome, CliError> {
-    crate::tls::install_crypto_provider();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

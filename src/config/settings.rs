@@ -32,6 +32,9 @@ pub struct Server {
     /// The metrics listener; `None` when `admin_listen = ""`.
     pub admin_listen: Option<SocketAddr>,
     pub shutdown_timeout: Duration,
+    /// After SIGTERM, how long `/readyz` fails while the listener still
+    /// serves, so load balancers stop routing here first.
+    pub drain_delay: Duration,
     pub body_limit: usize,
     pub log_format: LogFormat,
     pub trusted_proxies: Vec<IpNet>,

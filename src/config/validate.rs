@@ -51,6 +51,7 @@ impl Settings {
         let server = server(&mut check, &raw);
         let cloudfront = cloudfront(&mut check, &raw);
         let keys = keys(&mut check, &raw);
+        refuse_throwaway_key_off_loopback(&mut check, &keys, &server);
         let mint = mint(&mut check, &raw);
         let session = session(&mut check, &raw);
         let auth = auth(&mut check, &raw, &server);
@@ -173,6 +174,7 @@ fn server(check: &mut Check, raw: &RawConfig) -> Server {
         listen,
         admin_listen,
         shutdown_timeout: check.duration("server.shutdown_timeout", &s.shutdown_timeout),
+        drain_delay: check.duration("server.drain_delay", &s.drain_delay),
         body_limit: s.body_limit as usize,
         log_format,
         trusted_proxies,
@@ -452,6 +454,27 @@ fn session(check: &mut Check, raw: &RawConfig) -> SessionSettings {
         cookie_name: s.cookie_name.clone(),
         inactivity: check.duration("session.inactivity", &s.inactivity),
         store_timeout,
+    }
+}
+
+/// With no configured key cfmint signs with a throwaway one, which no
+/// CloudFront key group knows: fine on a laptop, never for a real listener.
+fn refuse_throwaway_key_off_loopback(check: &mut Check, keys: &KeySettings, server: &Server) {
+    if !keys.keys.is_empty() {
+        return;
+    }
+    let exposed = std::iter::once(server.listen)
+        .chain(server.admin_listen)
+        .find(|address| !address.ip().is_loopback());
+    if let Some(address) = exposed {
+        check.fail(
+            "keys.key",
+            format!(
+                "no [[keys.key]] is configured and {address} is not a loopback address: \
+                 a throwaway key is only used on loopback (mount the signing key and \
+                 configure it, or listen on 127.0.0.1)"
+            ),
+        );
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod config;
 mod origin;
+pub mod path;
 mod stats;
 
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 pub use config::{EdgeSettings, Origin};
 pub use stats::EdgeStats;
 
+use self::path::{CanonicalPath, PathRefusal};
 use crate::http::client_ip;
 use crate::signer::{self, Denial, PublicKeys, ViewerRequest};
 use crate::tls::{self, Tls};
@@ -147,6 +149,34 @@ fn viewer(
     )
 }
 
+/// A request target with its path canonicalised and its query kept as sent.
+pub struct Target {
+    pub path: CanonicalPath,
+    query: Option<String>,
+}
+
+impl Target {
+    /// Splits `path?query` and canonicalises the path.
+    pub fn parse(path_and_query: &str) -> Result<Self, PathRefusal> {
+        let (path, query) = match path_and_query.split_once('?') {
+            Some((path, query)) => (path, Some(query.to_owned())),
+            None => (path_and_query, None),
+        };
+        Ok(Self {
+            path: path::canonicalize(path)?,
+            query,
+        })
+    }
+
+    /// The canonical path with the query, as matched against policies.
+    pub fn path_and_query(&self) -> String {
+        match &self.query {
+            Some(query) => format!("{}?{query}", self.path.as_str()),
+            None => self.path.as_str().to_owned(),
+        }
+    }
+}
+
 /// Protected content: verified like CloudFront, then served from the origin.
 async fn protected(
     State(state): State<EdgeState>,
@@ -156,21 +186,25 @@ async fn protected(
     if !matches!(*request.method(), Method::GET | Method::HEAD) {
         return (StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD\n").into_response();
     }
-    let path_and_query = request
-        .uri()
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str())
-        .to_owned();
+    let raw = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let target = match Target::parse(raw) {
+        Ok(target) => target,
+        Err(refusal) => {
+            let response = refused_path(StatusCode::BAD_REQUEST, refusal);
+            state.stats.record("(refused path)", response.status());
+            return response;
+        }
+    };
+    let path_and_query = target.path_and_query();
     let verdict = viewer(&state, peer, request.headers(), &path_and_query);
-    let path = request.uri().path().to_owned();
     let mut response = match verdict.result {
-        Ok(()) => state.origin.fetch(request, &path_and_query).await,
+        Ok(()) => state.origin.fetch(request, &target).await,
         Err(denial) => {
-            tracing::info!(path, reason = %denial.kind().as_str(), "edge denied");
+            tracing::info!(path = target.path.as_str(), reason = %denial.kind().as_str(), "edge denied");
             denied(&denial)
         }
     };
-    state.stats.record(&path, response.status());
+    state.stats.record(target.path.as_str(), response.status());
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -178,7 +212,8 @@ async fn protected(
 }
 
 /// `GET /auth` with the original URI in `X-Original-URI`: 200 or 403, for
-/// nginx `auth_request` and similar.
+/// nginx `auth_request` and similar. The decision is on the canonical path,
+/// the one the proxy serves; a path it could read differently is a 403.
 async fn auth(
     State(state): State<EdgeState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -188,7 +223,6 @@ async fn auth(
         .get(ORIGINAL_URI)
         .and_then(|value| value.to_str().ok())
         .filter(|uri| uri.starts_with('/'))
-        .map(str::to_owned)
     else {
         return (
             StatusCode::BAD_REQUEST,
@@ -196,13 +230,37 @@ async fn auth(
         )
             .into_response();
     };
-    let verdict = viewer(&state, peer, &headers, &original);
-    let path = original.split('?').next().unwrap_or_default().to_owned();
+    let target = match Target::parse(original) {
+        Ok(target) => target,
+        Err(refusal) => {
+            let response = refused_path(StatusCode::FORBIDDEN, refusal);
+            state.stats.record("(refused path)", response.status());
+            return response;
+        }
+    };
+    let verdict = viewer(&state, peer, &headers, &target.path_and_query());
     let response = match verdict.result {
         Ok(()) => StatusCode::OK.into_response(),
         Err(denial) => denied(&denial),
     };
-    state.stats.record(&path, response.status());
+    state.stats.record(target.path.as_str(), response.status());
+    response
+}
+
+/// A path the edge will not decide on: 400 from the edge itself, 403 from
+/// `/auth` (which nginx passes on; any other status there becomes a 500).
+fn refused_path(status: StatusCode, refusal: PathRefusal) -> Response {
+    tracing::info!(reason = %refusal, "edge refused a request path");
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InvalidURI</Code><Message>{refusal}</Message></Error>"
+    );
+    let mut response = (status, Body::from(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+    response
+        .headers_mut()
+        .insert("x-cfmint-denial", HeaderValue::from_static("invalid_path"));
     response
 }
 

@@ -1,6 +1,7 @@
 //! Where allowed requests go: a directory (content types for HLS and media,
 //! byte ranges) or an upstream HTTP server. Signing parameters never reach it.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -10,11 +11,15 @@ use axum::response::{IntoResponse, Response};
 use tower::ServiceExt;
 use tower_http::services::ServeDir;
 
-use super::Origin;
+use super::{Origin, Target};
 use crate::signer::split_signing_params;
 
 pub enum OriginClient {
-    Directory(ServeDir),
+    Directory {
+        /// The served directory, symlinks resolved: no file outside it is served.
+        root: PathBuf,
+        files: ServeDir,
+    },
     Upstream {
         base: String,
         client: reqwest::Client,
@@ -41,10 +46,16 @@ impl OriginClient {
                         dir.display()
                     ));
                 }
-                Self::Directory(ServeDir::new(dir).append_index_html_on_directories(false))
+                let root = dir.canonicalize().map_err(|e| {
+                    format!("edge.origin_dir: cannot resolve {}: {e}", dir.display())
+                })?;
+                Self::Directory {
+                    files: ServeDir::new(&root).append_index_html_on_directories(false),
+                    root,
+                }
             }
             Origin::Upstream(base) => {
-                crate::tls::install_crypto_provider();
+                crate::tls::require_crypto_provider("edge.origin_url")?;
                 let client = reqwest::Client::builder()
                     .connect_timeout(Duration::from_secs(5))
                     .timeout(Duration::from_secs(60))
@@ -58,23 +69,29 @@ impl OriginClient {
         })
     }
 
-    /// Answers an allowed request from the origin.
-    pub async fn fetch(&self, request: Request, path_and_query: &str) -> Response {
-        let forwarded = split_signing_params(path_and_query).unsigned;
+    /// Answers an allowed request from the origin, for its canonical path.
+    pub async fn fetch(&self, request: Request, target: &Target) -> Response {
+        let forwarded = split_signing_params(&target.path_and_query()).unsigned;
         match self {
-            Self::Directory(dir) => {
+            Self::Directory { root, files } => {
+                if !inside(root, target.path.decoded()).await {
+                    return (StatusCode::NOT_FOUND, "Not Found\n").into_response();
+                }
                 let (mut parts, body) = request.into_parts();
-                parts.uri = match forwarded.split('?').next().unwrap_or("/").parse() {
+                parts.uri = match target.path.as_str().parse() {
                     Ok(uri) => uri,
                     Err(_) => return StatusCode::BAD_REQUEST.into_response(),
                 };
-                let path = parts.uri.path().to_owned();
-                let response = dir.clone().oneshot(Request::from_parts(parts, body)).await;
+                let path = target.path.decoded();
+                let response = files
+                    .clone()
+                    .oneshot(Request::from_parts(parts, body))
+                    .await;
                 let mut response = match response {
                     Ok(response) => response.map(Body::new),
                     Err(never) => match never {},
                 };
-                if let Some(content_type) = media_type(&path) {
+                if let Some(content_type) = media_type(path) {
                     if response.status().is_success() {
                         response
                             .headers_mut()
@@ -108,6 +125,24 @@ impl OriginClient {
                 }
             }
         }
+    }
+}
+
+/// Whether the file for `decoded_path` exists and, symlinks resolved, lies
+/// inside `root`.
+async fn inside(root: &std::path::Path, decoded_path: &str) -> bool {
+    let candidate = root.join(decoded_path.trim_start_matches('/'));
+    match tokio::fs::canonicalize(&candidate).await {
+        Ok(real) if real.starts_with(root) => true,
+        Ok(real) => {
+            tracing::warn!(
+                path = decoded_path,
+                target = %real.display(),
+                "edge: refused a path that resolves outside origin_dir"
+            );
+            false
+        }
+        Err(_) => false,
     }
 }
 

@@ -48,6 +48,13 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
         if !is_json {
             return Err(ApiError::UnsupportedMediaType);
         }
+        // serde also fills a struct from a JSON array (`["alice","pw"]`);
+        // only an object is a body here.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::BadRequest(
+                "the JSON body must be an object".into(),
+            ));
+        }
         serde_json::from_slice(&bytes)
             .map(|value| Self(Some(value)))
             .map_err(|e| ApiError::BadRequest(format!("the JSON body is invalid: {e}")))

@@ -14,6 +14,16 @@ pub async fn healthz() -> Response {
 }
 
 pub async fn readyz(State(state): State<AppState>) -> Response {
+    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "error": "not_ready",
+                "message": "shutting down: draining requests",
+            })),
+        )
+            .into_response();
+    }
     let key = state.minter.ring().active().id().as_str().to_owned();
     match state.store.ping().await {
         Ok(()) => Json(json!({

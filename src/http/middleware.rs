@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -31,9 +32,12 @@ pub async fn front(State(state): State<AppState>, request: Request, next: Next) 
     let route = route_label(request.uri().path());
     let span = tracing::info_span!("request", request_id = request_id.to_str().unwrap_or(""));
 
-    let mut response = match refusal(&state, &request) {
-        Some(error) => error.into_response(),
-        None => next.run(request).instrument(span.clone()).await,
+    let mut response = match read_body(request, state.settings.server.body_limit).await {
+        Err(error) => error,
+        Ok(request) => match refusal(&state, &request) {
+            Some(error) => error.into_response(),
+            None => next.run(request).instrument(span.clone()).await,
+        },
     };
 
     // tower-sessions answers a bare 500 when saving the session fails.
@@ -62,6 +66,32 @@ pub async fn front(State(state): State<AppState>, request: Request, next: Next) 
     });
     response.headers_mut().insert(REQUEST_ID, request_id);
     response
+}
+
+/// Reads the whole body (bounded by `server.body_limit`) before anything
+/// answers. A response sent while part of the body is still unread makes
+/// the server close the connection without a word, and a client that reuses
+/// it then sees its next request fail; with the body read, every refusal
+/// leaves the connection usable. A body over the limit is refused with
+/// `Connection: close`.
+async fn read_body(request: Request, limit: usize) -> Result<Request, Response> {
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => Ok(Request::from_parts(parts, Body::from(bytes))),
+        Err(error) => {
+            let too_large = std::error::Error::source(&error)
+                .is_some_and(|cause| cause.is::<http_body_util::LengthLimitError>());
+            let mut response = if too_large {
+                ApiError::PayloadTooLarge.into_response()
+            } else {
+                ApiError::BadRequest("the request body could not be read".into()).into_response()
+            };
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            Err(response)
+        }
+    }
 }
 
 /// The origin lock (without the secret header CloudFront adds, 403; health

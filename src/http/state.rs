@@ -35,6 +35,8 @@ pub struct Shared {
     /// `cors.allowed_origins` as header values, compared byte for byte.
     pub allowed_origins: Vec<HeaderValue>,
     pub cookies: CloudFrontCookies,
+    /// Set on SIGTERM: `/readyz` fails while the listener drains.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 impl AppState {

@@ -16,7 +16,7 @@ fn cfmint() -> Command {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_on_the_default_logs_in_the_demo_user_and_stops_cleanly_on_sigterm() {
-    cfmint::tls::install_crypto_provider();
+    crate::harness::process_setup();
     let mut child = cfmint()
         .arg("serve")
         .env("CFMINT__SERVER__LISTEN", "127.0.0.1:0")
@@ -55,6 +55,15 @@ async fn serve_on_the_default_logs_in_the_demo_user_and_stops_cleanly_on_sigterm
         .await
         .unwrap();
     assert_eq!(login.status(), StatusCode::NO_CONTENT);
+    // A wrong password is logged as a failed login, never as itself.
+    let canary = "canary-Pa55word-7f3e";
+    let wrong = client
+        .post(format!("http://{address}/login"))
+        .json(&json!({ "username": "demo", "password": canary }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     let mint = client
         .post(format!("http://{address}/mint"))
         .send()
@@ -99,10 +108,15 @@ async fn serve_on_the_default_logs_in_the_demo_user_and_stops_cleanly_on_sigterm
         log.contains("\"route\":\"/mint\""),
         "one line per request:\n{log}"
     );
+    assert_eq!(cookies.len(), 2, "the policy and the signature");
     for secret in cookies {
         assert!(!log.contains(&secret), "a cookie value leaked into the log");
     }
-    assert!(!log.contains("\"demo\",\"password\""));
+    assert!(
+        log.contains("\"route\":\"/login\",\"status\":401"),
+        "the failed login is logged:\n{log}"
+    );
+    assert!(!log.contains(canary), "a password leaked into the log");
 }
 
 #[test]
@@ -202,5 +216,56 @@ async fn serve_speaks_https_with_the_configured_certificate() {
     assert!(
         reqwest::get(app.url("/healthz")).await.is_err(),
         "plain HTTP is not served"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_fails_readiness_at_once_and_serves_through_the_drain_delay() {
+    use crate::harness::ServeProcess;
+    crate::harness::process_setup();
+    let mut serve = ServeProcess::start(
+        &[],
+        &[
+            ("CFMINT__SERVER__LISTEN", "127.0.0.1:0"),
+            ("CFMINT__SERVER__ADMIN_LISTEN", "127.0.0.1:0"),
+            ("CFMINT__SERVER__DRAIN_DELAY", "2s"),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let ready = client.get(serve.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+
+    let signalled = Instant::now();
+    serve.signal("TERM");
+    serve.wait_for_log(
+        "shutting down: readiness fails, still serving",
+        Duration::from_secs(5),
+    );
+    let ready = client.get(serve.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("draining"),
+        "{body}"
+    );
+    // Still serving: a new connection logs in.
+    let login = reqwest::Client::new()
+        .post(serve.url("/login"))
+        .json(&json!({ "username": "demo", "password": "demo" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::NO_CONTENT);
+    assert!(signalled.elapsed() < Duration::from_secs(2));
+
+    let status = serve.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(2),
+        "left before the drain delay"
+    );
+    assert!(
+        std::net::TcpStream::connect(serve.listen.as_str()).is_err(),
+        "the listener is closed"
     );
 }

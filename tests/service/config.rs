@@ -108,7 +108,39 @@ fn environment_overrides_the_file_and_unknown_variables_are_errors() {
 fn the_demo_user_is_refused_off_loopback() {
     let toml = cfmint::config::DEFAULT_TOML.replace("127.0.0.1:8080", "0.0.0.0:8080");
     let found = problems(&toml, &[]);
-    assert_eq!(keys(&found), ["auth.users.demo"]);
+    assert_eq!(keys(&found), ["keys.key", "auth.users.demo"]);
+}
+
+#[test]
+fn no_configured_key_is_refused_unless_every_listener_is_loopback() {
+    let without_keys = |toml: &str| {
+        let start = toml.find("[[keys.key]]").expect("a configured key");
+        let end = toml[start..].find("\n\n").map_or(toml.len(), |n| start + n);
+        format!("{}{}", &toml[..start], &toml[end..])
+            .replace(&format!("active = \"{KEY_ID}\"\n"), "")
+    };
+    let loopback = without_keys(&config_toml(&Options::default()));
+    assert!(
+        Settings::load(&loopback, std::iter::empty()).is_ok(),
+        "a throwaway key on loopback is fine"
+    );
+    for (from, to) in [
+        ("listen = \"127.0.0.1:0\"", "listen = \"0.0.0.0:0\""),
+        (
+            "admin_listen = \"127.0.0.1:0\"",
+            "admin_listen = \"[::]:0\"",
+        ),
+    ] {
+        assert!(loopback.contains(from), "{loopback}");
+        let exposed = loopback.replace(from, to);
+        let found = problems(&exposed, &[]);
+        assert_eq!(keys(&found), ["keys.key"], "{to}");
+        assert!(
+            found[0].1.contains("not a loopback address"),
+            "{}",
+            found[0].1
+        );
+    }
 }
 
 #[test]

@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 
 use super::harness::{KEY_ID, fixtures, now};
 
-const PUBLIC: &str = "http://edge.cfmint.test";
+pub(super) const PUBLIC: &str = "http://edge.cfmint.test";
 
 fn origin_dir() -> PathBuf {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
@@ -42,8 +42,8 @@ fn signing_key() -> PrivateKey {
     .unwrap()
 }
 
-struct TestEdge {
-    addr: SocketAddr,
+pub(super) struct TestEdge {
+    pub(super) addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -55,8 +55,8 @@ impl Drop for TestEdge {
     }
 }
 
-async fn edge_with(origin: &str, keys: PublicKeys, trusted: &str) -> TestEdge {
-    cfmint::tls::install_crypto_provider();
+pub(super) async fn edge_with(origin: &str, keys: PublicKeys, trusted: &str) -> TestEdge {
+    crate::harness::process_setup();
     let toml = format!(
         r#"
 [edge]
@@ -83,7 +83,7 @@ file = "unused.pem"
     }
 }
 
-async fn edge(dir: &Path) -> TestEdge {
+pub(super) async fn edge(dir: &Path) -> TestEdge {
     edge_with(
         &format!("origin_dir = \"{}\"", dir.display()),
         fixtures().public_keys.clone(),
@@ -92,7 +92,12 @@ async fn edge(dir: &Path) -> TestEdge {
     .await
 }
 
-fn sign(resource: &str, expires: u64, ip: Option<&str>, form: PolicyForm) -> SignedPolicy {
+pub(super) fn sign(
+    resource: &str,
+    expires: u64,
+    ip: Option<&str>,
+    form: PolicyForm,
+) -> SignedPolicy {
     let mut builder = Policy::builder(format!("{PUBLIC}{resource}")).expires(expires);
     if let Some(ip) = ip {
         builder = builder.source_ip(ip);
@@ -504,8 +509,8 @@ async fn an_upstream_origin_gets_the_request_without_signing_parameters() {
 }
 
 /// nginx (Debian's package) on a free port, with `auth_request` to the edge.
-struct Nginx {
-    port: u16,
+pub(super) struct Nginx {
+    pub(super) port: u16,
     child: Child,
 }
 
@@ -516,7 +521,20 @@ impl Drop for Nginx {
     }
 }
 
-fn start_nginx(root: &Path, edge: SocketAddr) -> Nginx {
+/// The README's `auth_request` configuration, verbatim but for the edge's
+/// address.
+fn readme_auth_request(edge: SocketAddr) -> String {
+    let readme = include_str!("../../README.md");
+    let block = readme
+        .split("```nginx\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("README.md shows the nginx auth_request configuration");
+    assert!(block.contains("http://127.0.0.1:8081/auth"), "{block}");
+    block.replace("127.0.0.1:8081", &edge.to_string())
+}
+
+pub(super) fn start_nginx(root: &Path, edge: SocketAddr) -> Nginx {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
         .unwrap()
         .keep();
@@ -547,21 +565,13 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         root {root};
-        location / {{
-            auth_request /_cfmint_auth;
-        }}
-        location = /_cfmint_auth {{
-            internal;
-            proxy_pass http://{edge}/auth;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-            proxy_set_header X-Original-URI $request_uri;
-        }}
+{readme}
     }}
 }}
 "#,
         dir = dir.display(),
         root = root.display(),
+        readme = readme_auth_request(edge),
     );
     let config_path = dir.join("nginx.conf");
     std::fs::write(&config_path, config).unwrap();

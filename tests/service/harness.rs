@@ -148,6 +148,7 @@ pub fn config_toml(options: &Options) -> String {
 listen = "127.0.0.1:0"
 admin_listen = "127.0.0.1:0"
 shutdown_timeout = "2s"
+drain_delay = "0s"
 body_limit = 4096
 
 [cloudfront]
@@ -209,8 +210,7 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(options: Options) -> Self {
-        init_logs();
-        cfmint::tls::install_crypto_provider();
+        process_setup();
         let settings = Settings::load(&config_toml(&options), options.env.clone())
             .unwrap_or_else(|e| panic!("{e}"));
         let app = Application::build(settings).await.unwrap();
@@ -290,18 +290,26 @@ impl Drop for TestApp {
 }
 
 pub fn client() -> reqwest::Client {
-    cfmint::tls::install_crypto_provider();
+    process_setup();
     reqwest::Client::builder()
         .cookie_store(true)
         .build()
         .unwrap()
 }
 
-/// A metric's value (the first series with that exact name and labels).
+/// A metric's value (the first series with that exact name and labels); a
+/// series that is not there fails the test, so a renamed metric can't pass
+/// for zero.
 pub fn metric(text: &str, series: &str) -> u64 {
+    metric_if_present(text, series)
+        .unwrap_or_else(|| panic!("no series {series} in the metrics:\n{text}"))
+}
+
+/// A labelled series appears only once it has been counted.
+pub fn metric_if_present(text: &str, series: &str) -> Option<u64> {
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .map_or(0, |value| value.trim().parse::<f64>().unwrap() as u64)
+        .map(|value| value.trim().parse::<f64>().unwrap() as u64)
 }
 
 /// The `Set-Cookie` headers of a response, parsed.
@@ -339,7 +347,11 @@ pub fn verify(cookie_header: &str, path: &str, client_ip: Option<std::net::IpAdd
 
 pub use cfmint::minter::now;
 
-fn init_logs() {
+/// What `main` does for the binary, done once for this test process (which
+/// is its own program): the TLS crypto provider, and logs when `TEST_LOG` is
+/// set. Tests of the shipped binary rely on its `main` alone.
+pub fn process_setup() {
+    cfmint::tls::install_crypto_provider();
     if std::env::var_os("TEST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new("info"))

@@ -114,6 +114,51 @@ async fn bodies_must_be_json_of_bounded_size() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_json_object_is_a_body() {
+    let app = TestApp::spawn(Options::default()).await;
+    let client = app.client();
+    let send = |route: &str, body: &str| {
+        client
+            .post(app.url(route))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+    };
+    // serde fills a struct from an array in field order: each would work.
+    let array_login = format!(r#"["alice","{PASSWORD}"]"#);
+    for body in [array_login.as_str(), " [\"alice\"]", "null", "42", r#""x""#] {
+        let (status, code) = error_of(send("/login", body).await.unwrap()).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::BAD_REQUEST, "bad_request"),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        app.login(&client, "alice").await.status(),
+        StatusCode::NO_CONTENT
+    );
+    for (route, body) in [
+        ("/mint", r#"["/users/alice/"]"#),
+        ("/mint", r#"["/users/alice/","folder"]"#),
+        ("/mint", "true"),
+        ("/sign-urls", r#"[["/users/alice/a.txt"]]"#),
+        ("/sign-urls", "null"),
+    ] {
+        let (status, code) = error_of(send(route, body).await.unwrap()).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::BAD_REQUEST, "bad_request"),
+            "{route} {body}"
+        );
+    }
+    assert_eq!(app.signatures().await, 0);
+    // The object forms still work.
+    let response = send("/mint", r#" {"path":"/users/alice/"}"#).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_routes_and_methods_get_json_errors() {
     let app = TestApp::spawn(Options::default()).await;
     let (status, code) = error_of(reqwest::get(app.url("/nope")).await.unwrap()).await;
@@ -201,4 +246,68 @@ async fn requests_carry_an_id_and_bad_incoming_ids_are_replaced() {
         .await
         .unwrap();
     assert_ne!(replaced.headers()["x-request-id"], "bad id\twith spaces");
+}
+
+/// Reads one HTTP/1.1 response (headers and a Content-Length body) from a
+/// kept-alive connection: (status, lower-cased head).
+fn read_response(stream: &mut std::net::TcpStream) -> Option<(u16, String)> {
+    use std::io::Read;
+    let mut buffer = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buffer.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        buffer.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buffer).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .map_or(0, |n| n.trim().parse().unwrap());
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).ok()?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, head))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_before_the_body_is_read_keep_the_connection_usable_or_say_close() {
+    use std::io::Write;
+    let app = TestApp::spawn(Options::default()).await;
+    let addr = app.addr;
+    tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let body = r#"{"path":"/users/alice/"}"#;
+        for round in 0..20 {
+            let refused = format!(
+                "POST /mint HTTP/1.1\r\nHost: x\r\nOrigin: https://evil.example\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            // Head and body in separate writes, as pooled clients send them:
+            // the refusal may be ready before the body arrives.
+            stream.write_all(refused.as_bytes()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(round % 3 * 5));
+            stream.write_all(body.as_bytes()).unwrap();
+            let (status, head) = read_response(&mut stream).expect("an answer to the refusal");
+            assert_eq!(status, 403, "{head}");
+            if head.contains("connection: close") {
+                return;
+            }
+            stream
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let answer = read_response(&mut stream);
+            assert!(
+                matches!(answer, Some((200, _))),
+                "round {round}: the connection was dropped without Connection: close"
+            );
+        }
+    })
+    .await
+    .unwrap();
 }

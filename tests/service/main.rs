@@ -12,3 +12,4 @@ mod limits;
 mod oidc;
 mod operations;
 mod redis;
+mod traversal;

@@ -39,7 +39,7 @@ impl OidcProvider {
     /// Starts the provider with cfmint's callback as the registered redirect
     /// URI; `clock_offset` shifts its clock (negative: expired ID tokens).
     pub async fn start(redirect_uri: &str, clock_offset: i64) -> Self {
-        cfmint::tls::install_crypto_provider();
+        crate::harness::process_setup();
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
         assert!(
             dir.join("node_modules/oidc-provider").exists(),
@@ -277,7 +277,7 @@ async fn cfmint_with_provider_at(
 }
 
 fn browser() -> reqwest::Client {
-    cfmint::tls::install_crypto_provider();
+    crate::harness::process_setup();
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())

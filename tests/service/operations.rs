@@ -97,7 +97,7 @@ fn allowed(keys: &PublicKeys, cookies: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_rotates_keys_and_refuses_a_bad_new_key() {
-    cfmint::tls::install_crypto_provider();
+    crate::harness::process_setup();
     let dir = tempfile::tempdir().unwrap();
     let (a_path, a_pem) = write_key(dir.path(), "a", KeySpec::Rsa { bits: 2048 });
     let (b_path, b_pem) = write_key(dir.path(), "b", KeySpec::EcdsaP256);
@@ -215,7 +215,10 @@ async fn sigterm_finishes_the_request_in_flight_and_refuses_new_connections() {
 
     let started = Instant::now();
     process.signal("TERM");
-    process.wait_for_log("shutting down: draining requests", Duration::from_secs(5));
+    process.wait_for_log(
+        "shutting down: listener closed, finishing requests",
+        Duration::from_secs(5),
+    );
     let deadline = Instant::now() + Duration::from_secs(3);
     while TcpStream::connect(&process.listen).is_ok() {
         assert!(Instant::now() < deadline, "still accepting connections");
