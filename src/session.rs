@@ -12,7 +12,9 @@ use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, SessionStore};
 use tower_sessions_redis_store::RedisStore;
 use tower_sessions_redis_store::fred::interfaces::ClientLike;
-use tower_sessions_redis_store::fred::prelude::{Builder, Config, Pool, ReconnectPolicy};
+use tower_sessions_redis_store::fred::prelude::{
+    Builder, Config, Pool, ReconnectPolicy, ServerConfig, TlsConnector,
+};
 
 use crate::config::{SessionSettings, StoreKind};
 use crate::metrics::Metrics;
@@ -37,9 +39,21 @@ impl Store {
     pub fn new(settings: &SessionSettings, metrics: Arc<Metrics>) -> Result<Self, String> {
         let backend = match &settings.store {
             StoreKind::Memory => Backend::Memory(MemoryStore::default()),
-            StoreKind::Redis(url) => {
-                let config = Config::from_url(url.expose_secret())
+            StoreKind::Redis { url, ca_file } => {
+                let mut config = Config::from_url(url.expose_secret())
                     .map_err(|e| format!("session.redis_url: {}", e.details()))?;
+                if !matches!(config.server, ServerConfig::Centralized { .. }) {
+                    return Err("session.redis_url: Redis Sentinel and Cluster are not \
+                                supported; give the URL of one server"
+                        .into());
+                }
+                // `rediss://` is TLS with certificate verification, or no
+                // connection at all: never plain text.
+                config.tls = if url.expose_secret().starts_with("rediss://") {
+                    Some(tls_connector(ca_file.as_deref())?.into())
+                } else {
+                    None
+                };
                 let timeout = settings.store_timeout;
                 let pool = Builder::from_config(config)
                     .with_connection_config(|c| {
@@ -149,6 +163,44 @@ impl SessionStore for Store {
             Backend::Redis { store, .. } => self.bounded("delete", store.delete(id)).await,
         }
     }
+}
+
+/// TLS for `rediss://`: the system's trusted CAs plus `session.redis_ca_file`,
+/// the server's name checked against the URL's host.
+fn tls_connector(ca_file: Option<&std::path::Path>) -> Result<TlsConnector, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    crate::tls::require_crypto_provider("session.redis_url")?;
+    let mut roots = rustls::RootCertStore::empty();
+    let system = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(system.certs);
+    if let Some(path) = ca_file {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("session.redis_ca_file: cannot read {}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "session.redis_ca_file: no certificate in {}",
+                path.display()
+            ));
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| format!("session.redis_ca_file: {}: {e}", path.display()))?;
+        }
+    }
+    if roots.is_empty() {
+        return Err(
+            "session.redis_url: no trusted CA certificates for rediss:// \
+                    (install the system's CA bundle or set session.redis_ca_file)"
+                .into(),
+        );
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(TlsConnector::from(config))
 }
 
 /// In-process sessions for one replica; expired records are purged.

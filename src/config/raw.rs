@@ -137,6 +137,7 @@ pub struct RawSession {
     pub cookie_name: String,
     pub inactivity: String,
     pub redis_url: Option<SecretString>,
+    pub redis_ca_file: Option<String>,
     pub store_timeout: String,
 }
 
@@ -147,6 +148,7 @@ impl Default for RawSession {
             cookie_name: "cfmint_session".into(),
             inactivity: "30m".into(),
             redis_url: None,
+            redis_ca_file: None,
             store_timeout: "1s".into(),
         }
     }

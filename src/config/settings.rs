@@ -135,7 +135,12 @@ pub enum SigningMode {
 #[derive(Debug, Clone)]
 pub enum StoreKind {
     Memory,
-    Redis(SecretString),
+    Redis {
+        url: SecretString,
+        /// Extra trusted CA certificates (PEM) for `rediss://`, besides the
+        /// system's.
+        ca_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone)]

@@ -411,13 +411,28 @@ fn session(check: &mut Check, raw: &RawConfig) -> SessionSettings {
     let store = match (s.store.as_str(), &s.redis_url) {
         ("memory", _) => StoreKind::Memory,
         ("redis", Some(url)) if !url.expose_secret().is_empty() => {
-            let scheme_ok = ["redis://", "rediss://"]
-                .iter()
-                .any(|scheme| url.expose_secret().starts_with(scheme));
-            if !scheme_ok {
+            let text = url.expose_secret();
+            let tls = text.starts_with("rediss://");
+            if !tls && !text.starts_with("redis://") {
                 check.fail("session.redis_url", "must start with redis:// or rediss://");
+            } else if text.contains('?') {
+                check.fail(
+                    "session.redis_url",
+                    "query parameters are not supported: cfmint talks to one Redis server \
+                     (Sentinel and Cluster URLs are refused)",
+                );
             }
-            StoreKind::Redis(url.clone())
+            let ca_file = s.redis_ca_file.as_deref().filter(|f| !f.is_empty());
+            if ca_file.is_some() && !tls {
+                check.fail(
+                    "session.redis_ca_file",
+                    "only applies to a rediss:// (TLS) session.redis_url",
+                );
+            }
+            StoreKind::Redis {
+                url: url.clone(),
+                ca_file: ca_file.map(PathBuf::from),
+            }
         }
         ("redis", _) => {
             check.fail(

@@ -12,4 +12,5 @@ mod limits;
 mod oidc;
 mod operations;
 mod redis;
+mod redis_tls;
 mod traversal;

@@ -1,0 +1,330 @@
+//! `rediss://` with the shipped binary against Debian's `redis-server`
+//! speaking TLS: the certificate is verified, the sessions really live in
+//! that server, and nothing ever goes over plain text.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use super::harness::{ServeProcess, free_port, process_setup};
+
+const PASSWORD: &str = "redis-pw-5c1e";
+
+/// A CA and a server certificate for localhost/127.0.0.1 it signed, made
+/// with the openssl command line tool.
+fn certificates(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        let output = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl must be installed (scripts/test installs it)");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-subj",
+        "/CN=cfmint test CA",
+        "-days",
+        "2",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+}
+
+/// `redis-server` with TLS only (no plain-text port) and a password.
+struct TlsRedis {
+    port: u16,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl TlsRedis {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        certificates(dir.path());
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+            ])
+            .args([
+                "--tls-cert-file",
+                "server.crt",
+                "--tls-key-file",
+                "server.key",
+            ])
+            .args(["--tls-ca-cert-file", "ca.crt", "--tls-auth-clients", "no"])
+            .args([
+                "--requirepass",
+                PASSWORD,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/test installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server (TLS) did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { port, child, dir }
+    }
+
+    fn ca_file(&self) -> String {
+        self.dir.path().join("ca.crt").display().to_string()
+    }
+
+    /// A command through `redis-cli` over TLS.
+    fn cli(&self, command: &[&str]) -> String {
+        let output = Command::new("redis-cli")
+            .args(["--tls", "--cacert", &self.ca_file(), "-h", "localhost"])
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-a",
+                PASSWORD,
+                "--no-auth-warning",
+            ])
+            .args(command)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve_with_redis(url: &str, ca_file: Option<&str>) -> ServeProcess {
+    let mut env = vec![
+        ("CFMINT__SERVER__LISTEN", "127.0.0.1:0"),
+        ("CFMINT__SERVER__ADMIN_LISTEN", ""),
+        ("CFMINT__SESSION__STORE", "redis"),
+        ("CFMINT__SESSION__REDIS_URL", url),
+    ];
+    if let Some(ca_file) = ca_file {
+        env.push(("CFMINT__SESSION__REDIS_CA_FILE", ca_file));
+    }
+    ServeProcess::start(&[], &env)
+}
+
+async fn status(client: &reqwest::Client, serve: &ServeProcess, path: &str) -> StatusCode {
+    let request = if path == "/readyz" {
+        client.get(serve.url(path))
+    } else {
+        client
+            .post(serve.url(path))
+            .json(&json!({ "username": "demo", "password": "demo" }))
+    };
+    request.send().await.unwrap().status()
+}
+
+/// Readiness settles once the pool has tried to connect.
+async fn readiness(serve: &ServeProcess, expected: StatusCode) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = status(&client, serve, "/readyz").await;
+        if now == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz stayed {now}, expected {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_verifies_the_certificate_and_keeps_sessions_in_the_tls_server() {
+    process_setup();
+    let redis = TlsRedis::start();
+    let url = format!("rediss://:{PASSWORD}@localhost:{}", redis.port);
+    let ca_file = redis.ca_file();
+    let serve = serve_with_redis(&url, Some(&ca_file));
+    readiness(&serve, StatusCode::OK).await;
+
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    assert_eq!(
+        status(&client, &serve, "/login").await,
+        StatusCode::NO_CONTENT
+    );
+    let minted = client.post(serve.url("/mint")).send().await.unwrap();
+    assert_eq!(minted.status(), StatusCode::OK);
+    let stored: u64 = redis.cli(&["DBSIZE"]).parse().unwrap();
+    assert_eq!(stored, 1, "the session lives in the TLS Redis");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_with_an_untrusted_certificate_is_unavailable() {
+    process_setup();
+    let redis = TlsRedis::start();
+    let url = format!("rediss://:{PASSWORD}@localhost:{}", redis.port);
+    let serve = serve_with_redis(&url, None);
+    readiness(&serve, StatusCode::SERVICE_UNAVAILABLE).await;
+    let client = reqwest::Client::new();
+    assert_eq!(
+        status(&client, &serve, "/login").await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(redis.cli(&["DBSIZE"]), "0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_never_falls_back_to_plain_text() {
+    process_setup();
+    // A server that does not speak TLS: whatever reaches it is recorded.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (seen_tx, seen) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let seen_tx = seen_tx.clone();
+            std::thread::spawn(move || {
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(2)))
+                    .unwrap();
+                let mut bytes = vec![0u8; 4096];
+                let n = stream.read(&mut bytes).unwrap_or(0);
+                bytes.truncate(n);
+                let _ = seen_tx.send(bytes);
+            });
+        }
+    });
+    let url = format!("rediss://:{PASSWORD}@127.0.0.1:{port}");
+    let serve = serve_with_redis(&url, None);
+    readiness(&serve, StatusCode::SERVICE_UNAVAILABLE).await;
+    let first = seen
+        .recv_timeout(Duration::from_secs(10))
+        .expect("cfmint connected");
+    assert_eq!(
+        first.first(),
+        Some(&0x16),
+        "a TLS handshake record, not {first:?}"
+    );
+    let text = String::from_utf8_lossy(&first).to_ascii_uppercase();
+    assert!(!text.contains("AUTH") && !text.contains(PASSWORD.to_ascii_uppercase().as_str()));
+    drop(serve);
+    while let Ok(bytes) = seen.try_recv() {
+        assert_eq!(bytes.first().copied().unwrap_or(0x16), 0x16);
+    }
+}
+
+#[test]
+fn redis_settings_that_cannot_be_honoured_are_refused_at_start() {
+    let run = |env: &[(&str, &str)]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_cfmint"))
+            .arg("serve")
+            .env("CFMINT__SERVER__LISTEN", "127.0.0.1:0")
+            .env("CFMINT__SERVER__ADMIN_LISTEN", "")
+            .env("CFMINT__SESSION__STORE", "redis")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{env:?}");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let stderr = run(&[
+        ("CFMINT__SESSION__REDIS_URL", "redis://127.0.0.1:1"),
+        (
+            "CFMINT__SESSION__REDIS_CA_FILE",
+            "/etc/ssl/certs/ca-certificates.crt",
+        ),
+    ]);
+    assert!(stderr.contains("session.redis_ca_file"), "{stderr}");
+    let stderr = run(&[(
+        "CFMINT__SESSION__REDIS_URL",
+        "rediss://127.0.0.1:1?sentinelServiceName=main",
+    )]);
+    assert!(
+        stderr.contains("session.redis_url") && stderr.contains("Sentinel"),
+        "{stderr}"
+    );
+    let stderr = run(&[
+        ("CFMINT__SESSION__REDIS_URL", "rediss://127.0.0.1:1"),
+        ("CFMINT__SESSION__REDIS_CA_FILE", "/nonexistent/ca.pem"),
+    ]);
+    assert!(stderr.contains("session.redis_ca_file"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
