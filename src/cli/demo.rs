@@ -46,6 +46,10 @@ pub fn run(args: DemoArgs) -> Result<Outcome, CliError> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let stop = {
+        let _inside = runtime.enter();
+        crate::app::shutdown_signal()
+    };
     runtime.block_on(demo::run(
         options,
         |urls| {
@@ -60,7 +64,7 @@ pub fn run(args: DemoArgs) -> Result<Outcome, CliError> {
                 );
             }
         },
-        crate::app::shutdown_signal(),
+        stop,
     ))?;
     Ok(Outcome::Success)
 }

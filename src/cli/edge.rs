@@ -28,8 +28,9 @@ pub fn run(args: EdgeArgs, backend: Backend) -> Result<Outcome, CliError> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     runtime.block_on(async {
         let edge = Edge::build(settings, keys).await?;
+        let stop = crate::app::shutdown_signal();
         tracing::info!(listen = %edge.local_addr(), "cfmint edge serving");
-        edge.run_until(crate::app::shutdown_signal())
+        edge.run_until(stop)
             .await
             .map_err(|e| format!("edge failed: {e}"))?;
         Ok(Outcome::Success)

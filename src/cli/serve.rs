@@ -37,6 +37,7 @@ pub fn run(args: ServeArgs) -> Result<Outcome, CliError> {
             .await
             .map_err(CliError::from)?
             .with_config_source(source);
+        let stop = crate::app::shutdown_signal();
         tracing::info!(
             listen = %application.local_addr(),
             admin = %application
@@ -46,7 +47,7 @@ pub fn run(args: ServeArgs) -> Result<Outcome, CliError> {
             "cfmint serving"
         );
         application
-            .run_until_stopped()
+            .run_until(stop)
             .await
             .map_err(|e| CliError::from(format!("server failed: {e}")))?;
         tracing::info!("stopped");

@@ -13,4 +13,5 @@ mod oidc;
 mod operations;
 mod redis;
 mod redis_tls;
+mod shipped;
 mod traversal;

@@ -1,0 +1,555 @@
+//! Every configuration the project ships or shows, run through the built
+//! binary as a child process: each file under `config/` and each TOML block
+//! in `README.md` and `docs/*.md`, found by this test itself. The files a
+//! configuration names are made up here; listeners move to free loopback
+//! ports. Each must serve (and stop cleanly on SIGTERM) or exit 2 with a
+//! message naming the key; it never panics.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cfmint::signer::{Backend, KeySpec};
+use toml::{Table, Value};
+
+use super::harness::{PASSWORD, process_setup};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// A configuration as shown, and where it was found.
+struct Shown {
+    origin: String,
+    text: String,
+    /// The file name the docs give it ("With this `bad.toml`:").
+    name: Option<String>,
+}
+
+/// A fenced block of a Markdown document.
+struct Block {
+    language: String,
+    line: usize,
+    text: String,
+    /// "`NAME`:" ending the line before the fence names the block as a file.
+    name: Option<String>,
+}
+
+/// `README.md`, then `docs/*.md`: (path relative to the root, text).
+fn documents() -> Vec<(String, String)> {
+    let mut paths = vec![Path::new(ROOT).join("README.md")];
+    let mut docs: Vec<PathBuf> = std::fs::read_dir(Path::new(ROOT).join("docs"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "md"))
+        .collect();
+    docs.sort();
+    paths.extend(docs);
+    paths
+        .into_iter()
+        .map(|path| {
+            let name = path.strip_prefix(ROOT).unwrap().display().to_string();
+            (name, std::fs::read_to_string(&path).unwrap())
+        })
+        .collect()
+}
+
+/// `config/*.toml`, then every ```toml block in the README and docs/.
+fn shown_configurations() -> Vec<Shown> {
+    let mut found = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(Path::new(ROOT).join("config"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    for path in files {
+        found.push(Shown {
+            origin: path.strip_prefix(ROOT).unwrap().display().to_string(),
+            text: std::fs::read_to_string(&path).unwrap(),
+            name: None,
+        });
+    }
+    for (document, text) in documents() {
+        for block in fenced_blocks(&text) {
+            if block.language == "toml" {
+                found.push(Shown {
+                    origin: format!("{document}:{}", block.line),
+                    text: block.text,
+                    name: block.name,
+                });
+            }
+        }
+    }
+    found
+}
+
+/// The fenced blocks of a document, with their first line number; an
+/// indented fence (inside a list item) is unindented.
+fn fenced_blocks(markdown: &str) -> Vec<Block> {
+    let mut blocks = Vec::new();
+    let mut current: Option<(Block, usize)> = None;
+    let mut previous = "";
+    for (index, line) in markdown.lines().enumerate() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        match &mut current {
+            None => {
+                if let Some(language) = trimmed.strip_prefix("```") {
+                    let name = previous
+                        .trim_end()
+                        .strip_suffix("`:")
+                        .and_then(|rest| rest.rsplit_once('`'))
+                        .map(|(_, name)| name.to_owned());
+                    let block = Block {
+                        language: language.trim().to_owned(),
+                        line: index + 1,
+                        text: String::new(),
+                        name,
+                    };
+                    current = Some((block, indent));
+                }
+            }
+            Some(_) if trimmed == "```" => {
+                blocks.push(current.take().unwrap().0);
+            }
+            Some((block, indent)) => {
+                let cut = line.len().min(*indent);
+                block.text.push_str(line.get(cut..).unwrap_or(line));
+                block.text.push('\n');
+            }
+        }
+        if !line.trim().is_empty() {
+            previous = line;
+        }
+    }
+    blocks
+}
+
+/// Keys whose string values name files or directories.
+const PATH_KEYS: [&str; 8] = [
+    "file",
+    "tls_cert",
+    "tls_key",
+    "redis_ca_file",
+    "public_key_file",
+    "jwks_file",
+    "origin_dir",
+    "users_file",
+];
+
+/// Makes up what one configuration refers to, inside `dir`, and points the
+/// configuration there; listeners go to free loopback ports.
+struct MadeUp {
+    dir: PathBuf,
+    tls: Option<(String, String)>,
+    /// Keys read from the environment (`env = "NAME"`), with made-up PEMs.
+    variables: Vec<(String, String)>,
+}
+
+impl MadeUp {
+    fn walk(&mut self, table: &mut Table, section: &str) {
+        let kind = match table.get("type").and_then(Value::as_str) {
+            Some("ecdsa") => "ecdsa",
+            _ => table_kind(section),
+        };
+        for (key, value) in table.iter_mut() {
+            let here = if section.is_empty() {
+                key.clone()
+            } else {
+                format!("{section}.{key}")
+            };
+            match value {
+                Value::Table(inner) => self.walk(inner, &here),
+                Value::Array(items) => {
+                    for item in items.iter_mut() {
+                        if let Value::Table(inner) = item {
+                            self.walk(inner, &here);
+                        }
+                    }
+                }
+                Value::String(text)
+                    if (key == "listen" || key == "admin_listen") && !text.is_empty() =>
+                {
+                    *text = "127.0.0.1:0".into();
+                }
+                Value::String(name) if key == "env" && section == "keys.key" => {
+                    let key = Backend::default()
+                        .generate(KeySpec::Rsa { bits: 2048 })
+                        .unwrap();
+                    self.variables
+                        .push((name.clone(), key.private_pem.to_string()));
+                }
+                Value::String(text) if PATH_KEYS.contains(&key.as_str()) => {
+                    let path = self.dir.join(text.trim_start_matches('/'));
+                    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                    self.make(&here, kind, &path);
+                    *text = path.display().to_string();
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn make(&mut self, key: &str, kind: &str, path: &Path) {
+        if path.exists() {
+            return;
+        }
+        let backend = Backend::default();
+        match key.rsplit('.').next().unwrap() {
+            "origin_dir" => std::fs::create_dir_all(path).unwrap(),
+            "tls_cert" | "tls_key" | "redis_ca_file" => {
+                let (cert, key_pem) = self.tls.get_or_insert_with(|| {
+                    cfmint::tls::self_signed(&["localhost".to_owned()]).unwrap()
+                });
+                let pem = if key.ends_with("tls_key") {
+                    key_pem
+                } else {
+                    cert
+                };
+                std::fs::write(path, pem).unwrap();
+            }
+            "public_key_file" => {
+                let key = backend.generate(KeySpec::Rsa { bits: 2048 }).unwrap();
+                std::fs::write(path, key.public_pem).unwrap();
+            }
+            "jwks_file" => std::fs::write(path, r#"{"keys":[]}"#).unwrap(),
+            "file" if kind == "users" => {
+                cfmint::auth::users::add_user(path, "alice", PASSWORD).unwrap();
+            }
+            _ => {
+                let spec = if kind == "ecdsa" {
+                    KeySpec::EcdsaP256
+                } else {
+                    KeySpec::Rsa { bits: 2048 }
+                };
+                let key = backend.generate(spec).unwrap();
+                std::fs::write(path, key.private_pem).unwrap();
+            }
+        }
+    }
+}
+
+/// What a `file` in this section holds: a users file or a key.
+fn table_kind(section: &str) -> &'static str {
+    if section.ends_with("users") {
+        "users"
+    } else {
+        "key"
+    }
+}
+
+/// A fragment (no `[cloudfront]` and no `[edge]`) is shown as a change to
+/// the embedded default; whole files stand alone.
+fn complete(shown: &Table) -> Table {
+    if shown.contains_key("cloudfront") || shown.contains_key("edge") {
+        return shown.clone();
+    }
+    let mut base: Table = cfmint::config::DEFAULT_TOML.parse().unwrap();
+    merge(&mut base, shown);
+    base
+}
+
+fn merge(base: &mut Table, over: &Table) {
+    for (key, value) in over {
+        match (base.get_mut(key), value) {
+            (Some(Value::Table(into)), Value::Table(from)) => merge(into, from),
+            _ => {
+                base.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}
+
+/// Environment variables a block tells the reader to set in place of a key
+/// it leaves out, written as `# key: ... CFMINT__SECTION__KEY ...`.
+fn mentioned_variables(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for line in text.lines() {
+        let Some((key, rest)) = line
+            .trim()
+            .strip_prefix('#')
+            .and_then(|c| c.split_once(':'))
+        else {
+            continue;
+        };
+        let key = key.trim();
+        for word in rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            let names_the_key = word
+                .rsplit("__")
+                .next()
+                .is_some_and(|last| last.eq_ignore_ascii_case(key));
+            if word.starts_with("CFMINT__") && names_the_key {
+                names.push(word.to_owned());
+            }
+        }
+    }
+    names
+}
+
+/// How a run ended.
+enum Outcome {
+    Served,
+    Refused(String),
+}
+
+fn run(shown: &Shown) -> Outcome {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let table: Table = shown
+        .text
+        .parse()
+        .unwrap_or_else(|e| panic!("{}: not TOML: {e}", shown.origin));
+    let mut table = complete(&table);
+    let mut made_up = MadeUp {
+        dir: dir.path().to_owned(),
+        tls: None,
+        variables: Vec::new(),
+    };
+    made_up.walk(&mut table, "");
+    let edge = table.contains_key("edge") && !table.contains_key("cloudfront");
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, toml::to_string(&table).unwrap()).unwrap();
+
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cfmint"));
+    command
+        .arg(if edge { "edge" } else { "serve" })
+        .arg("--config")
+        .arg(&config)
+        .current_dir(dir.path())
+        .env_remove("CFMINT_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for name in mentioned_variables(&shown.text) {
+        command.env(name, "0123456789abcdef0123456789abcdef-made-up");
+    }
+    command.envs(made_up.variables.iter().map(|(k, v)| (k, v)));
+    let mut child = command.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let listen = loop {
+        match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => {
+                let address = listen_address(&line);
+                log.push(line);
+                if let Some(address) = address {
+                    break address;
+                }
+            }
+            Err(_) => {
+                let status = child.wait().unwrap();
+                let log = log.join("\n");
+                assert!(!log.contains("panicked"), "{}: panic\n{log}", shown.origin);
+                assert_eq!(status.code(), Some(2), "{}: {status}\n{log}", shown.origin);
+                assert!(log.starts_with("error: "), "{}: {log}", shown.origin);
+                return Outcome::Refused(log);
+            }
+        }
+    };
+    let path = if edge { "/auth" } else { "/healthz" };
+    let answer = status_of(&listen, path);
+    let expected = if edge { 400 } else { 200 };
+    assert_eq!(
+        answer,
+        Some(expected),
+        "{}: {}",
+        shown.origin,
+        log.join("\n")
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    while let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) {
+        log.push(line);
+    }
+    let log = log.join("\n");
+    assert!(status.success(), "{}: {status}\n{log}", shown.origin);
+    assert!(!log.contains("panicked"), "{}: panic\n{log}", shown.origin);
+    Outcome::Served
+}
+
+/// `listen=ADDR` (text logs) or `"listen":"ADDR"` (JSON logs) on the
+/// "serving" line.
+fn listen_address(line: &str) -> Option<String> {
+    if !line.contains("serving") {
+        return None;
+    }
+    let rest = line
+        .split_once("\"listen\":\"")
+        .or_else(|| line.split_once("listen="))?
+        .1;
+    Some(rest.split(['"', ' ']).next()?.to_owned())
+}
+
+/// A plain HTTP/1.1 GET over a fresh connection: the status code.
+fn status_of(host: &str, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(host).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    answer.split(' ').nth(1)?.parse().ok()
+}
+
+#[test]
+fn every_shown_configuration_serves_or_is_refused_by_name_never_panics() {
+    process_setup();
+    let shown = shown_configurations();
+    assert!(
+        shown.len() >= 6,
+        "expected the config/ files and the docs' TOML blocks, found {}",
+        shown.len()
+    );
+    let shown_refused: Vec<String> = console_examples()
+        .into_iter()
+        .filter(|example| {
+            example
+                .output
+                .first()
+                .is_some_and(|l| l.starts_with("error:"))
+        })
+        .filter_map(|example| {
+            let rest = example.command.split_once("--config ")?.1;
+            Some(rest.split_whitespace().next()?.to_owned())
+        })
+        .collect();
+    let mut refused = Vec::new();
+    for config in &shown {
+        let meant_to_fail = config
+            .name
+            .as_ref()
+            .is_some_and(|n| shown_refused.contains(n));
+        match run(config) {
+            Outcome::Refused(_) if meant_to_fail => {}
+            Outcome::Refused(log) => refused.push(format!("{}: {log}", config.origin)),
+            Outcome::Served => assert!(!meant_to_fail, "{} was shown failing", config.origin),
+        }
+    }
+    // Everything shipped or shown is meant to run once its files exist,
+    // except a file the docs show being refused.
+    assert!(refused.is_empty(), "refused:\n{}", refused.join("\n"));
+}
+
+/// A `$ cfmint ...` command from a console block and the output shown for it.
+struct Example {
+    origin: String,
+    command: String,
+    output: Vec<String>,
+}
+
+/// Every `$ cfmint` command of the README's and docs' console blocks.
+fn console_examples() -> Vec<Example> {
+    let mut examples = Vec::new();
+    for (document, text) in documents() {
+        for block in fenced_blocks(&text) {
+            if block.language != "console" {
+                continue;
+            }
+            let mut lines = block.text.lines().enumerate().peekable();
+            while let Some((offset, line)) = lines.next() {
+                let Some(first) = line.strip_prefix("$ ") else {
+                    continue;
+                };
+                let mut command = first.to_owned();
+                while command.ends_with('\\') {
+                    command.pop();
+                    let (_, next) = lines.next().expect("a continued command goes on");
+                    command.push(' ');
+                    command.push_str(next.trim());
+                }
+                let mut output = Vec::new();
+                while let Some((_, next)) = lines.peek() {
+                    if next.starts_with("$ ") {
+                        break;
+                    }
+                    output.push(lines.next().unwrap().1.to_owned());
+                }
+                examples.push(Example {
+                    origin: format!("{document}:{}", block.line + 1 + offset),
+                    command,
+                    output,
+                });
+            }
+        }
+    }
+    examples
+}
+
+/// What a line looks like, without the parts that change from run to run:
+/// the text before the first `=`, `:`, `(` or digit.
+fn shape(line: &str) -> &str {
+    let end = line
+        .find(|c: char| matches!(c, '=' | ':' | '(') || c.is_ascii_digit())
+        .unwrap_or(line.len());
+    line[..end].trim_end()
+}
+
+#[test]
+fn the_docs_console_examples_run_and_print_what_they_show() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_cfmint"), bin.join("cfmint")).unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    for (_, text) in documents() {
+        for block in fenced_blocks(&text) {
+            if let Some(name) = block.name {
+                std::fs::write(work.join(name), block.text).unwrap();
+            }
+        }
+    }
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let mut ran = 0;
+    for example in console_examples() {
+        let runnable = example.command.starts_with("cfmint ")
+            && !example.command.contains("...")
+            && !example.command.ends_with('&');
+        if !runnable {
+            continue;
+        }
+        let output = Command::new("bash")
+            .args(["-c", &example.command])
+            .current_dir(&work)
+            .env("PATH", &path)
+            .env_remove("CFMINT_LOG")
+            .output()
+            .unwrap();
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let refused = example
+            .output
+            .first()
+            .is_some_and(|l| l.starts_with("error:"));
+        let expected_code = if refused { 2 } else { 0 };
+        assert_eq!(
+            output.status.code(),
+            Some(expected_code),
+            "{}: {}\n{printed}",
+            example.origin,
+            example.command
+        );
+        let shown: Vec<&str> = example.output.iter().map(|l| shape(l)).collect();
+        let actual: Vec<&str> = printed.lines().map(shape).collect();
+        assert_eq!(
+            actual, shown,
+            "{}: {}\n{printed}",
+            example.origin, example.command
+        );
+        ran += 1;
+    }
+    assert!(ran >= 4, "only {ran} console examples ran");
+}
