@@ -97,8 +97,14 @@ pub fn canonicalize(raw: &str) -> Result<CanonicalPath, PathRefusal> {
     if trailing_slash || segments.is_empty() {
         path.push('/');
     }
+    // Re-encoding can lengthen a path (a raw `é` becomes `%C3%A9`): the
+    // bound holds for the canonical form too, so it is accepted again.
+    let encoded = percent_encode(&path);
+    if encoded.len() > MAX_PATH {
+        return Err(PathRefusal::TooLong);
+    }
     Ok(CanonicalPath {
-        encoded: percent_encode(&path),
+        encoded,
         decoded: path,
     })
 }

@@ -20,7 +20,9 @@ pub use error::{Error, ErrorKind};
 pub use keys::{
     KeyPairId, KeyRing, KeySource, MAX_KEY_GROUP_SIZE, PrivateKey, PublicKey, PublicKeys, RSA_BITS,
 };
-pub use policy::{ParsedPolicy, Policy, PolicyBuilder, PolicyForm, parse_cidr};
+pub use policy::{
+    ParsedPolicy, Policy, PolicyBuilder, PolicyForm, parse as parse_policy, parse_cidr,
+};
 pub use query::{SIGNING_PARAMS, SplitUrl, split as split_signing_params};
 pub use sign::{
     ALL_COOKIES, COOKIE_EXPIRES, COOKIE_HASH_ALGORITHM, COOKIE_KEY_PAIR_ID, COOKIE_POLICY,
