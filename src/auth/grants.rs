@@ -200,6 +200,26 @@ mod tests {
         assert!(allows(&teacher, "/exams/1/key.pdf"));
         // `/exams/1/` would sign `/exams/1/*`, wider than `/exams/*/key.pdf`.
         assert!(!allows(&teacher, "/exams/1/"));
+        // A pattern that does match the folder path itself, but not every
+        // URL below it: `/exams/?/` matches `/exams/1/`, `/exams/1/*` is wider.
+        let narrow = Grants {
+            grants: vec![Grant {
+                when: None,
+                patterns: vec!["/exams/?/".into()],
+            }],
+            paths_claim: None,
+        };
+        let folder = RequestedPath::parse("/exams/1/", 1024).unwrap();
+        assert!(wildcard_matches("/exams/?/", folder.as_str()));
+        assert!(!narrow.allows(&teacher, &folder));
+        let wide = Grants {
+            grants: vec![Grant {
+                when: None,
+                patterns: vec!["/exams/?/*".into()],
+            }],
+            paths_claim: None,
+        };
+        assert!(wide.allows(&teacher, &folder));
     }
 
     #[test]

@@ -35,8 +35,8 @@ pub enum JwtError {
     Issuer,
     #[error("the token's audience is not accepted")]
     Audience,
-    #[error("the token lacks a required claim")]
-    MissingClaim,
+    #[error("the token lacks the required claim {0}")]
+    MissingClaim(String),
 }
 
 impl From<jsonwebtoken::errors::Error> for JwtError {
@@ -48,7 +48,7 @@ impl From<jsonwebtoken::errors::Error> for JwtError {
             ErrorKind::InvalidIssuer => Self::Issuer,
             ErrorKind::InvalidAudience => Self::Audience,
             ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => Self::Algorithm,
-            ErrorKind::MissingRequiredClaim(_) => Self::MissingClaim,
+            ErrorKind::MissingRequiredClaim(claim) => Self::MissingClaim(claim.clone()),
             _ => Self::Malformed,
         }
     }
@@ -180,7 +180,7 @@ impl JwtVerifier {
             &self.claims_needed,
             self.paths_claim.as_deref(),
         )
-        .ok_or(JwtError::MissingClaim)
+        .ok_or_else(|| JwtError::MissingClaim("sub".into()))
     }
 }
 

@@ -336,6 +336,32 @@ async fn ip_conditions_use_the_client_address() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+
+    // From a peer that is not a trusted proxy, forwarding headers are
+    // ignored: a spoofed address does not satisfy the IP condition, and
+    // the real address still does, on /auth as on the edge's own files.
+    let spoof = |edge_addr: SocketAddr, target: &'static str, cookie: String| {
+        let mut request = reqwest::Client::new().get(format!("http://{edge_addr}{target}"));
+        if target == "/auth" {
+            request = request.header("x-original-uri", path);
+        }
+        request
+            .header("cookie", cookie)
+            .header("x-forwarded-for", "203.0.113.50")
+            .header("cloudfront-viewer-address", "203.0.113.50:443")
+            .send()
+    };
+    for target in [path, "/auth"] {
+        let response = spoof(direct.addr, target, theirs.clone()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{target}");
+        assert_eq!(
+            response.headers()["x-cfmint-denial"],
+            "ip_not_allowed",
+            "{target}"
+        );
+        let response = spoof(direct.addr, target, mine.clone()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{target}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

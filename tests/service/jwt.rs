@@ -151,6 +151,20 @@ async fn expired_wrong_audience_wrong_issuer_and_tampered_tokens_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_missing_a_required_claim_is_refused() {
+    // jsonwebtoken checks iss and aud only when present: cfmint requires
+    // them (issuer and audience are configured), and exp and sub always.
+    let app = TestApp::spawn(Options::default()).await;
+    for claim in ["iss", "aud", "exp", "sub"] {
+        let mut without = claims("carol");
+        without.as_object_mut().unwrap().remove(claim);
+        let message = refused(&app, &hs256(&without)).await;
+        assert!(message.contains(claim), "{claim}: {message}");
+    }
+    assert_eq!(app.signatures().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alg_none_is_refused() {
     let app = TestApp::spawn(Options::default()).await;
     let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);

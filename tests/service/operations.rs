@@ -310,3 +310,88 @@ async fn healthcheck_exits_0_when_healthy_and_1_otherwise() {
     .unwrap();
     assert_eq!(down.status.code(), Some(1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_watch_reloads_when_a_key_file_changes_without_a_signal() {
+    crate::harness::process_setup();
+    let dir = tempfile::tempdir().unwrap();
+    let (a_path, _) = write_key(dir.path(), "a", KeySpec::Rsa { bits: 2048 });
+    let config_path = dir.path().join("cfmint.toml");
+    let text = config(&key_entry("KKEYA", &a_path, None), "KKEYA")
+        .replace("[keys]\n", "[keys]\nwatch = true\n");
+    std::fs::write(&config_path, &text).unwrap();
+    let mut process = ServeProcess::start(&["--config", config_path.to_str().unwrap()], &[]);
+    let client = logged_in(&process).await;
+    let (signer, _) = mint(&process, &client).await;
+    assert_eq!(signer, "KKEYA");
+
+    // The key file is replaced in place (same id): the new key signs.
+    let (_, new_pem) = write_key(dir.path(), "a", KeySpec::EcdsaP256);
+    let reloaded = process.wait_for_log(
+        "key ring reloaded; signing with the active key",
+        Duration::from_secs(15),
+    );
+    assert_eq!(reloaded["algorithm"], "ECDSA P-256", "{reloaded}");
+    let (_, cookies) = mint(&process, &client).await;
+    let group = PublicKeys::new(vec![public("KKEYA", &new_pem)]).unwrap();
+    assert!(allowed(&group, &cookies), "signed with the new key");
+
+    // The config changes too: a second key becomes active.
+    let (b_path, _) = write_key(dir.path(), "b", KeySpec::Rsa { bits: 2048 });
+    let both = format!(
+        "{}{}",
+        key_entry("KKEYA", &a_path, None),
+        key_entry("KKEYB", &b_path, None)
+    );
+    std::fs::write(
+        &config_path,
+        config(&both, "KKEYB").replace("[keys]\n", "[keys]\nwatch = true\n"),
+    )
+    .unwrap();
+    let reloaded = process.wait_for_log(
+        "key ring reloaded; signing with the active key",
+        Duration::from_secs(15),
+    );
+    assert_eq!(reloaded["key_pair_id"], "KKEYB");
+    assert_eq!(mint(&process, &client).await.0, "KKEYB");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_exits_1_on_a_503_and_0_on_a_200() {
+    let mut redis = crate::harness::Redis::start();
+    let app = crate::harness::TestApp::spawn(crate::harness::Options::with_store(
+        crate::harness::StoreChoice::Redis(redis.port),
+    ))
+    .await;
+    let healthcheck = |path: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cfmint"))
+            .args(["healthcheck", "--url", &app.url(path)])
+            .output()
+            .unwrap()
+    };
+    let ready = healthcheck("/readyz");
+    assert_eq!(ready.status.code(), Some(0), "{ready:?}");
+    redis.stop();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let unready = loop {
+        let output = healthcheck("/readyz");
+        if output.status.code() != Some(0) || std::time::Instant::now() > deadline {
+            break output;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(unready.status.code(), Some(1), "{unready:?}");
+    let stderr = String::from_utf8_lossy(&unready.stderr);
+    assert!(stderr.contains("503"), "{stderr}");
+    // Liveness stays up while the store is down.
+    assert_eq!(healthcheck("/healthz").status.code(), Some(0));
+    let closed = std::process::Command::new(env!("CARGO_BIN_EXE_cfmint"))
+        .args(["healthcheck", "--url"])
+        .arg(format!(
+            "http://127.0.0.1:{}/healthz",
+            crate::harness::free_port()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(closed.status.code(), Some(1));
+}
