@@ -269,3 +269,29 @@ async fn sigterm_fails_readiness_at_once_and_serves_through_the_drain_delay() {
         "the listener is closed"
     );
 }
+
+#[test]
+fn serve_without_a_key_refuses_a_non_loopback_listener() {
+    for (key, address) in [
+        ("CFMINT__SERVER__LISTEN", "0.0.0.0:0"),
+        ("CFMINT__SERVER__ADMIN_LISTEN", "0.0.0.0:0"),
+    ] {
+        let output = cfmint()
+            .arg("serve")
+            .env("CFMINT__SERVER__LISTEN", "127.0.0.1:0")
+            .env("CFMINT__SERVER__ADMIN_LISTEN", "127.0.0.1:0")
+            .env("CFMINT__AUTH__USERS__DEMO", "false")
+            .env("CFMINT__AUTH__USERS__FILE", "/nonexistent/users.toml")
+            .env(key, address)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{key}: {stderr}");
+        assert!(stderr.contains("keys.key"), "{stderr}");
+        assert!(stderr.contains("not a loopback address"), "{stderr}");
+        assert!(
+            !stderr.contains("throwaway RSA-2048 key;"),
+            "no key was generated"
+        );
+    }
+}
