@@ -195,6 +195,39 @@ mod tests {
     }
 
     #[test]
+    fn equals_needs_exactly_that_single_value() {
+        let grants = Grants {
+            grants: vec![Grant {
+                when: Some(Condition::Equals {
+                    claim: "groups".into(),
+                    value: "staff".into(),
+                }),
+                patterns: vec!["/staff/*".into()],
+            }],
+            paths_claim: None,
+        };
+        let path = RequestedPath::parse("/staff/a.pdf", 1024).unwrap();
+        assert!(grants.allows(&identity("s", &["staff"], &[]), &path));
+        for groups in [&["staff", "other"][..], &["other"], &["Staff"], &[]] {
+            assert!(
+                !grants.allows(&identity("s", groups, &[]), &path),
+                "{groups:?}"
+            );
+        }
+        let no_claim = Identity::new("s".into(), Method::Users);
+        assert!(!grants.allows(&no_claim, &path));
+    }
+
+    #[test]
+    fn the_claims_conditions_look_at_are_the_ones_kept() {
+        assert_eq!(
+            grants().claims_needed().into_iter().collect::<Vec<_>>(),
+            ["groups"]
+        );
+        assert!(Grants::default().claims_needed().is_empty());
+    }
+
+    #[test]
     fn directory_request_needs_a_pattern_ending_in_star() {
         let teacher = identity("t", &["teachers"], &[]);
         assert!(allows(&teacher, "/exams/1/key.pdf"));
@@ -230,11 +263,32 @@ mod tests {
     }
 
     #[test]
+    fn token_patterns_that_fail_the_checks_are_dropped() {
+        let claimed = [
+            "/audiobooks/42/*",
+            "audiobooks/*",
+            "/a/../*",
+            "/{sub}/*",
+            "/b?/c",
+        ]
+        .map(String::from);
+        assert_eq!(extra_patterns(&claimed), ["/audiobooks/42/*", "/b?/c"]);
+    }
+
+    #[test]
     fn patterns_are_checked() {
         assert!(check_pattern("/users/{sub}/*", true).is_ok());
         assert!(check_pattern("/a/*/b?.pdf", false).is_ok());
         assert!(check_pattern("/users/{sub}/*", false).is_err());
-        for bad in ["users/*", "/a/../*", "/{user}/*", "/a\\b", "/%2e/"] {
+        for bad in [
+            "users/*",
+            "/a/../*",
+            "/{user}/*",
+            "/a\\b",
+            "/%2e/",
+            "/a}/*",
+            "/{a/*",
+        ] {
             assert!(check_pattern(bad, true).is_err(), "{bad}");
         }
     }

@@ -118,4 +118,34 @@ mod tests {
             assert!(parse(path).is_err(), "{path:?}");
         }
     }
+
+    #[test]
+    fn each_refusal_says_what_was_wrong() {
+        for (path, reason) in [
+            ("", "empty"),
+            ("a/b", "start with /"),
+            ("/a/*", "wildcards"),
+            ("/a?b", "wildcards"),
+            ("/a%2e", "percent-escapes"),
+            ("/a\\b", "backslashes"),
+            ("/a\"b", "quotes"),
+            ("/a\u{7}b", "control characters"),
+            ("/é", "ASCII"),
+            ("/a b", "not allowed"),
+            ("/a/../b", ". or .."),
+            ("/a//b", "//"),
+            ("//evil", "//"),
+        ] {
+            let error = parse(path).unwrap_err();
+            assert!(error.to_string().contains(reason), "{path:?}: {error}");
+        }
+        assert!(
+            parse(&format!("/{}", "a".repeat(64)))
+                .unwrap_err()
+                .0
+                .contains("too long")
+        );
+        // The bound itself is allowed.
+        assert!(parse(&format!("/{}", "a".repeat(63))).is_ok());
+    }
 }

@@ -232,6 +232,38 @@ mod tests {
     }
 
     #[test]
+    fn the_decoded_form_finds_the_file() {
+        let path = canonicalize("/a%20b/./%C3%A9.txt").unwrap();
+        assert_eq!(path.as_str(), "/a%20b/%C3%A9.txt");
+        assert_eq!(path.decoded(), "/a b/é.txt");
+    }
+
+    #[test]
+    fn the_length_bound_itself_is_allowed_and_refusals_say_why() {
+        let longest = format!("/{}", "a".repeat(MAX_PATH - 1));
+        assert_eq!(canonical(&longest).as_deref(), Ok(longest.as_str()));
+        for (raw, reason) in [
+            ("x", "start with /"),
+            ("/a/%2f", "encoded /"),
+            ("/a\\b", "backslash"),
+            ("/a/%00", "control"),
+            ("/a/%", "two hex digits"),
+            ("/a/%FF", "UTF-8"),
+            ("/..", "above the root"),
+        ] {
+            let refusal = canonicalize(raw).unwrap_err();
+            assert!(refusal.to_string().contains(reason), "{raw:?}: {refusal}");
+        }
+        let long = format!("/{}", "a".repeat(MAX_PATH));
+        assert!(
+            canonicalize(&long)
+                .unwrap_err()
+                .to_string()
+                .contains("too long")
+        );
+    }
+
+    #[test]
     fn the_canonical_form_is_a_fixed_point() {
         for raw in ["/a/../b/%7e/%41", "/x y/é/", "/a/%3F"] {
             let once = canonical(raw).unwrap();
