@@ -54,6 +54,7 @@ fn check(
 }
 
 fn denial(verdict: &Verdict) -> DenialKind {
+    assert!(!verdict.is_allowed(), "is_allowed agrees with the result");
     verdict.result.as_ref().expect_err("denied").kind()
 }
 
@@ -269,9 +270,24 @@ fn every_malformed_or_missing_part_is_named() {
         ];
         for (cookies, kind, code) in cases {
             let verdict = check(&f.keys, &url, cookies.as_deref(), None, NOW);
+            assert!(!verdict.is_allowed());
             let reason = verdict.result.as_ref().expect_err("denied");
             assert_eq!(reason.kind(), kind, "{cookies:?}: {reason}");
             assert_eq!(reason.cloudfront_code(), code, "{cookies:?}");
+            // The reason a person reads, and the label logs and the edge's
+            // x-cfmint-denial header carry.
+            let (label, words) = match kind {
+                DenialKind::NoCredentials => ("no_credentials", "no signature"),
+                DenialKind::Missing => ("missing_part", "missing CloudFront-"),
+                DenialKind::UnknownKeyPairId => ("unknown_key_pair_id", "KOTHER"),
+                DenialKind::MalformedPolicy => ("malformed_policy", "malformed policy"),
+                DenialKind::MalformedSignature => ("malformed_signature", "malformed signature"),
+                DenialKind::UnsupportedHashAlgorithm => ("unsupported_hash_algorithm", "MD5"),
+                DenialKind::BadSignature => ("bad_signature", "signature"),
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(kind.as_str(), label);
+            assert!(reason.to_string().contains(words), "{reason}");
         }
     }
 }
