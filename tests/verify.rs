@@ -293,6 +293,28 @@ fn every_malformed_or_missing_part_is_named() {
 }
 
 #[test]
+fn a_canned_expiry_must_be_plain_epoch_digits() {
+    // CloudFront rebuilds the canned policy from the Expires text: a
+    // leading zero, a sign or an empty value is not the epoch that was signed.
+    for f in fixtures() {
+        let url = format!("{BASE}/book.pdf");
+        let canned = sign(f, policy(&url)).apply_to_url(&url).unwrap();
+        let plain = format!("Expires={EXPIRES}");
+        assert!(canned.contains(&plain), "{canned}");
+        assert!(check(&f.keys, &canned, None, None, NOW).is_allowed());
+        for bad in [
+            format!("Expires=0{EXPIRES}"),
+            format!("Expires=+{EXPIRES}"),
+            "Expires=".into(),
+        ] {
+            let changed = canned.replace(&plain, &bad);
+            let verdict = check(&f.keys, &changed, None, None, NOW);
+            assert_eq!(denial(&verdict), DenialKind::MalformedPolicy, "{bad}");
+        }
+    }
+}
+
+#[test]
 fn a_signature_from_another_key_is_bad() {
     let fixtures = fixtures();
     let (a, b) = (&fixtures[0], &fixtures[1]);
