@@ -224,6 +224,27 @@ fn every_malformed_or_missing_part_is_named() {
                 DenialKind::Missing,
                 "MissingKey",
             ),
+            // Any one CloudFront cookie alone is a signing attempt, not nothing.
+            (
+                Some(policy_cookie.clone()),
+                DenialKind::Missing,
+                "MissingKey",
+            ),
+            (
+                Some("CloudFront-Expires=1900000000".into()),
+                DenialKind::Missing,
+                "MissingKey",
+            ),
+            (
+                Some(signature_cookie.clone()),
+                DenialKind::Missing,
+                "MissingKey",
+            ),
+            (
+                Some("CloudFront-Key-Pair-Id=KV".into()),
+                DenialKind::Missing,
+                "MissingKey",
+            ),
             (
                 Some(good.replace("Key-Pair-Id=KV", "Key-Pair-Id=KOTHER")),
                 DenialKind::UnknownKeyPairId,

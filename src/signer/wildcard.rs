@@ -41,6 +41,14 @@ mod tests {
     use super::matches;
 
     #[test]
+    fn question_mark_is_one_character_not_one_byte() {
+        assert!(matches("/?", "/é"));
+        assert!(matches("/?.pdf", "/ü.pdf"));
+        assert!(!matches("/??", "/é"));
+        assert!(matches("/é*", "/éa"));
+    }
+
+    #[test]
     fn star_matches_any_run_including_none() {
         assert!(matches(
             "https://d.example/images/*",
