@@ -29,6 +29,9 @@ fn origin_dir() -> PathBuf {
     std::fs::write(book.join("seg-001.ts"), vec![0x47u8; 1880]).unwrap();
     std::fs::write(book.join("seg-001.aac"), b"aac-bytes").unwrap();
     std::fs::write(book.join("booklet.pdf"), b"%PDF-1.4 booklet").unwrap();
+    for media in ["seg-001.m4s", "video.mp4", "chapter.m4a", "UPPER.AAC"] {
+        std::fs::write(book.join(media), b"media-bytes").unwrap();
+    }
     std::fs::write(dir.join("abc.txt"), b"abc").unwrap();
     dir
 }
@@ -132,6 +135,17 @@ async fn denial(response: reqwest::Response) -> (String, String) {
         .to_owned();
     assert!(
         body.starts_with("<?xml") && body.contains("<Message>"),
+        "{body}"
+    );
+    let message = match code.as_str() {
+        "MissingKey" => "Missing Key-Pair-Id query parameter or cookie value",
+        "InvalidKey" => "Unknown Key",
+        "MalformedPolicy" => "Malformed Policy",
+        "MalformedSignature" => "Malformed Signature",
+        _ => "Access denied",
+    };
+    assert!(
+        body.contains(&format!("<Message>{message}</Message>")),
         "{body}"
     );
     (code, reason)
@@ -433,6 +447,10 @@ async fn media_types_ranges_no_store_and_cors_on_denials() {
         ("chapter-1.m3u8", "application/vnd.apple.mpegurl"),
         ("seg-001.ts", "video/mp2t"),
         ("seg-001.aac", "audio/aac"),
+        ("UPPER.AAC", "audio/aac"),
+        ("seg-001.m4s", "video/iso.segment"),
+        ("video.mp4", "video/mp4"),
+        ("chapter.m4a", "audio/mp4"),
         ("booklet.pdf", "application/pdf"),
     ] {
         let response = get(&edge, &format!("/audiobooks/42/{file}"), Some(&cookie)).await;
