@@ -28,15 +28,11 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
         let content_type = request.headers().get(header::CONTENT_TYPE).cloned();
+        // The front middleware has already read the body within
+        // `server.body_limit` (413 past it), so this only takes the bytes.
         let bytes = Bytes::from_request(request, state)
             .await
-            .map_err(|rejection| {
-                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge
-                } else {
-                    ApiError::BadRequest("the request body could not be read".into())
-                }
-            })?;
+            .map_err(|_| ApiError::BadRequest("the request body could not be read".into()))?;
         if bytes.is_empty() && content_type.is_none() {
             return Ok(Self(None));
         }

@@ -85,6 +85,21 @@ async fn bodies_must_be_json_of_bounded_size() {
         (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
     );
 
+    // A body without a Content-Type is not silently ignored.
+    let untyped = client.post(&url).body("{\"path\":\"/users/alice/\"}");
+    let (status, code) = error_of(untyped.send().await.unwrap()).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+    );
+    // An empty body that says it is JSON is not a missing body.
+    let empty = client.post(&url).header("content-type", "application/json");
+    let (status, code) = error_of(empty.send().await.unwrap()).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::BAD_REQUEST, "bad_request")
+    );
+
     let broken = client
         .post(&url)
         .header("content-type", "application/json")
