@@ -291,6 +291,78 @@ async fn an_inactive_session_expires() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_in_use_outlives_its_inactivity_timeout() {
+    let app = TestApp::spawn(Options::default().env("CFMINT__SESSION__INACTIVITY", "3s")).await;
+    let client = app.client();
+    let session = session_cookie(&app.login(&client, "alice").await);
+    let mint = || {
+        reqwest::Client::new()
+            .post(app.url("/mint"))
+            .header("cookie", format!("cfmint_session={session}"))
+            .json(&json!({ "path": "/users/alice/" }))
+            .send()
+    };
+    // Used every 1.2 s for 6 s: twice the inactivity timeout, still valid.
+    for round in 0..5 {
+        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+        assert_eq!(
+            mint().await.unwrap().status(),
+            StatusCode::OK,
+            "round {round}"
+        );
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(4200)).await;
+    assert_eq!(mint().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_measured_by_route_and_method() {
+    let app = TestApp::spawn(Options::default()).await;
+    let client = app.client();
+    app.login(&client, "alice").await;
+    for (method, path) in [
+        ("POST", "/mint"),
+        ("POST", "/sign-urls"),
+        ("POST", "/logout"),
+        ("GET", "/healthz"),
+        ("GET", "/readyz"),
+        ("GET", "/cfmint.js"),
+        ("GET", "/login/oidc"),
+        ("GET", "/callback"),
+        ("GET", "/nowhere"),
+        ("PUT", "/mint"),
+        ("DELETE", "/mint"),
+        ("PATCH", "/mint"),
+        ("HEAD", "/healthz"),
+        ("OPTIONS", "/mint"),
+    ] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        client.request(method, app.url(path)).send().await.unwrap();
+    }
+    let metrics = app.metrics().await;
+    for (route, method) in [
+        ("/login", "POST"),
+        ("/mint", "POST"),
+        ("/sign-urls", "POST"),
+        ("/logout", "POST"),
+        ("/healthz", "GET"),
+        ("/readyz", "GET"),
+        ("/cfmint.js", "GET"),
+        ("/login/oidc", "GET"),
+        ("/callback", "GET"),
+        ("unmatched", "GET"),
+        ("/mint", "PUT"),
+        ("/mint", "DELETE"),
+        ("/mint", "PATCH"),
+        ("/healthz", "HEAD"),
+        ("/mint", "OPTIONS"),
+    ] {
+        let series = format!("route=\"{route}\",method=\"{method}\"");
+        assert!(metrics.contains(&series), "no {series} in\n{metrics}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_signing_mode_mints_cookies_cloudfront_accepts() {
     for (mode, threads) in [
         ("pool", "0"),
