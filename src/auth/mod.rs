@@ -96,3 +96,53 @@ fn string_values(value: &Value) -> Option<Vec<String>> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(value: Value) -> Map<String, Value> {
+        value.as_object().unwrap().clone()
+    }
+
+    fn identity(value: Value) -> Option<Identity> {
+        let needed = BTreeSet::from(["groups".to_owned()]);
+        Identity::from_claims(&claims(value), Method::Jwt, &needed, Some("paths"))
+    }
+
+    #[test]
+    fn a_subject_must_be_a_non_empty_string() {
+        for sub in [serde_json::json!(""), serde_json::json!(42), Value::Null] {
+            assert!(
+                identity(serde_json::json!({ "sub": sub })).is_none(),
+                "{sub}"
+            );
+        }
+        assert!(identity(serde_json::json!({})).is_none());
+        assert_eq!(
+            identity(serde_json::json!({ "sub": "ann" })).unwrap().sub,
+            "ann"
+        );
+    }
+
+    #[test]
+    fn a_claim_is_a_string_or_a_list_of_strings() {
+        let single = identity(serde_json::json!({ "sub": "t", "groups": "teachers" })).unwrap();
+        assert_eq!(single.claims["groups"], ["teachers"]);
+        let list = identity(serde_json::json!({ "sub": "t", "groups": ["a", "b"] })).unwrap();
+        assert_eq!(list.claims["groups"], ["a", "b"]);
+        for odd in [
+            serde_json::json!(["a", 1]),
+            serde_json::json!(7),
+            serde_json::json!({}),
+        ] {
+            let who = identity(serde_json::json!({ "sub": "t", "groups": odd })).unwrap();
+            assert!(!who.claims.contains_key("groups"), "{odd}");
+        }
+        // Claims no grant looks at are not kept.
+        let extra = identity(serde_json::json!({ "sub": "t", "email": "t@x" })).unwrap();
+        assert!(extra.claims.is_empty());
+        let paths = identity(serde_json::json!({ "sub": "t", "paths": "/a/*" })).unwrap();
+        assert_eq!(paths.paths, ["/a/*"]);
+    }
+}
