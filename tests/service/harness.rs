@@ -86,6 +86,8 @@ pub enum JwtChoice {
     RsaPem,
     JwksFile(PathBuf),
     JwksUrl(String),
+    /// A public key file for another algorithm family (ES256, EdDSA).
+    PublicKey(&'static str, PathBuf),
 }
 
 /// Options for one app; `env` holds `CFMINT__…` overrides.
@@ -136,6 +138,10 @@ pub fn config_toml(options: &Options) -> String {
         ),
         JwtChoice::JwksFile(path) => format!(
             "algorithms = [\"RS256\"]\njwks_file = \"{}\"\njwks_min_refresh_interval = \"0s\"",
+            path.display()
+        ),
+        JwtChoice::PublicKey(algorithm, path) => format!(
+            "algorithms = [\"{algorithm}\"]\npublic_key_file = \"{}\"",
             path.display()
         ),
         JwtChoice::JwksUrl(url) => format!(

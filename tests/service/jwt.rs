@@ -270,3 +270,51 @@ async fn jwks_is_fetched_from_a_url() {
         StatusCode::OK
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jwks_server_that_never_answers_does_not_hold_up_the_start() {
+    // Accepts connections and says nothing: the JWKS client's timeout, not
+    // the server, decides how long start-up waits.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/jwks.json", silent.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming().take(8) {
+            held.push(stream);
+        }
+    });
+    let started = std::time::Instant::now();
+    let spawn = TestApp::spawn(Options {
+        jwt: JwtChoice::JwksUrl(url),
+        ..Options::default()
+    });
+    let app = tokio::time::timeout(std::time::Duration::from_secs(20), spawn)
+        .await
+        .expect("start-up gives up on the silent JWKS server");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    let status = reqwest::get(app.url("/healthz")).await.unwrap().status();
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_es256_public_key_file_verifies_es256_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = cfmint::signer::Backend::default()
+        .generate(cfmint::signer::KeySpec::EcdsaP256)
+        .unwrap();
+    let public = dir.path().join("jwt-es256.pem");
+    std::fs::write(&public, &key.public_pem).unwrap();
+    let app = TestApp::spawn(Options {
+        jwt: JwtChoice::PublicKey("ES256", public),
+        ..Options::default()
+    })
+    .await;
+    let token = jsonwebtoken::encode(
+        &Header::new(Algorithm::ES256),
+        &claims("carol"),
+        &EncodingKey::from_ec_pem(key.private_pem.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let response = mint_with(&app, &token, "/users/carol/").await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
