@@ -104,14 +104,6 @@ impl Users {
             .insert("groups".to_owned(), user.groups.clone());
         Some(identity)
     }
-
-    pub fn len(&self) -> usize {
-        self.users.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.users.is_empty()
-    }
 }
 
 /// An argon2id PHC string with the crate's recommended parameters.
@@ -198,3 +190,37 @@ pub fn add_user(file: &Path, username: &str, password: &str) -> Result<bool, Str
 
 /// A password read from somewhere, wiped when dropped.
 pub type Password = Zeroizing<String>;
+
+#[cfg(test)]
+mod tests {
+    use super::check_username;
+
+    #[test]
+    fn usernames_are_plain_path_segments() {
+        for good in [
+            "alice",
+            "a",
+            "bob.smith",
+            "x_y-z",
+            "ann@example.com",
+            "a+b",
+            &"a".repeat(64),
+        ] {
+            assert!(check_username(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a b",
+            "a*",
+            "a?",
+            "a%2f",
+            "é",
+            &"a".repeat(65),
+        ] {
+            assert!(check_username(bad).is_err(), "{bad:?}");
+        }
+    }
+}
