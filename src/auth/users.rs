@@ -193,7 +193,25 @@ pub type Password = Zeroizing<String>;
 
 #[cfg(test)]
 mod tests {
-    use super::check_username;
+    use super::{Users, add_user, check_username};
+
+    #[test]
+    fn a_users_file_with_a_hash_that_is_not_argon2id_is_refused_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("users.toml");
+        add_user(&file, "alice", "a password").unwrap();
+        assert!(Users::load(Some(&file), false).is_ok());
+        for hash in [
+            "not-a-hash",
+            "$argon2i$v=19$m=16,t=2,p=1$c2FsdHNhbHQ$aGFzaA",
+        ] {
+            std::fs::write(&file, format!("[users.bob]\npassword_hash = \"{hash}\"\n")).unwrap();
+            let Err(error) = Users::load(Some(&file), false) else {
+                panic!("{hash} was accepted");
+            };
+            assert!(error.contains("bob"), "{hash}: {error}");
+        }
+    }
 
     #[test]
     fn usernames_are_plain_path_segments() {
