@@ -308,6 +308,14 @@ async fn login_through_the_provider_then_mint() {
     let back = browser.get(&callback).send().await.unwrap();
     assert_eq!(back.status(), StatusCode::SEE_OTHER, "{callback}");
     assert_eq!(back.headers()[LOCATION], format!("{origin}/player/book"));
+    // mint_on_login is off here: the callback starts a session, nothing more.
+    assert!(
+        back.headers()
+            .get_all("set-cookie")
+            .iter()
+            .all(|c| !c.to_str().unwrap().starts_with("CloudFront-")),
+        "the callback set CloudFront cookies without mint_on_login"
+    );
 
     let minted = app.mint(&browser, "/users/alice/").await;
     assert_eq!(minted.status(), StatusCode::OK);
