@@ -189,16 +189,12 @@ async fn protected(
     let raw = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
     let target = match Target::parse(raw) {
         Ok(target) => target,
-        Err(refusal) => {
-            let response = refused_path(StatusCode::BAD_REQUEST, refusal);
-            state.stats.record("(refused path)", response.status());
-            return response;
-        }
+        Err(refusal) => return refused_path(&state, StatusCode::BAD_REQUEST, refusal),
     };
     let path_and_query = target.path_and_query();
     let verdict = viewer(&state, peer, request.headers(), &path_and_query);
     let mut response = match verdict.result {
-        Ok(()) => state.origin.fetch(request, &target).await,
+        Ok(()) => state.origin.fetch(request, &target, &path_and_query).await,
         Err(denial) => {
             tracing::info!(path = target.path.as_str(), reason = %denial.kind().as_str(), "edge denied");
             denied(&denial)
@@ -232,11 +228,7 @@ async fn auth(
     };
     let target = match Target::parse(original) {
         Ok(target) => target,
-        Err(refusal) => {
-            let response = refused_path(StatusCode::FORBIDDEN, refusal);
-            state.stats.record("(refused path)", response.status());
-            return response;
-        }
+        Err(refusal) => return refused_path(&state, StatusCode::FORBIDDEN, refusal),
     };
     let verdict = viewer(&state, peer, &headers, &target.path_and_query());
     let response = match verdict.result {
@@ -249,7 +241,7 @@ async fn auth(
 
 /// A path the edge will not decide on: 400 from the edge itself, 403 from
 /// `/auth` (which nginx passes on; any other status there becomes a 500).
-fn refused_path(status: StatusCode, refusal: PathRefusal) -> Response {
+fn refused_path(state: &EdgeState, status: StatusCode, refusal: PathRefusal) -> Response {
     tracing::info!(reason = %refusal, "edge refused a request path");
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InvalidURI</Code><Message>{refusal}</Message></Error>"
@@ -261,6 +253,7 @@ fn refused_path(status: StatusCode, refusal: PathRefusal) -> Response {
     response
         .headers_mut()
         .insert("x-cfmint-denial", HeaderValue::from_static("invalid_path"));
+    state.stats.record("(refused path)", response.status());
     response
 }
 

@@ -69,9 +69,10 @@ impl OriginClient {
         })
     }
 
-    /// Answers an allowed request from the origin, for its canonical path.
-    pub async fn fetch(&self, request: Request, target: &Target) -> Response {
-        let forwarded = split_signing_params(&target.path_and_query()).unsigned;
+    /// Answers an allowed request from the origin, for its canonical path
+    /// (`path_and_query` is `target`'s, as verified).
+    pub async fn fetch(&self, request: Request, target: &Target, path_and_query: &str) -> Response {
+        let forwarded = split_signing_params(path_and_query).unsigned;
         match self {
             Self::Directory { root, files } => {
                 if !inside(root, target.path.decoded()).await {

@@ -272,19 +272,23 @@ async fn stopping_drains_and_closes_the_listener() {
     assert!(std::net::TcpStream::connect(addr).is_err());
 }
 
+/// A mint with the session cookie sent by hand: a cookie-keeping client
+/// would drop it itself at Max-Age.
+async fn mint_with_session(app: &TestApp, session: &str) -> reqwest::Result<reqwest::Response> {
+    reqwest::Client::new()
+        .post(app.url("/mint"))
+        .header("cookie", format!("cfmint_session={session}"))
+        .json(&json!({ "path": "/users/alice/" }))
+        .send()
+        .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_inactive_session_expires() {
     let app = TestApp::spawn(Options::default().env("CFMINT__SESSION__INACTIVITY", "1s")).await;
     let client = app.client();
     let session = session_cookie(&app.login(&client, "alice").await);
-    // Sent by hand: the client would drop the cookie itself at Max-Age.
-    let mint = || {
-        reqwest::Client::new()
-            .post(app.url("/mint"))
-            .header("cookie", format!("cfmint_session={session}"))
-            .json(&json!({ "path": "/users/alice/" }))
-            .send()
-    };
+    let mint = || mint_with_session(&app, &session);
     assert_eq!(mint().await.unwrap().status(), StatusCode::OK);
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     assert_eq!(mint().await.unwrap().status(), StatusCode::UNAUTHORIZED);
@@ -295,13 +299,7 @@ async fn a_session_in_use_outlives_its_inactivity_timeout() {
     let app = TestApp::spawn(Options::default().env("CFMINT__SESSION__INACTIVITY", "3s")).await;
     let client = app.client();
     let session = session_cookie(&app.login(&client, "alice").await);
-    let mint = || {
-        reqwest::Client::new()
-            .post(app.url("/mint"))
-            .header("cookie", format!("cfmint_session={session}"))
-            .json(&json!({ "path": "/users/alice/" }))
-            .send()
-    };
+    let mint = || mint_with_session(&app, &session);
     // Used every 1.2 s for 6 s: twice the inactivity timeout, still valid.
     for round in 0..5 {
         tokio::time::sleep(std::time::Duration::from_millis(1200)).await;

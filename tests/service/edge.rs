@@ -568,12 +568,11 @@ impl Drop for Nginx {
 /// The README's `auth_request` configuration, verbatim but for the edge's
 /// address.
 fn readme_auth_request(edge: SocketAddr) -> String {
-    let readme = include_str!("../../README.md");
-    let block = readme
-        .split("```nginx\n")
-        .nth(1)
-        .and_then(|rest| rest.split("```").next())
-        .expect("README.md shows the nginx auth_request configuration");
+    let block = super::shipped::fenced_blocks(include_str!("../../README.md"))
+        .into_iter()
+        .find(|block| block.language == "nginx")
+        .expect("README.md shows the nginx auth_request configuration")
+        .text;
     assert!(block.contains("http://127.0.0.1:8081/auth"), "{block}");
     block.replace("127.0.0.1:8081", &edge.to_string())
 }

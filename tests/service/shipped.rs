@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use cfmint::signer::{Backend, KeySpec};
 use toml::{Table, Value};
 
-use super::harness::{PASSWORD, process_setup};
+use super::harness::{PASSWORD, process_setup, raw_get};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -26,10 +26,10 @@ struct Shown {
 }
 
 /// A fenced block of a Markdown document.
-struct Block {
-    language: String,
+pub(super) struct Block {
+    pub(super) language: String,
     line: usize,
-    text: String,
+    pub(super) text: String,
     /// "`NAME`:" ending the line before the fence names the block as a file.
     name: Option<String>,
 }
@@ -85,7 +85,7 @@ fn shown_configurations() -> Vec<Shown> {
 
 /// The fenced blocks of a document, with their first line number; an
 /// indented fence (inside a list item) is unindented.
-fn fenced_blocks(markdown: &str) -> Vec<Block> {
+pub(super) fn fenced_blocks(markdown: &str) -> Vec<Block> {
     let mut blocks = Vec::new();
     let mut current: Option<(Block, usize)> = None;
     let mut previous = "";
@@ -352,15 +352,9 @@ fn run(shown: &Shown) -> Outcome {
         }
     };
     let path = if edge { "/auth" } else { "/healthz" };
-    let answer = status_of(&listen, path);
+    let (answer, _) = raw_get(listen.parse().unwrap(), path, &[]);
     let expected = if edge { 400 } else { 200 };
-    assert_eq!(
-        answer,
-        Some(expected),
-        "{}: {}",
-        shown.origin,
-        log.join("\n")
-    );
+    assert_eq!(answer, expected, "{}: {}", shown.origin, log.join("\n"));
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -385,20 +379,6 @@ fn listen_address(line: &str) -> Option<String> {
         .or_else(|| line.split_once("listen="))?
         .1;
     Some(rest.split(['"', ' ']).next()?.to_owned())
-}
-
-/// A plain HTTP/1.1 GET over a fresh connection: the status code.
-fn status_of(host: &str, path: &str) -> Option<u16> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(host).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).ok()?;
-    answer.split(' ').nth(1)?.parse().ok()
 }
 
 #[test]

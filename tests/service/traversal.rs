@@ -3,8 +3,7 @@
 //! on the path nginx actually serves, and a file outside the grant or
 //! outside `origin_dir` is never served, directly or through nginx.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use cfmint::signer::PolicyForm;
@@ -12,7 +11,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
 use super::edge::{edge, sign, start_nginx};
-use super::harness::now;
+use super::harness::{now, raw_get};
 
 const ALICE: &str = "alice-notes";
 const SECRET: &str = "bob-secret";
@@ -34,30 +33,6 @@ fn tree() -> PathBuf {
         .unwrap();
     std::os::unix::fs::symlink(&base, root.join("users/alice/up")).unwrap();
     root
-}
-
-/// One GET with the path exactly as given: (status, body).
-fn raw_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).unwrap();
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let status = answer
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {answer:?}"));
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_owned();
-    (status, body)
 }
 
 /// An independent reading of what nginx serves for a raw path: decode
