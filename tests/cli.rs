@@ -701,3 +701,39 @@ fn hostile_inputs_never_panic() {
         }
     }
 }
+
+#[test]
+fn users_add_creates_and_updates_a_file_named_relative_to_the_working_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let add = |password: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cfmint"))
+            .args(["user", "add", "--file", "users.toml", "--username", "alice"])
+            .current_dir(dir.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let added = add("first password");
+    assert!(added.status.success(), "{}", stderr(&added));
+    assert!(stderr(&added).contains("added user alice in users.toml"));
+    let updated = add("second password");
+    assert!(updated.status.success(), "{}", stderr(&updated));
+    assert!(stderr(&updated).contains("updated user alice"));
+    let file = dir.path().join("users.toml");
+    assert_eq!(
+        fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let text = fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains("[users.alice]") && text.contains("$argon2id$"),
+        "{text}"
+    );
+    // Nothing else is left beside it (the temporary file was renamed).
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+}

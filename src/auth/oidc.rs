@@ -308,3 +308,23 @@ fn report(error: &dyn std::error::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::OidcError;
+
+    #[test]
+    fn details_are_kept_for_the_log_and_out_of_the_message() {
+        let detail = "discovery: connection refused";
+        for error in [
+            OidcError::Provider(detail.into()),
+            OidcError::Code(detail.into()),
+            OidcError::IdToken(detail.into()),
+            OidcError::ReturnUrl(detail.into()),
+        ] {
+            assert_eq!(error.detail().as_deref(), Some(detail));
+            assert!(!error.to_string().contains(detail), "{error}");
+        }
+        assert_eq!(OidcError::State.detail(), None);
+    }
+}

@@ -214,6 +214,16 @@ mod tests {
     }
 
     #[test]
+    fn a_users_file_that_cannot_be_read_is_an_error_not_an_empty_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the file should be: reading fails, and nothing
+        // may be written as if the file were new.
+        let error = add_user(dir.path(), "alice", "a password").unwrap_err();
+        assert!(error.starts_with("cannot read"), "{error}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
     fn usernames_are_plain_path_segments() {
         for good in [
             "alice",

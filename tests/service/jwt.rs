@@ -318,3 +318,81 @@ async fn an_es256_public_key_file_verifies_es256_tokens() {
     let response = mint_with(&app, &token, "/users/carol/").await;
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_kids_refetch_the_jwks_at_most_once_per_interval() {
+    let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let document = jwks("known");
+    let counter = fetches.clone();
+    let jwks_server = axum::Router::new().route(
+        "/jwks.json",
+        axum::routing::get(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let document = document.clone();
+            async move { document }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, jwks_server).await });
+
+    let app = TestApp::spawn(
+        Options {
+            jwt: JwtChoice::JwksUrl(url),
+            ..Options::default()
+        }
+        .env("CFMINT__AUTH__JWT__JWKS_MIN_REFRESH_INTERVAL", "1h"),
+    )
+    .await;
+    let at_start = fetches.load(std::sync::atomic::Ordering::SeqCst);
+    // A flood of tokens naming keys nobody published must not turn into a
+    // flood of requests to the issuer.
+    for n in 0..5 {
+        let token = rs256(&claims("carol"), Some(&format!("unknown-{n}")));
+        assert!(refused(&app, &token).await.contains("key id"));
+    }
+    let after = fetches.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(after - at_start <= 1, "{at_start} then {after} fetches");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ed25519_public_key_file_verifies_eddsa_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let private = dir.path().join("jwt-ed25519.pem");
+    let public = dir.path().join("jwt-ed25519.pub.pem");
+    let openssl = |args: &[&str]| {
+        let status = std::process::Command::new("openssl")
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "openssl {args:?}");
+    };
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "ed25519",
+        "-out",
+        private.to_str().unwrap(),
+    ]);
+    openssl(&[
+        "pkey",
+        "-in",
+        private.to_str().unwrap(),
+        "-pubout",
+        "-out",
+        public.to_str().unwrap(),
+    ]);
+    let app = TestApp::spawn(Options {
+        jwt: JwtChoice::PublicKey("EdDSA", public),
+        ..Options::default()
+    })
+    .await;
+    let token = jsonwebtoken::encode(
+        &Header::new(Algorithm::EdDSA),
+        &claims("carol"),
+        &EncodingKey::from_ed_pem(&std::fs::read(&private).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let response = mint_with(&app, &token, "/users/carol/").await;
+    assert_eq!(response.status(), StatusCode::OK);
+}

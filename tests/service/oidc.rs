@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,7 @@ pub struct OidcProvider {
     command: Command,
     proxy: tokio::task::JoinHandle<()>,
     tamper: Arc<Mutex<Tamper>>,
+    discoveries: Arc<AtomicUsize>,
 }
 
 impl OidcProvider {
@@ -62,7 +64,9 @@ impl OidcProvider {
             .stderr(Stdio::null());
         let child = command.spawn().expect("node runs");
         let tamper = Arc::new(Mutex::new(Tamper::None));
+        let discoveries = Arc::new(AtomicUsize::new(0));
         let forward = Forward {
+            discoveries: discoveries.clone(),
             to: format!("http://127.0.0.1:{inner}"),
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -80,6 +84,7 @@ impl OidcProvider {
             command,
             proxy,
             tamper,
+            discoveries,
         };
         provider.wait_ready().await;
         provider
@@ -111,6 +116,11 @@ impl OidcProvider {
         self.wait_ready().await;
     }
 
+    /// How many times the discovery document has been fetched.
+    pub fn discoveries(&self) -> usize {
+        self.discoveries.load(Ordering::SeqCst)
+    }
+
     pub fn tamper(&self, tamper: Tamper) {
         *self.tamper.lock().unwrap() = tamper;
     }
@@ -134,6 +144,7 @@ struct Forward {
     to: String,
     http: reqwest::Client,
     tamper: Arc<Mutex<Tamper>>,
+    discoveries: Arc<AtomicUsize>,
 }
 
 impl Forward {
@@ -143,6 +154,9 @@ impl Forward {
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let tamper = *self.tamper.lock().unwrap();
         let token = parts.uri.path() == "/token";
+        if parts.uri.path() == "/.well-known/openid-configuration" {
+            self.discoveries.fetch_add(1, Ordering::SeqCst);
+        }
         let mut outgoing = self
             .http
             .request(parts.method.clone(), format!("{}{path}", self.to))
@@ -671,4 +685,28 @@ async fn provider_logins_count_against_the_login_rate_limit() {
     let limited = browser.get(app.url("/login/oidc")).send().await.unwrap();
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(limited.headers().contains_key("retry-after"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_metadata_is_cached_for_metadata_ttl() {
+    let (app, provider, _) =
+        cfmint_with_provider_at(0, &[("CFMINT__AUTH__OIDC__METADATA_TTL", "2s")]).await;
+    let browser = browser();
+    start_login(&app, &browser).await;
+    let first = provider.discoveries();
+    for _ in 0..3 {
+        start_login(&app, &browser).await;
+    }
+    assert_eq!(
+        provider.discoveries(),
+        first,
+        "fetched again inside the TTL"
+    );
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    start_login(&app, &browser).await;
+    assert_eq!(
+        provider.discoveries(),
+        first + 1,
+        "not fetched after the TTL"
+    );
 }
