@@ -150,7 +150,8 @@ fn minting(c: &mut Criterion) {
                 cfmint::minter::Minter::new(ring, settings.cloudfront, settings.mint).unwrap();
             group.bench_function(format!("{label}/{name}"), |b| {
                 b.iter(|| {
-                    let minted = runtime.block_on(minter.mint(black_box(&path), None));
+                    let minted = runtime
+                        .block_on(minter.mint(cfmint::minter::MintRequest::new(black_box(&path))));
                     black_box(minted.unwrap())
                 })
             });

@@ -58,6 +58,29 @@ impl Expiry<(String, String), Arc<SignedPolicy>> for UntilExpiry {
     }
 }
 
+/// What to sign: a checked path, and for one file an optional query string
+/// (already checked) that becomes part of the signed URL.
+#[derive(Clone, Copy)]
+pub struct MintRequest<'a> {
+    pub path: &'a RequestedPath,
+    pub query: Option<&'a str>,
+    pub ip: Option<Ipv4Addr>,
+    /// The lifetime asked for (already within bounds); `None`: `mint.ttl`.
+    pub ttl: Option<Duration>,
+}
+
+impl<'a> MintRequest<'a> {
+    /// `path` with the configured lifetime, no query, unbound.
+    pub fn new(path: &'a RequestedPath) -> Self {
+        Self {
+            path,
+            query: None,
+            ip: None,
+            ttl: None,
+        }
+    }
+}
+
 /// A signed policy and the times the caller is told about.
 pub struct Minted {
     pub signed: Arc<SignedPolicy>,
@@ -109,21 +132,28 @@ impl Minter {
         }
     }
 
-    /// Signs `path` (a directory path covers everything below it), optionally
-    /// bound to one IPv4 address.
-    pub async fn mint(
-        &self,
-        path: &RequestedPath,
-        ip: Option<Ipv4Addr>,
-    ) -> Result<Minted, MintError> {
-        let url = format!("{}{}", self.cloudfront.base_url, path.as_str());
-        let resource = if path.is_directory() {
+    /// Signs `path` (a folder or prefix covers every URL starting with it),
+    /// with `query` (one file only) as part of the URL, valid for `ttl`,
+    /// optionally bound to one IPv4 address.
+    pub async fn mint(&self, request: MintRequest<'_>) -> Result<Minted, MintError> {
+        let MintRequest {
+            path,
+            query,
+            ip,
+            ttl,
+        } = request;
+        let mut url = format!("{}{}", self.cloudfront.base_url, path.as_str());
+        if let Some(query) = query.filter(|_| !path.signs_below()) {
+            url.push('?');
+            url.push_str(query);
+        }
+        let resource = if path.signs_below() {
             format!("{url}*")
         } else {
             url.clone()
         };
         let issued_at = now();
-        let expires_at = self.expiry(issued_at);
+        let expires_at = self.expiry(issued_at, ttl.unwrap_or(self.mint.ttl));
         let mut builder = Policy::builder(resource.clone()).expires(expires_at);
         if let Some(ip) = ip {
             builder = builder.source_ip(format!("{ip}/32"));
@@ -178,8 +208,8 @@ impl Minter {
 
     /// `now + ttl`, rounded up to the configured granularity so that callers
     /// within one window get identical policies.
-    fn expiry(&self, now: u64) -> u64 {
-        let expires = now + self.mint.ttl.as_secs();
+    fn expiry(&self, now: u64, ttl: Duration) -> u64 {
+        let expires = now + ttl.as_secs();
         let rounding = self.mint.expiry_rounding.as_secs();
         if rounding > 1 {
             expires.div_ceil(rounding) * rounding

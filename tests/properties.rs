@@ -257,3 +257,96 @@ fn reference(pattern: &[char], text: &[char]) -> bool {
         _ => false,
     }
 }
+
+/// A grant pattern over a small alphabet, so requests often meet it.
+fn grant_pattern() -> impl Strategy<Value = String> {
+    "/[ab*?]{0,3}(/[ab*?]{0,3}){0,2}"
+}
+
+/// A requested path and shape (None: implied by a trailing `/`).
+fn shaped_request() -> impl Strategy<Value = (String, Option<cfmint::auth::path::Match>)> {
+    use cfmint::auth::path::Match;
+    (
+        "/[ab]{0,3}(/[ab]{1,3}){0,2}/?",
+        proptest::option::of(prop_oneof![
+            Just(Match::Exact),
+            Just(Match::Folder),
+            Just(Match::Prefix)
+        ]),
+    )
+}
+
+/// The minter that `cfmint serve` builds, signing inline with a throwaway key.
+fn minter() -> &'static (cfmint::minter::Minter, PublicKeys, tokio::runtime::Runtime) {
+    static MINTER: std::sync::OnceLock<(
+        cfmint::minter::Minter,
+        PublicKeys,
+        tokio::runtime::Runtime,
+    )> = std::sync::OnceLock::new();
+    MINTER.get_or_init(|| {
+        let toml = format!(
+            "[cloudfront]\nbase_url = \"{BASE}\"\n[mint]\nsigning = \"inline\"\nexpiry_rounding = \"1m\"\n[auth.jwt]\nalgorithms = [\"HS256\"]\nhmac_secret = \"{}\"\n", "k".repeat(32)
+        );
+        let settings = cfmint::Settings::load(&toml, std::iter::empty()).unwrap();
+        let ring = cfmint::keyring::key_ring(&settings).unwrap();
+        let keys = ring.public_keys().unwrap();
+        let minter =
+            cfmint::minter::Minter::new(ring, settings.cloudfront, settings.mint).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        (minter, keys, runtime)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Whatever shape is asked for, a mint the grants allow signs nothing
+    /// outside them: every URL the policy lets through (per the verifier)
+    /// matches some grant.
+    #[test]
+    fn a_minted_policy_allows_nothing_outside_the_grants(
+        patterns in proptest::collection::vec(grant_pattern(), 1..4),
+        (path, shape) in shaped_request(),
+        suffixes in proptest::collection::vec("[ab/.]{0,4}", 8),
+    ) {
+        use cfmint::auth::grants::{Grant, Grants};
+        use cfmint::auth::path::RequestedPath;
+        use cfmint::auth::{Identity, Method};
+
+        let Ok(requested) = RequestedPath::with_match(&path, 1024, shape) else {
+            return Ok(());
+        };
+        let grants = Grants {
+            grants: vec![Grant { when: None, patterns: patterns.clone() }],
+            paths_claim: None,
+        };
+        let identity = Identity::new("alice".into(), Method::Users);
+        if !grants.allows(&identity, &requested) {
+            return Ok(());
+        }
+        let (minter, keys, runtime) = minter();
+        let minted = runtime
+            .block_on(minter.mint(cfmint::minter::MintRequest::new(&requested)))
+            .unwrap();
+        let cookies = minted.signed.cookie_header();
+        let mut urls = vec![path.clone()];
+        urls.extend(suffixes.iter().map(|suffix| format!("{path}{suffix}")));
+        for url_path in urls {
+            let url = format!("{BASE}{url_path}");
+            let request = ViewerRequest {
+                url: &url,
+                cookie_header: Some(&cookies),
+                client_ip: None,
+                now: minted.issued_at,
+            };
+            if verify(keys, &request).is_allowed() {
+                prop_assert!(
+                    patterns.iter().any(|p| wildcard_matches(p, &url_path)),
+                    "{url_path} allowed by a mint of {path} ({shape:?}) outside {patterns:?}"
+                );
+            }
+        }
+    }
+}

@@ -72,10 +72,12 @@ impl Grants {
     }
 }
 
-/// A file request must match the pattern; a directory request signs
-/// `path*`, so the pattern must end in `*` to contain all of that.
+/// A file request must match the pattern. A folder or prefix request signs
+/// `path*`: a pattern ending in `*` that matches `path` matches every
+/// extension of it too (its last `*` takes the extra characters), and no
+/// other pattern can be shown to contain all of `path*`.
 fn covers(pattern: &str, path: &RequestedPath) -> bool {
-    (!path.is_directory() || pattern.ends_with('*')) && wildcard_matches(pattern, path.as_str())
+    (!path.signs_below() || pattern.ends_with('*')) && wildcard_matches(pattern, path.as_str())
 }
 
 /// Replaces `{sub}`; a subject that is not a plain path segment gets nothing.
@@ -161,6 +163,27 @@ mod tests {
 
     fn allows(identity: &Identity, path: &str) -> bool {
         grants().allows(identity, &RequestedPath::parse(path, 1024).unwrap())
+    }
+
+    #[test]
+    fn a_prefix_is_granted_only_inside_a_grant() {
+        use crate::auth::path::Match;
+        let alice = identity("alice", &["teachers"], &[]);
+        let prefix = |path| {
+            grants().allows(
+                &alice,
+                &RequestedPath::with_match(path, 1024, Some(Match::Prefix)).unwrap(),
+            )
+        };
+        assert!(prefix("/users/alice/chapter1_converted"));
+        assert!(prefix("/users/alice/"));
+        // `/users/al*` would cover `/users/alice/…` and `/users/albert/…`.
+        assert!(!prefix("/users/al"));
+        assert!(!prefix("/users/alice"));
+        assert!(!prefix("/users/"));
+        // A pattern that does not end in `*` contains no prefix.
+        assert!(!prefix("/exams/1/key.pdf"));
+        assert!(prefix("/materials/intro"));
     }
 
     #[test]

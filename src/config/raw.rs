@@ -98,6 +98,9 @@ pub struct RawKey {
 #[serde(default)]
 pub struct RawMint {
     pub ttl: String,
+    pub min_ttl: String,
+    /// Empty: `ttl`.
+    pub max_ttl: String,
     pub expiry_rounding: String,
     pub refresh_at: f64,
     pub cookie_lifetime: String,
@@ -115,6 +118,8 @@ impl Default for RawMint {
     fn default() -> Self {
         Self {
             ttl: "10m".into(),
+            min_ttl: "10s".into(),
+            max_ttl: String::new(),
             expiry_rounding: "0s".into(),
             refresh_at: 0.8,
             cookie_lifetime: "policy".into(),

@@ -108,6 +108,9 @@ pub enum Ipv6Binding {
 #[derive(Debug, Clone)]
 pub struct MintSettings {
     pub ttl: Duration,
+    /// The bounds of a lifetime a caller asks for (`"ttl"` in a request).
+    pub min_ttl: Duration,
+    pub max_ttl: Duration,
     pub expiry_rounding: Duration,
     pub refresh_at: f64,
     pub cookie_lifetime: CookieLifetime,

@@ -320,6 +320,18 @@ fn mint(check: &mut Check, raw: &RawConfig) -> MintSettings {
     if ttl < Duration::from_secs(10) || ttl > Duration::from_secs(7 * 24 * 3600) {
         check.fail("mint.ttl", "must be between 10s and 7d");
     }
+    let min_ttl = check.duration("mint.min_ttl", &m.min_ttl);
+    if min_ttl < Duration::from_secs(10) || min_ttl > ttl {
+        check.fail("mint.min_ttl", "must be between 10s and mint.ttl");
+    }
+    let max_ttl = if m.max_ttl.is_empty() {
+        ttl
+    } else {
+        check.duration("mint.max_ttl", &m.max_ttl)
+    };
+    if max_ttl < ttl || max_ttl > Duration::from_secs(7 * 24 * 3600) {
+        check.fail("mint.max_ttl", "must be between mint.ttl and 7d");
+    }
     let expiry_rounding = check.duration("mint.expiry_rounding", &m.expiry_rounding);
     if expiry_rounding > ttl {
         check.fail("mint.expiry_rounding", "must not exceed mint.ttl");
@@ -393,6 +405,8 @@ fn mint(check: &mut Check, raw: &RawConfig) -> MintSettings {
     };
     MintSettings {
         ttl,
+        min_ttl,
+        max_ttl,
         expiry_rounding,
         refresh_at: m.refresh_at,
         cookie_lifetime,

@@ -51,9 +51,20 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
                 "the JSON body must be an object".into(),
             ));
         }
-        serde_json::from_slice(&bytes)
-            .map(|value| Self(Some(value)))
-            .map_err(|e| ApiError::BadRequest(format!("the JSON body is invalid: {e}")))
+        // The error names the field (`ttl: invalid type: …`).
+        let mut json = serde_json::Deserializer::from_slice(&bytes);
+        let value = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+            let field = e.path().to_string();
+            let what = if field == "." {
+                e.inner().to_string()
+            } else {
+                format!("{field}: {}", e.inner())
+            };
+            ApiError::BadRequest(format!("the JSON body is invalid: {what}"))
+        })?;
+        json.end()
+            .map_err(|e| ApiError::BadRequest(format!("the JSON body is invalid: {e}")))?;
+        Ok(Self(Some(value)))
     }
 }
 

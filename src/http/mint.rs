@@ -2,6 +2,7 @@
 //! (signed URLs for a bounded batch of granted files).
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
@@ -13,21 +14,30 @@ use super::error::ApiError;
 use super::extract::{Caller, ClientIp, JsonBody};
 use super::state::AppState;
 use crate::auth::Identity;
-use crate::auth::path::RequestedPath;
+use crate::auth::path::{self, Match, RequestedPath};
 use crate::config::Ipv6Binding;
-use crate::minter::Minted;
+use crate::minter::{self, Minted};
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct MintRequest {
     path: Option<String>,
+    #[serde(rename = "match")]
+    shape: Option<Match>,
+    /// Seconds, within `mint.min_ttl` and `mint.max_ttl`.
+    ttl: Option<u64>,
 }
 
 #[derive(Serialize)]
 struct MintResponse<'a> {
     resource: &'a str,
+    #[serde(rename = "match")]
+    shape: &'static str,
     expires_at: u64,
     refresh_at: u64,
+    /// Seconds from now, so a client never compares its clock with ours.
+    expires_in: u64,
+    refresh_in: u64,
     key_pair_id: &'a str,
     policy: &'static str,
 }
@@ -53,15 +63,24 @@ pub(super) async fn mint_cookies(
     body: MintRequest,
 ) -> Result<Response, ApiError> {
     check_limits(state, ip, identity)?;
-    let path = requested_path(state, identity, body.path)?;
+    let ttl = lifetime(state, body.ttl)?;
+    let path = requested_path(state, identity, body.path, body.shape)?;
     if !state.grants.allows(identity, &path) {
         return Err(ApiError::NotGranted);
     }
-    let minted = sign(state, &path, bound_ip(state, ip)?).await?;
+    let request = minter::MintRequest {
+        ip: bound_ip(state, ip)?,
+        ttl,
+        ..minter::MintRequest::new(&path)
+    };
+    let minted = sign(state, request).await?;
     let body = MintResponse {
         resource: &minted.resource,
+        shape: path.shape().as_str(),
         expires_at: minted.expires_at,
         refresh_at: minted.refresh_at,
+        expires_in: minted.expires_at.saturating_sub(minted.issued_at),
+        refresh_in: minted.refresh_at.saturating_sub(minted.issued_at),
         key_pair_id: minted.signed.key_pair_id().as_str(),
         policy: if minted.signed.is_custom() {
             "custom"
@@ -83,6 +102,8 @@ pub(super) async fn mint_cookies(
 #[serde(deny_unknown_fields)]
 pub struct SignUrlsRequest {
     urls: Vec<String>,
+    /// Seconds, within `mint.min_ttl` and `mint.max_ttl`.
+    ttl: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -92,6 +113,7 @@ enum SignedItem {
         path: String,
         url: String,
         expires_at: u64,
+        expires_in: u64,
     },
     Refused {
         path: String,
@@ -115,10 +137,11 @@ pub async fn sign_urls(
         )));
     }
     check_limits(&state, ip, &identity)?;
+    let ttl = lifetime(&state, body.ttl)?;
     let bound = bound_ip(&state, ip)?;
     let mut items = Vec::with_capacity(body.urls.len());
     for raw in body.urls {
-        let item = match sign_one(&state, &identity, &raw, bound).await {
+        let item = match sign_one(&state, &identity, &raw, bound, ttl).await {
             Ok(minted) => SignedItem::Signed {
                 url: minted
                     .signed
@@ -126,6 +149,7 @@ pub async fn sign_urls(
                     .map_err(|e| ApiError::SignerUnavailable(e.to_string()))?,
                 path: raw,
                 expires_at: minted.expires_at,
+                expires_in: minted.expires_at.saturating_sub(minted.issued_at),
             },
             Err(error @ (ApiError::InvalidPath(_) | ApiError::NotGranted)) => SignedItem::Refused {
                 path: raw,
@@ -148,23 +172,60 @@ pub async fn sign_urls(
     Ok(response)
 }
 
+/// One `/sign-urls` item: a file path with an optional query string, which is
+/// signed as part of the URL; grants look at the path alone.
 async fn sign_one(
     state: &AppState,
     identity: &Identity,
     raw: &str,
-    bound: Option<Ipv4Addr>,
+    ip: Option<Ipv4Addr>,
+    ttl: Option<Duration>,
 ) -> Result<Minted, ApiError> {
-    let path = RequestedPath::parse(raw, state.settings.mint.max_path_length)
-        .map_err(|e| ApiError::InvalidPath(e.to_string()))?;
-    if path.is_directory() {
+    let max_len = state.settings.mint.max_path_length;
+    if raw.len() > max_len {
+        return Err(ApiError::InvalidPath(format!(
+            "the URL path and query are longer than {max_len} bytes"
+        )));
+    }
+    let (path, query) = match raw.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (raw, None),
+    };
+    let path =
+        RequestedPath::parse(path, max_len).map_err(|e| ApiError::InvalidPath(e.to_string()))?;
+    if path.signs_below() {
         return Err(ApiError::InvalidPath(
             "a signed URL names one file, not a folder".into(),
         ));
     }
+    if let Some(query) = query {
+        path::check_query(query).map_err(ApiError::InvalidPath)?;
+    }
     if !state.grants.allows(identity, &path) {
         return Err(ApiError::NotGranted);
     }
-    sign(state, &path, bound).await
+    let request = minter::MintRequest {
+        query,
+        ip,
+        ttl,
+        ..minter::MintRequest::new(&path)
+    };
+    sign(state, request).await
+}
+
+/// The lifetime a caller asked for, within `mint.min_ttl` and `mint.max_ttl`.
+fn lifetime(state: &AppState, ttl: Option<u64>) -> Result<Option<Duration>, ApiError> {
+    let Some(seconds) = ttl else {
+        return Ok(None);
+    };
+    let mint = &state.settings.mint;
+    let (min, max) = (mint.min_ttl.as_secs(), mint.max_ttl.as_secs());
+    if !(min..=max).contains(&seconds) {
+        return Err(ApiError::BadRequest(format!(
+            "ttl must be between {min} and {max} seconds"
+        )));
+    }
+    Ok(Some(Duration::from_secs(seconds)))
 }
 
 fn check_limits(state: &AppState, ip: IpAddr, identity: &Identity) -> Result<(), ApiError> {
@@ -172,11 +233,13 @@ fn check_limits(state: &AppState, ip: IpAddr, identity: &Identity) -> Result<(),
     state.limited(state.limits.mint_identity(&identity.sub))
 }
 
-/// The body's path, or the configured default with `{sub}` filled in.
+/// The body's path, or the configured default with `{sub}` filled in, in the
+/// shape asked for.
 fn requested_path(
     state: &AppState,
     identity: &Identity,
     path: Option<String>,
+    shape: Option<Match>,
 ) -> Result<RequestedPath, ApiError> {
     let mint = &state.settings.mint;
     let path = match (path, &mint.default_path) {
@@ -184,7 +247,7 @@ fn requested_path(
         (None, Some(default)) => default.replace("{sub}", &identity.sub),
         (None, None) => return Err(ApiError::BadRequest("path is required".into())),
     };
-    RequestedPath::parse(&path, mint.max_path_length)
+    RequestedPath::with_match(&path, mint.max_path_length, shape)
         .map_err(|e| ApiError::InvalidPath(e.to_string()))
 }
 
@@ -201,14 +264,10 @@ fn bound_ip(state: &AppState, ip: IpAddr) -> Result<Option<Ipv4Addr>, ApiError> 
     }
 }
 
-async fn sign(
-    state: &AppState,
-    path: &RequestedPath,
-    ip: Option<Ipv4Addr>,
-) -> Result<Minted, ApiError> {
+async fn sign(state: &AppState, request: minter::MintRequest<'_>) -> Result<Minted, ApiError> {
     let minted = state
         .minter
-        .mint(path, ip)
+        .mint(request)
         .await
         .map_err(|e| ApiError::SignerUnavailable(e.to_string()))?;
     match minted.signing {

@@ -59,12 +59,22 @@ impl Drop for TestEdge {
 }
 
 pub(super) async fn edge_with(origin: &str, keys: PublicKeys, trusted: &str) -> TestEdge {
+    edge_at(PUBLIC, origin, keys, trusted).await
+}
+
+/// An edge answering for `public` (its `public_url`).
+pub(super) async fn edge_at(
+    public: &str,
+    origin: &str,
+    keys: PublicKeys,
+    trusted: &str,
+) -> TestEdge {
     crate::harness::process_setup();
     let toml = format!(
         r#"
 [edge]
 listen = "127.0.0.1:0"
-public_url = "{PUBLIC}"
+public_url = "{public}"
 {origin}
 allowed_origins = ["http://app.cfmint.test"]
 trusted_proxies = [{trusted}]

@@ -13,5 +13,6 @@ mod oidc;
 mod operations;
 mod redis;
 mod redis_tls;
+mod shapes;
 mod shipped;
 mod traversal;
