@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::auth::authorize::Authorizer;
 use crate::auth::grants::Grants;
 use crate::auth::jwt::JwtVerifier;
 use crate::auth::oidc::OidcClient;
@@ -52,6 +53,19 @@ impl Application {
                 .as_ref()
                 .and_then(|j| j.paths_claim.clone()),
         };
+        // Sessions and tokens keep the claims grant conditions look at and
+        // those the authorization callback is sent.
+        let mut claims_needed = grants.claims_needed();
+        if let Some(authorize) = &settings.authorize {
+            claims_needed.extend(authorize.claims.iter().cloned());
+        }
+        let authorizer = match &settings.authorize {
+            Some(authorize) => Some(
+                Authorizer::new(authorize.clone(), metrics.clone())
+                    .map_err(|e| format!("authorize: {e}"))?,
+            ),
+            None => None,
+        };
         let users = match &settings.auth.users {
             Some(users) => {
                 let (file, demo) = (users.file.clone(), users.demo);
@@ -71,7 +85,7 @@ impl Application {
         };
         let jwt = match &settings.auth.jwt {
             Some(jwt) => Some(
-                JwtVerifier::new(jwt, grants.claims_needed())
+                JwtVerifier::new(jwt, claims_needed.clone())
                     .await
                     .map_err(|e| format!("auth.jwt: {e}"))?,
             ),
@@ -81,7 +95,7 @@ impl Application {
             Some(oidc) => Some(
                 OidcClient::new(
                     oidc.clone(),
-                    grants.claims_needed(),
+                    claims_needed.clone(),
                     grants.paths_claim.clone(),
                 )
                 .map_err(|e| format!("auth.oidc: {e}"))?,
@@ -125,6 +139,7 @@ impl Application {
             jwt,
             oidc,
             grants,
+            authorizer,
             store,
             metrics,
             allowed_origins,

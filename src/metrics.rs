@@ -56,6 +56,9 @@ pub struct Metrics {
     minted: Counter,
     cache_hit: Counter,
     cache_miss: Counter,
+    authorize_calls: Family<ResultLabels, Counter>,
+    authorize_seconds: Histogram,
+    authorize_cache: Family<ResultLabels, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -126,6 +129,24 @@ impl Metrics {
             "Signature cache lookups by result (hit, miss)",
             signature_cache.clone(),
         );
+        let authorize_calls = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "authorize_calls",
+            "Authorization callback calls by result (ok, timeout, unreachable, status, malformed)",
+            authorize_calls.clone(),
+        );
+        let authorize_seconds = Histogram::new(exponential_buckets(0.000_5, 2.0, 14));
+        registry.register(
+            "authorize_seconds",
+            "Authorization callback latency",
+            authorize_seconds.clone(),
+        );
+        let authorize_cache = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "authorize_cache",
+            "Authorization decisions by source (hit: cached, miss: asked)",
+            authorize_cache.clone(),
+        );
         let minted = mint_outcomes
             .get_or_create(&OutcomeLabels {
                 route: "mint",
@@ -142,6 +163,9 @@ impl Metrics {
             minted,
             cache_hit,
             cache_miss,
+            authorize_calls,
+            authorize_seconds,
+            authorize_cache,
             key_reloads,
             origin_rejected,
             registry,
@@ -207,6 +231,25 @@ impl Metrics {
             self.cache_hit.inc();
         } else {
             self.cache_miss.inc();
+        }
+    }
+
+    /// One call to the authorization callback and how it ended.
+    pub fn authorize_call(&self, result: &'static str, elapsed: Duration) {
+        self.authorize_calls
+            .get_or_create(&ResultLabels { result })
+            .inc();
+        self.authorize_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    /// Item decisions taken from the cache and asked for.
+    pub fn authorize_cache(&self, hits: usize, misses: usize) {
+        for (result, count) in [("hit", hits), ("miss", misses)] {
+            if count > 0 {
+                self.authorize_cache
+                    .get_or_create(&ResultLabels { result })
+                    .inc_by(count as u64);
+            }
         }
     }
 

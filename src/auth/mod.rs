@@ -1,6 +1,7 @@
 //! Who the caller is: authenticators (local users, JWT bearer tokens) produce
 //! an [`Identity`]; [`grants`] decide what that identity may mint.
 
+pub mod authorize;
 pub mod grants;
 pub mod jwt;
 pub mod oidc;

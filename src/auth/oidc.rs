@@ -298,7 +298,7 @@ async fn send(
 }
 
 /// An error with its sources, for the log.
-fn report(error: &dyn std::error::Error) -> String {
+pub(crate) fn report(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

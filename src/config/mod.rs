@@ -11,9 +11,10 @@ use std::fmt;
 use config::{Config, Environment, File, FileFormat};
 
 pub use settings::{
-    Auth, CloudFront, CookieLifetime, Cors, Ipv6Binding, JwtKeySource, JwtSettings, KeyEntry,
-    KeyKind, KeyLocation, KeySettings, LogFormat, MintSettings, RateLimits, Server,
-    SessionSettings, Settings, SigningMode, StoreKind, UsersSettings,
+    Auth, AuthorizeMode, AuthorizeSettings, CloudFront, CookieLifetime, Cors, Ipv6Binding,
+    JwtKeySource, JwtSettings, KeyEntry, KeyKind, KeyLocation, KeySettings, LogFormat,
+    MintSettings, RateLimits, Server, SessionSettings, Settings, SigningMode, StoreKind,
+    UsersSettings,
 };
 
 /// The embedded local default: loopback, in-memory sessions, a throwaway key.
@@ -26,6 +27,7 @@ const LIST_KEYS: &[&str] = &[
     "auth.jwt.algorithms",
     "auth.oidc.scopes",
     "auth.oidc.return_urls",
+    "authorize.claims",
 ];
 
 /// One thing wrong with the configuration.
@@ -95,7 +97,11 @@ impl Settings {
 
         let mut unknown = Vec::new();
         let raw: raw::RawConfig = serde_ignored::deserialize(merged, |path| {
-            unknown.push(Problem::new(path.to_string(), "unknown key"));
+            let path = path.to_string();
+            // `[edge]` belongs to `cfmint edge`, which checks it.
+            if path != "edge" && !path.starts_with("edge.") {
+                unknown.push(Problem::new(path, "unknown key"));
+            }
         })
         .map_err(|e| {
             let mut problems = unknown.clone();

@@ -16,6 +16,7 @@ pub struct RawConfig {
     pub grants: Vec<RawGrant>,
     pub cors: RawCors,
     pub rate_limit: RawRateLimit,
+    pub authorize: Option<RawAuthorize>,
     /// Read by `cfmint edge`, not by `serve`.
     pub edge: Option<serde::de::IgnoredAny>,
 }
@@ -165,6 +166,35 @@ pub struct RawAuth {
     pub users: Option<RawUsers>,
     pub jwt: Option<RawJwt>,
     pub oidc: Option<RawOidc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct RawAuthorize {
+    pub url: String,
+    pub timeout: String,
+    pub cache_ttl: String,
+    /// Unset: the shorter of 5s and `cache_ttl`.
+    pub deny_cache_ttl: Option<String>,
+    pub claims: Vec<String>,
+    pub secret: Option<SecretString>,
+    pub secret_header: String,
+    pub mode: String,
+}
+
+impl Default for RawAuthorize {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            timeout: "500ms".into(),
+            cache_ttl: "30s".into(),
+            deny_cache_ttl: None,
+            claims: Vec::new(),
+            secret: None,
+            secret_header: "x-cfmint-secret".into(),
+            mode: "all".into(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

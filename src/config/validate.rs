@@ -9,7 +9,7 @@ use jsonwebtoken::Algorithm;
 use secrecy::ExposeSecret;
 
 use super::Problem;
-use super::raw::{RawConfig, RawGrant, RawJwt, RawOidc};
+use super::raw::{RawAuthorize, RawConfig, RawGrant, RawJwt, RawOidc};
 use super::settings::*;
 use crate::auth::grants::{self, Condition, Grant};
 use crate::ratelimit::Rate;
@@ -80,6 +80,7 @@ impl Settings {
                 &raw.rate_limit.mint_per_identity,
             ),
         };
+        let authorize = raw.authorize.as_ref().map(|a| authorize(&mut check, a));
         if !check.0.is_empty() {
             return Err(check.0);
         }
@@ -93,7 +94,79 @@ impl Settings {
             grants,
             cors,
             rate_limit,
+            authorize,
         })
+    }
+}
+
+fn authorize(check: &mut Check, a: &RawAuthorize) -> AuthorizeSettings {
+    if let Err(e) = check_url(&a.url) {
+        check.fail("authorize.url", e);
+    }
+    let timeout = check.duration("authorize.timeout", &a.timeout);
+    if timeout.is_zero() || timeout > Duration::from_secs(5) {
+        check.fail("authorize.timeout", "must be more than 0s and at most 5s");
+    }
+    let cache_ttl = check.duration("authorize.cache_ttl", &a.cache_ttl);
+    if cache_ttl > Duration::from_secs(3600) {
+        check.fail(
+            "authorize.cache_ttl",
+            "must be at most 1h (\"0s\": no cache)",
+        );
+    }
+    let deny_cache_ttl = match &a.deny_cache_ttl {
+        Some(text) => check.duration("authorize.deny_cache_ttl", text),
+        None => cache_ttl.min(Duration::from_secs(5)),
+    };
+    if deny_cache_ttl > cache_ttl {
+        check.fail(
+            "authorize.deny_cache_ttl",
+            "must not exceed authorize.cache_ttl",
+        );
+    }
+    if let Some(claim) = a
+        .claims
+        .iter()
+        .find(|c| c.is_empty() || c.as_str() == "sub")
+    {
+        check.fail(
+            "authorize.claims",
+            format!("\"{claim}\" is not a claim to pass (sub is always sent)"),
+        );
+    }
+    let secret = match &a.secret {
+        Some(secret) if secret.expose_secret().is_empty() => {
+            check.fail("authorize.secret", "is empty; leave it out or set one");
+            None
+        }
+        Some(secret) => match a.secret_header.parse::<axum::http::HeaderName>() {
+            Ok(header) => Some((header, secret.clone())),
+            Err(_) => {
+                check.fail(
+                    "authorize.secret_header",
+                    format!("\"{}\" is not a header name", a.secret_header),
+                );
+                None
+            }
+        },
+        None => None,
+    };
+    let mode = match a.mode.as_str() {
+        "all" => AuthorizeMode::All,
+        "any" => AuthorizeMode::Any,
+        other => {
+            check.fail("authorize.mode", format!("\"{other}\" is not all or any"));
+            AuthorizeMode::All
+        }
+    };
+    AuthorizeSettings {
+        url: a.url.clone(),
+        timeout,
+        cache_ttl,
+        deny_cache_ttl,
+        claims: a.claims.clone(),
+        secret,
+        mode,
     }
 }
 

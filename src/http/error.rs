@@ -33,6 +33,16 @@ pub enum ApiError {
     /// 403: the path is not covered by the caller's grants.
     #[error("the path is not granted to you")]
     NotGranted,
+    /// 403 `not_granted`: the authorization callback refused, for a reason.
+    #[error("the application refused the path ({0})")]
+    Refused(String),
+    /// 404 `not_found` (a `/sign-urls` item): the application says there is
+    /// no such file for the caller.
+    #[error("the application has no such file for you")]
+    NoSuchFile,
+    /// 503: the authorization callback failed; nothing was signed.
+    #[error("the authorization service is unavailable; retry shortly")]
+    AuthorizerUnavailable(String),
     /// 403: a state-changing request from an origin not on the list.
     #[error("requests from this origin are not allowed")]
     OriginNotAllowed,
@@ -84,17 +94,19 @@ impl ApiError {
             | Self::InvalidCredentials
             | Self::InvalidToken(_)
             | Self::BearerNotAccepted => StatusCode::UNAUTHORIZED,
-            Self::NotGranted | Self::OriginNotAllowed | Self::OriginLocked | Self::Ipv6Refused => {
-                StatusCode::FORBIDDEN
-            }
-            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotGranted
+            | Self::Refused(_)
+            | Self::OriginNotAllowed
+            | Self::OriginLocked
+            | Self::Ipv6Refused => StatusCode::FORBIDDEN,
+            Self::NotFound | Self::NoSuchFile => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::StoreUnavailable(_) | Self::SignerUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::StoreUnavailable(_)
+            | Self::SignerUnavailable(_)
+            | Self::AuthorizerUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Oidc(error) => match error {
                 OidcError::State | OidcError::ReturnUrl(_) => StatusCode::BAD_REQUEST,
                 OidcError::Code(_) | OidcError::IdToken(_) => StatusCode::UNAUTHORIZED,
@@ -111,7 +123,9 @@ impl ApiError {
             Self::InvalidCredentials => "invalid_credentials",
             Self::InvalidToken(_) => "invalid_token",
             Self::BearerNotAccepted => "bearer_not_accepted",
-            Self::NotGranted => "not_granted",
+            Self::NotGranted | Self::Refused(_) => "not_granted",
+            Self::NoSuchFile => "not_found",
+            Self::AuthorizerUnavailable(_) => "authorizer_unavailable",
             Self::OriginNotAllowed => "origin_not_allowed",
             Self::Ipv6Refused => "ipv6_refused",
             Self::OriginLocked => "origin_locked",
@@ -134,7 +148,9 @@ impl ApiError {
 
     fn cause(&self) -> Option<String> {
         match self {
-            Self::StoreUnavailable(cause) | Self::SignerUnavailable(cause) => Some(cause.clone()),
+            Self::StoreUnavailable(cause)
+            | Self::SignerUnavailable(cause)
+            | Self::AuthorizerUnavailable(cause) => Some(cause.clone()),
             Self::RateLimited(limited) => Some(limited.limit.as_str().to_owned()),
             Self::Oidc(error) => error.detail(),
             _ => None,

@@ -14,8 +14,9 @@ use super::error::ApiError;
 use super::extract::{Caller, ClientIp, JsonBody};
 use super::state::AppState;
 use crate::auth::Identity;
+use crate::auth::authorize::{Decision, Item, Purpose};
 use crate::auth::path::{self, Match, RequestedPath};
-use crate::config::Ipv6Binding;
+use crate::config::{AuthorizeMode, Ipv6Binding};
 use crate::minter::{self, Minted};
 
 #[derive(Deserialize, Default)]
@@ -65,8 +66,12 @@ pub(super) async fn mint_cookies(
     check_limits(state, ip, identity)?;
     let ttl = lifetime(state, body.ttl)?;
     let path = requested_path(state, identity, body.path, body.shape)?;
-    if !state.grants.allows(identity, &path) {
-        return Err(ApiError::NotGranted);
+    let access = check_access(state, identity, Purpose::Mint, &[&path]).await;
+    match access.into_iter().next().expect("one verdict per path") {
+        Ok(()) => {}
+        // For cookies, "no such file" is a refusal like any other.
+        Err(ApiError::NoSuchFile) => return Err(ApiError::Refused("not_found".into())),
+        Err(error) => return Err(error),
     }
     let request = minter::MintRequest {
         ip: bound_ip(state, ip)?,
@@ -138,25 +143,44 @@ pub async fn sign_urls(
     }
     check_limits(&state, ip, &identity)?;
     let ttl = lifetime(&state, body.ttl)?;
-    let bound = bound_ip(&state, ip)?;
+    let ip = bound_ip(&state, ip)?;
+    let max_len = state.settings.mint.max_path_length;
+    let parsed: Vec<Result<(RequestedPath, Option<&str>), ApiError>> =
+        body.urls.iter().map(|raw| url_item(raw, max_len)).collect();
+    let paths: Vec<&RequestedPath> = parsed.iter().flatten().map(|(path, _)| path).collect();
+    let mut access = check_access(&state, &identity, Purpose::SignUrls, &paths)
+        .await
+        .into_iter();
     let mut items = Vec::with_capacity(body.urls.len());
-    for raw in body.urls {
-        let item = match sign_one(&state, &identity, &raw, bound, ttl).await {
-            Ok(minted) => SignedItem::Signed {
-                url: minted
-                    .signed
-                    .apply_to_url(&minted.url)
-                    .map_err(|e| ApiError::SignerUnavailable(e.to_string()))?,
-                path: raw,
-                expires_at: minted.expires_at,
-                expires_in: minted.expires_at.saturating_sub(minted.issued_at),
-            },
-            Err(error @ (ApiError::InvalidPath(_) | ApiError::NotGranted)) => SignedItem::Refused {
-                path: raw,
+    for (raw, parsed) in body.urls.iter().zip(parsed) {
+        let checked = parsed.and_then(|(path, query)| {
+            access.next().expect("one verdict per path")?;
+            Ok((path, query))
+        });
+        let item = match checked {
+            Ok((path, query)) => {
+                let request = minter::MintRequest {
+                    query,
+                    ip,
+                    ttl,
+                    ..minter::MintRequest::new(&path)
+                };
+                let minted = sign(&state, request).await?;
+                SignedItem::Signed {
+                    url: minted
+                        .signed
+                        .apply_to_url(&minted.url)
+                        .map_err(|e| ApiError::SignerUnavailable(e.to_string()))?,
+                    path: raw.clone(),
+                    expires_at: minted.expires_at,
+                    expires_in: minted.expires_at.saturating_sub(minted.issued_at),
+                }
+            }
+            Err(error) => SignedItem::Refused {
+                path: raw.clone(),
                 error: error.code(),
                 message: error.to_string(),
             },
-            Err(error) => return Err(error),
         };
         let label = match &item {
             SignedItem::Signed { .. } => "signed",
@@ -174,14 +198,7 @@ pub async fn sign_urls(
 
 /// One `/sign-urls` item: a file path with an optional query string, which is
 /// signed as part of the URL; grants look at the path alone.
-async fn sign_one(
-    state: &AppState,
-    identity: &Identity,
-    raw: &str,
-    ip: Option<Ipv4Addr>,
-    ttl: Option<Duration>,
-) -> Result<Minted, ApiError> {
-    let max_len = state.settings.mint.max_path_length;
+fn url_item(raw: &str, max_len: usize) -> Result<(RequestedPath, Option<&str>), ApiError> {
     if raw.len() > max_len {
         return Err(ApiError::InvalidPath(format!(
             "the URL path and query are longer than {max_len} bytes"
@@ -201,16 +218,63 @@ async fn sign_one(
     if let Some(query) = query {
         path::check_query(query).map_err(ApiError::InvalidPath)?;
     }
-    if !state.grants.allows(identity, &path) {
-        return Err(ApiError::NotGranted);
-    }
-    let request = minter::MintRequest {
-        query,
-        ip,
-        ttl,
-        ..minter::MintRequest::new(&path)
+    Ok((path, query))
+}
+
+/// Whether each path may be signed, in order: the configured grants, and the
+/// authorization callback as `authorize.mode` says (`all`: only what a grant
+/// allows is asked about, and the callback must allow it too; `any`: what no
+/// grant allows is asked about). One callback call covers every path.
+async fn check_access(
+    state: &AppState,
+    identity: &Identity,
+    purpose: Purpose,
+    paths: &[&RequestedPath],
+) -> Vec<Result<(), ApiError>> {
+    let granted: Vec<bool> = paths
+        .iter()
+        .map(|path| state.grants.allows(identity, path))
+        .collect();
+    let mut verdicts: Vec<Result<(), ApiError>> = granted
+        .iter()
+        .map(|&granted| granted.then_some(()).ok_or(ApiError::NotGranted))
+        .collect();
+    let Some(authorizer) = &state.authorizer else {
+        return verdicts;
     };
-    sign(state, request).await
+    let asked: Vec<usize> = (0..paths.len())
+        .filter(|&i| granted[i] == (authorizer.mode() == AuthorizeMode::All))
+        .collect();
+    if asked.is_empty() {
+        return verdicts;
+    }
+    let items: Vec<Item<'_>> = asked
+        .iter()
+        .map(|&i| Item {
+            path: paths[i].as_str(),
+            shape: paths[i].shape(),
+        })
+        .collect();
+    match authorizer.decide(identity, purpose, &items).await {
+        Ok(decisions) => {
+            for (i, decision) in asked.into_iter().zip(decisions) {
+                verdicts[i] = match decision {
+                    Decision::Allow => Ok(()),
+                    Decision::Deny(reason) => Err(match reason.as_str() {
+                        "not_found" => ApiError::NoSuchFile,
+                        "not_granted" => ApiError::NotGranted,
+                        _ => ApiError::Refused(reason),
+                    }),
+                };
+            }
+        }
+        Err(error) => {
+            for i in asked {
+                verdicts[i] = Err(ApiError::AuthorizerUnavailable(error.to_string()));
+            }
+        }
+    }
+    verdicts
 }
 
 /// The lifetime a caller asked for, within `mint.min_ttl` and `mint.max_ttl`.

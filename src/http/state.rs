@@ -9,6 +9,7 @@ use axum::http::HeaderValue;
 use super::cookies::CloudFrontCookies;
 use super::error::ApiError;
 use crate::auth::Identity;
+use crate::auth::authorize::Authorizer;
 use crate::auth::grants::Grants;
 use crate::auth::jwt::JwtVerifier;
 use crate::auth::oidc::OidcClient;
@@ -29,6 +30,7 @@ pub struct Shared {
     pub jwt: Option<JwtVerifier>,
     pub oidc: Option<OidcClient>,
     pub grants: Grants,
+    pub authorizer: Option<Authorizer>,
     pub store: Store,
     pub limits: RateLimits,
     pub metrics: Arc<Metrics>,

@@ -146,9 +146,85 @@ fn no_configured_key_is_refused_unless_every_listener_is_loopback() {
 #[test]
 fn secrets_are_not_printed_with_the_settings() {
     let toml = config_toml(&Options::default());
-    let settings = Settings::load(&toml, std::iter::empty()).unwrap();
+    let secret = "the-callback-secret-value";
+    let env = [
+        ("CFMINT__AUTHORIZE__URL", "http://127.0.0.1:1/authorize"),
+        ("CFMINT__AUTHORIZE__SECRET", secret),
+    ];
+    let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+    let settings = Settings::load(&toml, env).unwrap();
     let debug = format!("{settings:?}");
     assert!(!debug.contains(HMAC_SECRET), "{debug}");
+    assert!(!debug.contains(secret), "{debug}");
+}
+
+#[test]
+fn authorize_and_lifetime_settings_are_checked_by_key() {
+    let toml = config_toml(&Options::default());
+    for (env, key, says) in [
+        (
+            vec![("CFMINT__AUTHORIZE__URL", "http://app.internal/authorize")],
+            "authorize.url",
+            "https",
+        ),
+        (
+            vec![("CFMINT__AUTHORIZE__URL", "")],
+            "authorize.url",
+            "required",
+        ),
+        (
+            vec![
+                ("CFMINT__AUTHORIZE__URL", "https://app.example/authorize"),
+                ("CFMINT__AUTHORIZE__TIMEOUT", "6s"),
+            ],
+            "authorize.timeout",
+            "5s",
+        ),
+        (
+            vec![
+                ("CFMINT__AUTHORIZE__URL", "https://app.example/authorize"),
+                ("CFMINT__AUTHORIZE__MODE", "either"),
+            ],
+            "authorize.mode",
+            "all or any",
+        ),
+        (
+            vec![
+                ("CFMINT__AUTHORIZE__URL", "https://app.example/authorize"),
+                ("CFMINT__AUTHORIZE__CACHE_TTL", "10s"),
+                ("CFMINT__AUTHORIZE__DENY_CACHE_TTL", "20s"),
+            ],
+            "authorize.deny_cache_ttl",
+            "cache_ttl",
+        ),
+        (
+            vec![
+                ("CFMINT__AUTHORIZE__URL", "https://app.example/authorize"),
+                ("CFMINT__AUTHORIZE__SECRET", "s3cret"),
+                ("CFMINT__AUTHORIZE__SECRET_HEADER", "bad header"),
+            ],
+            "authorize.secret_header",
+            "header name",
+        ),
+        (vec![("CFMINT__MINT__MIN_TTL", "5s")], "mint.min_ttl", "10s"),
+        (
+            vec![("CFMINT__MINT__MIN_TTL", "11m")],
+            "mint.min_ttl",
+            "mint.ttl",
+        ),
+        (
+            vec![("CFMINT__MINT__MAX_TTL", "5m")],
+            "mint.max_ttl",
+            "mint.ttl",
+        ),
+        (vec![("CFMINT__MINT__MAX_TTL", "8d")], "mint.max_ttl", "7d"),
+    ] {
+        let found = problems(&toml, &env);
+        assert!(
+            found.iter().any(|(k, m)| k == key && m.contains(says)),
+            "{env:?}: {found:?}"
+        );
+    }
 }
 
 #[test]
@@ -172,4 +248,16 @@ fn the_edge_example_is_valid() {
     .unwrap();
     let settings = cfmint::edge::EdgeSettings::load(&text).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(settings.keys.len(), 1);
+}
+
+#[test]
+fn the_edge_section_may_share_the_serve_configuration_file() {
+    let edge = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/example.edge.toml"
+    ))
+    .unwrap();
+    let combined = format!("{}\n{edge}", config_toml(&Options::default()));
+    Settings::load(&combined, std::iter::empty()).unwrap_or_else(|e| panic!("serve: {e}"));
+    cfmint::edge::EdgeSettings::load(&combined).unwrap_or_else(|e| panic!("edge: {e}"));
 }

@@ -1,5 +1,6 @@
 //! Black-box tests of `cfmint serve` over a real TCP port.
 
+mod authorize;
 mod behaviour;
 mod binary;
 mod client_ip;
