@@ -174,6 +174,46 @@ async fn only_a_json_object_is_a_body() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_body_is_refused_naming_the_field() {
+    let (app, client) = logged_in().await;
+    for (body, message) in [
+        (
+            json!({ "path": "/users/alice/", "ttl": "60" }),
+            "the JSON body is invalid: ttl: invalid type: string \"60\", expected u64",
+        ),
+        (
+            json!({ "path": ["/users/alice/"] }),
+            "the JSON body is invalid: path: invalid type: sequence, expected a string",
+        ),
+    ] {
+        let response = client
+            .post(app.url("/mint"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let answer: Value = response.json().await.unwrap();
+        let said = answer["message"].as_str().unwrap();
+        assert!(said.starts_with(message), "{body}: {said}");
+    }
+    // A problem with the body as a whole has no field to name.
+    let response = client
+        .post(app.url("/sign-urls"))
+        .json(&json!({ "ttl": 60 }))
+        .send()
+        .await
+        .unwrap();
+    let answer: Value = response.json().await.unwrap();
+    let message = answer["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("the JSON body is invalid: missing field `urls`"),
+        "{message}"
+    );
+    assert_eq!(app.signatures().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_routes_and_methods_get_json_errors() {
     let app = TestApp::spawn(Options::default()).await;
     let (status, code) = error_of(reqwest::get(app.url("/nope")).await.unwrap()).await;
