@@ -66,6 +66,17 @@ impl Application {
             ),
             None => None,
         };
+        if settings
+            .server
+            .admin_listen
+            .is_some_and(|address| !address.ip().is_loopback())
+            && settings.server.admin_token.is_none()
+        {
+            tracing::warn!(
+                "server.admin_token is not set: admin actions (session revocation) are \
+                 refused to callers off loopback"
+            );
+        }
         let users = match &settings.auth.users {
             Some(users) => {
                 let (file, demo) = (users.file.clone(), users.demo);
@@ -132,7 +143,15 @@ impl Application {
             .filter_map(|origin| origin.parse().ok())
             .collect();
         let state = AppState::new(Shared {
-            limits: RateLimits::new(&settings.rate_limit),
+            limits: match store.redis() {
+                Some((pool, prefix)) => RateLimits::shared(
+                    &settings.rate_limit,
+                    pool,
+                    prefix,
+                    settings.session.store_timeout,
+                ),
+                None => RateLimits::new(&settings.rate_limit),
+            },
             settings: settings.clone(),
             minter,
             users,
@@ -210,6 +229,7 @@ impl Application {
             let app = admin_router(self.state.clone());
             let mut stopping = stopping.clone();
             tokio::spawn(async move {
+                let app = app.into_make_service_with_connect_info::<SocketAddr>();
                 let serve = axum::serve(admin, app).with_graceful_shutdown(async move {
                     let _ = stopping.wait_for(|s| *s).await;
                 });

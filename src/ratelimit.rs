@@ -1,5 +1,7 @@
-//! Rate limits for `/login` and `/mint`, per client address and per identity
-//! (GCRA through `governor`).
+//! Rate limits for `/login` and `/mint`, per client address and per identity:
+//! GCRA, in process through `governor` with the memory session store, or in
+//! Redis (one Lua script per check, on Redis's clock) with the Redis store,
+//! so replicas sharing it share each allowance rather than multiply it.
 
 use std::fmt;
 use std::hash::Hash;
@@ -8,6 +10,8 @@ use std::num::NonZeroU32;
 use std::str::FromStr;
 use std::time::Duration;
 
+use fred::interfaces::LuaInterface;
+use fred::prelude::Pool;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
@@ -98,6 +102,14 @@ pub struct Limited {
     pub retry_after: Duration,
 }
 
+/// Why a request may not go on: over a limit, or the shared limiter did
+/// not answer (never a reason to let it through).
+#[derive(Debug)]
+pub enum Refusal {
+    Limited(Limited),
+    Unavailable(String),
+}
+
 /// All four limits; `None` where configured `off`.
 #[derive(Default)]
 pub struct RateLimits {
@@ -105,7 +117,32 @@ pub struct RateLimits {
     login_per_identity: Option<Limiter<String>>,
     mint_per_address: Option<Limiter<IpAddr>>,
     mint_per_identity: Option<Limiter<String>>,
+    shared: Option<Shared>,
 }
+
+/// The limits kept in Redis.
+struct Shared {
+    pool: Pool,
+    prefix: String,
+    timeout: Duration,
+    rates: crate::config::RateLimits,
+}
+
+/// GCRA on Redis's clock: the key holds the theoretical arrival time in
+/// microseconds. Returns 0 (and records the request) or the wait in µs.
+const GCRA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if not tat or tat < now then tat = now end
+local new_tat = tat + interval
+local wait = new_tat - burst - now
+if wait > 0 then return wait end
+redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
+return 0
+";
 
 impl RateLimits {
     pub fn new(settings: &crate::config::RateLimits) -> Self {
@@ -114,31 +151,78 @@ impl RateLimits {
             login_per_identity: settings.login_per_identity.map(Limiter::new),
             mint_per_address: settings.mint_per_address.map(Limiter::new),
             mint_per_identity: settings.mint_per_identity.map(Limiter::new),
+            shared: None,
         }
     }
 
-    pub fn login_address(&self, ip: IpAddr) -> Result<(), Limited> {
-        check(&self.login_per_address, &ip, LimitName::LoginPerAddress)
+    /// The limits kept in Redis under `prefix`, each check bounded by `timeout`.
+    pub fn shared(
+        settings: &crate::config::RateLimits,
+        pool: Pool,
+        prefix: String,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            shared: Some(Shared {
+                pool,
+                prefix,
+                timeout,
+                rates: settings.clone(),
+            }),
+            ..Self::default()
+        }
     }
 
-    pub fn login_identity(&self, name: &str) -> Result<(), Limited> {
-        check(
-            &self.login_per_identity,
-            &name.to_owned(),
-            LimitName::LoginPerIdentity,
-        )
+    pub async fn login_address(&self, ip: IpAddr) -> Result<(), Refusal> {
+        match &self.shared {
+            Some(shared) => {
+                let rate = shared.rates.login_per_address;
+                shared
+                    .check(rate, LimitName::LoginPerAddress, &ip.to_string())
+                    .await
+            }
+            None => check(&self.login_per_address, &ip, LimitName::LoginPerAddress),
+        }
     }
 
-    pub fn mint_address(&self, ip: IpAddr) -> Result<(), Limited> {
-        check(&self.mint_per_address, &ip, LimitName::MintPerAddress)
+    pub async fn login_identity(&self, name: &str) -> Result<(), Refusal> {
+        match &self.shared {
+            Some(shared) => {
+                let rate = shared.rates.login_per_identity;
+                shared.check(rate, LimitName::LoginPerIdentity, name).await
+            }
+            None => check(
+                &self.login_per_identity,
+                &name.to_owned(),
+                LimitName::LoginPerIdentity,
+            ),
+        }
     }
 
-    pub fn mint_identity(&self, sub: &str) -> Result<(), Limited> {
-        check(
-            &self.mint_per_identity,
-            &sub.to_owned(),
-            LimitName::MintPerIdentity,
-        )
+    pub async fn mint_address(&self, ip: IpAddr) -> Result<(), Refusal> {
+        match &self.shared {
+            Some(shared) => {
+                let rate = shared.rates.mint_per_address;
+                shared
+                    .check(rate, LimitName::MintPerAddress, &ip.to_string())
+                    .await
+            }
+            None => check(&self.mint_per_address, &ip, LimitName::MintPerAddress),
+        }
+    }
+
+    pub async fn mint_identity(&self, sub: &str) -> Result<(), Refusal> {
+        match &self.shared {
+            Some(shared) => {
+                let rate = shared.rates.mint_per_identity;
+                shared.check(rate, LimitName::MintPerIdentity, sub).await
+            }
+            None => check(
+                &self.mint_per_identity,
+                &sub.to_owned(),
+                LimitName::MintPerIdentity,
+            ),
+        }
     }
 
     pub fn prune(&self) {
@@ -153,12 +237,45 @@ fn check<K: Hash + Eq + Clone>(
     limiter: &Option<Limiter<K>>,
     key: &K,
     limit: LimitName,
-) -> Result<(), Limited> {
+) -> Result<(), Refusal> {
     match limiter {
         Some(limiter) => limiter
             .check(key)
-            .map_err(|retry_after| Limited { limit, retry_after }),
+            .map_err(|retry_after| Refusal::Limited(Limited { limit, retry_after })),
         None => Ok(()),
+    }
+}
+
+impl Shared {
+    async fn check(&self, rate: Option<Rate>, limit: LimitName, key: &str) -> Result<(), Refusal> {
+        let Some(rate) = rate else {
+            return Ok(());
+        };
+        let per = rate.per.as_micros() as u64;
+        let interval = (per / u64::from(rate.count.get())).max(1);
+        let key = format!("{}ratelimit:{}:{key}", self.prefix, limit.as_str());
+        let call = self.pool.next().eval::<i64, _, _, _>(
+            GCRA,
+            vec![key],
+            vec![interval.to_string(), per.to_string()],
+        );
+        let wait = match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(wait)) => wait,
+            Ok(Err(e)) => return Err(Refusal::Unavailable(format!("rate limit: {}", e.details()))),
+            Err(_) => {
+                return Err(Refusal::Unavailable(format!(
+                    "rate limit: redis did not answer within {:?}",
+                    self.timeout
+                )));
+            }
+        };
+        if wait > 0 {
+            return Err(Refusal::Limited(Limited {
+                limit,
+                retry_after: Duration::from_micros(wait as u64),
+            }));
+        }
+        Ok(())
     }
 }
 

@@ -1,23 +1,33 @@
 //! Session store selection (memory or Redis) behind one [`Store`] that bounds
 //! every call by a timeout, so an unreachable Redis turns into a quick 503.
+//! Both can end every session of one subject (revocation): Redis keeps a set
+//! of session ids per subject, so any replica can.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use fred::interfaces::{ClientLike, KeysInterface, SetsInterface};
+use fred::prelude::{Builder, Config, Pool, ReconnectPolicy, ServerConfig, TlsConnector};
+use fred::types::{Expiration, SetOptions};
 use secrecy::ExposeSecret;
 use time::OffsetDateTime;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, SessionStore};
-use tower_sessions_redis_store::RedisStore;
-use tower_sessions_redis_store::fred::interfaces::ClientLike;
-use tower_sessions_redis_store::fred::prelude::{
-    Builder, Config, Pool, ReconnectPolicy, ServerConfig, TlsConnector,
-};
 
+use crate::auth::Identity;
 use crate::config::{SessionSettings, StoreKind};
 use crate::metrics::Metrics;
+
+/// Session key holding the [`Identity`] (as [`Identity::to_session`] text).
+pub const IDENTITY_KEY: &str = "identity";
+
+/// The subject of the identity a session record holds, if any.
+fn subject(record: &Record) -> Option<String> {
+    let text = record.data.get(IDENTITY_KEY)?.as_str()?;
+    Identity::from_session(text).map(|identity| identity.sub)
+}
 
 /// The store the session layer uses: memory or Redis, each call bounded.
 #[derive(Debug, Clone)]
@@ -30,7 +40,7 @@ pub struct Store {
 #[derive(Debug, Clone)]
 enum Backend {
     Memory(MemoryStore),
-    Redis { store: RedisStore<Pool>, pool: Pool },
+    Redis(RedisSessions),
 }
 
 impl Store {
@@ -66,10 +76,11 @@ impl Store {
                     .build_pool(4)
                     .map_err(|e| format!("session.redis_url: {}", e.details()))?;
                 pool.connect();
-                Backend::Redis {
-                    store: RedisStore::new(pool.clone()),
+                Backend::Redis(RedisSessions {
                     pool,
-                }
+                    prefix: settings.redis_prefix.clone(),
+                    index_lifetime: settings.max_lifetime,
+                })
             }
         };
         Ok(Self {
@@ -82,7 +93,7 @@ impl Store {
     pub fn kind(&self) -> &'static str {
         match self.backend {
             Backend::Memory(_) => "memory",
-            Backend::Redis { .. } => "redis",
+            Backend::Redis(_) => "redis",
         }
     }
 
@@ -90,8 +101,8 @@ impl Store {
     pub async fn ping(&self) -> Result<(), String> {
         match &self.backend {
             Backend::Memory(_) => Ok(()),
-            Backend::Redis { pool, .. } => {
-                let ping = pool.next().ping::<String>(None);
+            Backend::Redis(redis) => {
+                let ping = redis.pool.next().ping::<String>(None);
                 match tokio::time::timeout(self.timeout, ping).await {
                     Ok(Ok(_)) => Ok(()),
                     Ok(Err(e)) => Err(format!("redis: {}", e.details())),
@@ -109,8 +120,25 @@ impl Store {
     }
 
     pub async fn close(&self) {
-        if let Backend::Redis { pool, .. } = &self.backend {
-            let _ = pool.quit().await;
+        if let Backend::Redis(redis) = &self.backend {
+            let _ = redis.pool.quit().await;
+        }
+    }
+
+    /// The Redis connection pool, when sessions live in Redis (rate limits
+    /// share it).
+    pub fn redis(&self) -> Option<(Pool, String)> {
+        match &self.backend {
+            Backend::Redis(redis) => Some((redis.pool.clone(), redis.prefix.clone())),
+            Backend::Memory(_) => None,
+        }
+    }
+
+    /// Ends every session of `sub`; answers how many there were.
+    pub async fn revoke(&self, sub: &str) -> session_store::Result<usize> {
+        match &self.backend {
+            Backend::Memory(memory) => Ok(memory.revoke(sub)),
+            Backend::Redis(redis) => self.bounded("revoke", redis.revoke(sub)).await,
         }
     }
 
@@ -139,29 +167,127 @@ impl SessionStore for Store {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         match &self.backend {
             Backend::Memory(store) => store.create(record).await,
-            Backend::Redis { store, .. } => self.bounded("create", store.create(record)).await,
+            Backend::Redis(redis) => self.bounded("create", redis.create(record)).await,
         }
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         match &self.backend {
             Backend::Memory(store) => store.save(record).await,
-            Backend::Redis { store, .. } => self.bounded("save", store.save(record)).await,
+            Backend::Redis(redis) => self.bounded("save", redis.save(record)).await,
         }
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
         match &self.backend {
             Backend::Memory(store) => store.load(id).await,
-            Backend::Redis { store, .. } => self.bounded("load", store.load(id)).await,
+            Backend::Redis(redis) => self.bounded("load", redis.load(id)).await,
         }
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
         match &self.backend {
             Backend::Memory(store) => store.delete(id).await,
-            Backend::Redis { store, .. } => self.bounded("delete", store.delete(id)).await,
+            Backend::Redis(redis) => self.bounded("delete", redis.delete(id)).await,
         }
+    }
+}
+
+/// Sessions in Redis: `<prefix>session:<id>` holds the record as JSON and
+/// expires with it; `<prefix>subject:<sub>` is the set of that subject's
+/// session ids, kept for `session.max_lifetime` after its last change.
+#[derive(Debug, Clone)]
+struct RedisSessions {
+    pool: Pool,
+    prefix: String,
+    index_lifetime: Duration,
+}
+
+fn backend(error: impl std::fmt::Display) -> session_store::Error {
+    session_store::Error::Backend(error.to_string())
+}
+
+impl RedisSessions {
+    fn session_key(&self, id: &str) -> String {
+        format!("{}session:{id}", self.prefix)
+    }
+
+    fn subject_key(&self, sub: &str) -> String {
+        format!("{}subject:{sub}", self.prefix)
+    }
+
+    /// Writes the record (`NX`: only if new; `XX`: only if it still exists,
+    /// so a revoked session is never written back); false if not written.
+    async fn write(&self, record: &Record, options: SetOptions) -> session_store::Result<bool> {
+        let value =
+            serde_json::to_vec(record).map_err(|e| session_store::Error::Encode(e.to_string()))?;
+        let expires = Expiration::EXAT(record.expiry_date.unix_timestamp());
+        let key = self.session_key(&record.id.to_string());
+        let written: bool = self
+            .pool
+            .set(key, value.as_slice(), Some(expires), Some(options), false)
+            .await
+            .map_err(backend)?;
+        if let (true, Some(sub)) = (written, subject(record)) {
+            let index = self.subject_key(&sub);
+            let _: i64 = self
+                .pool
+                .sadd(&index, record.id.to_string())
+                .await
+                .map_err(backend)?;
+            let lifetime = self.index_lifetime.as_secs().max(1) as i64;
+            let _: bool = self
+                .pool
+                .expire(&index, lifetime, None)
+                .await
+                .map_err(backend)?;
+        }
+        Ok(written)
+    }
+
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        while !self.write(record, SetOptions::NX).await? {
+            record.id = Id::default();
+        }
+        Ok(())
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        self.write(record, SetOptions::XX).await.map(drop)
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        let data: Option<Vec<u8>> = self
+            .pool
+            .get(self.session_key(&id.to_string()))
+            .await
+            .map_err(backend)?;
+        data.map(|bytes| {
+            serde_json::from_slice(&bytes).map_err(|e| session_store::Error::Decode(e.to_string()))
+        })
+        .transpose()
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        let _: i64 = self
+            .pool
+            .del(self.session_key(&id.to_string()))
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn revoke(&self, sub: &str) -> session_store::Result<usize> {
+        let index = self.subject_key(sub);
+        let ids: Vec<String> = self.pool.smembers(&index).await.map_err(backend)?;
+        let keys: Vec<String> = ids.iter().map(|id| self.session_key(id)).collect();
+        let ended: i64 = if keys.is_empty() {
+            0
+        } else {
+            self.pool.del(keys).await.map_err(backend)?
+        };
+        let _: i64 = self.pool.del(&index).await.map_err(backend)?;
+        Ok(ended.max(0) as usize)
     }
 }
 
@@ -223,6 +349,14 @@ impl MemoryStore {
         self.records().len()
     }
 
+    /// Drops every session of `sub`; answers how many there were.
+    fn revoke(&self, sub: &str) -> usize {
+        let mut records = self.records();
+        let before = records.len();
+        records.retain(|_, record| subject(record).as_deref() != Some(sub));
+        before - records.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -239,8 +373,12 @@ impl SessionStore for MemoryStore {
         Ok(())
     }
 
+    /// Only a session that still exists is written: one ended meanwhile
+    /// (revoked, logged out) stays ended.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        self.records().insert(record.id, record.clone());
+        if let Some(stored) = self.records().get_mut(&record.id) {
+            *stored = record.clone();
+        }
         Ok(())
     }
 

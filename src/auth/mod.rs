@@ -25,6 +25,9 @@ pub struct Identity {
     /// Extra path patterns carried by a token.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub paths: Vec<String>,
+    /// The token's `exp` (epoch seconds), when the identity came from one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<u64>,
 }
 
 impl Identity {
@@ -53,6 +56,7 @@ impl Identity {
             _ => return None,
         };
         let mut identity = Self::new(sub, method);
+        identity.expires = claims.get("exp").and_then(Value::as_u64);
         for name in claims_needed {
             if let Some(values) = claims.get(name).and_then(string_values) {
                 identity.claims.insert(name.clone(), values);
@@ -73,6 +77,7 @@ impl Identity {
             method,
             claims: BTreeMap::new(),
             paths: Vec::new(),
+            expires: None,
         }
     }
 }

@@ -6,6 +6,7 @@ mod edge;
 mod healthcheck;
 mod keygen;
 mod serve;
+mod sessions;
 mod sign;
 mod user;
 mod verify;
@@ -54,6 +55,9 @@ enum Command {
     /// Manage the users file.
     #[command(subcommand)]
     User(user::UserCommand),
+    /// Act on a running service's sessions (through its admin listener).
+    #[command(subcommand)]
+    Sessions(sessions::SessionsCommand),
 }
 
 /// A problem with the input: printed to stderr, exit code 2.
@@ -96,6 +100,7 @@ pub fn run() -> ExitCode {
         Command::Edge(args) => edge::run(args, cli.backend),
         Command::User(command) => user::run(command),
         Command::Healthcheck(args) => healthcheck::run(args),
+        Command::Sessions(command) => sessions::run(command),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -35,6 +35,7 @@ pub struct RawServer {
     pub tls_key: Option<String>,
     pub origin_header: Option<String>,
     pub origin_secret: Option<SecretString>,
+    pub admin_token: Option<SecretString>,
 }
 
 impl Default for RawServer {
@@ -51,6 +52,7 @@ impl Default for RawServer {
             tls_key: None,
             origin_header: None,
             origin_secret: None,
+            admin_token: None,
         }
     }
 }
@@ -142,8 +144,10 @@ pub struct RawSession {
     pub store: String,
     pub cookie_name: String,
     pub inactivity: String,
+    pub max_lifetime: String,
     pub redis_url: Option<SecretString>,
     pub redis_ca_file: Option<String>,
+    pub redis_prefix: String,
     pub store_timeout: String,
 }
 
@@ -153,8 +157,10 @@ impl Default for RawSession {
             store: "memory".into(),
             cookie_name: "cfmint_session".into(),
             inactivity: "30m".into(),
+            max_lifetime: "12h".into(),
             redis_url: None,
             redis_ca_file: None,
+            redis_prefix: "cfmint:".into(),
             store_timeout: "1s".into(),
         }
     }

@@ -68,6 +68,9 @@ pub struct Server {
     /// Origin lock: every request but health checks must carry this header
     /// with this secret (CloudFront adds it on the way to the origin).
     pub origin_lock: Option<(axum::http::HeaderName, SecretString)>,
+    /// The bearer token the admin listener's actions (session revocation)
+    /// require; without one they are served on a loopback admin listener only.
+    pub admin_token: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,6 +179,10 @@ pub struct SessionSettings {
     pub store: StoreKind,
     pub cookie_name: String,
     pub inactivity: Duration,
+    /// No session outlives this, however active.
+    pub max_lifetime: Duration,
+    /// Prepended to every Redis key cfmint writes.
+    pub redis_prefix: String,
     pub store_timeout: Duration,
 }
 

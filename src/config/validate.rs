@@ -241,8 +241,19 @@ fn server(check: &mut Check, raw: &RawConfig) -> Server {
             None
         }
     };
+    let admin_token = s
+        .admin_token
+        .clone()
+        .filter(|t| !t.expose_secret().is_empty());
+    if admin_token
+        .as_ref()
+        .is_some_and(|t| t.expose_secret().len() < 16)
+    {
+        check.fail("server.admin_token", "must be at least 16 characters");
+    }
     Server {
         origin_lock,
+        admin_token,
         tls,
         listen,
         admin_listen,
@@ -551,10 +562,30 @@ fn session(check: &mut Check, raw: &RawConfig) -> SessionSettings {
     if store_timeout.is_zero() || store_timeout > Duration::from_secs(2) {
         check.fail("session.store_timeout", "must be between 1ms and 2s");
     }
+    let inactivity = check.duration("session.inactivity", &s.inactivity);
+    let max_lifetime = check.duration("session.max_lifetime", &s.max_lifetime);
+    if max_lifetime < inactivity || max_lifetime > Duration::from_secs(30 * 24 * 3600) {
+        check.fail(
+            "session.max_lifetime",
+            "must be at least session.inactivity and at most 30d",
+        );
+    }
+    let prefix_ok = s.redis_prefix.len() <= 64
+        && s.redis_prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:{}".contains(&b));
+    if !prefix_ok {
+        check.fail(
+            "session.redis_prefix",
+            "must be at most 64 letters, digits and - _ . : { }",
+        );
+    }
     SessionSettings {
         store,
         cookie_name: s.cookie_name.clone(),
-        inactivity: check.duration("session.inactivity", &s.inactivity),
+        inactivity,
+        max_lifetime,
+        redis_prefix: s.redis_prefix.clone(),
         store_timeout,
     }
 }

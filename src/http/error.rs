@@ -43,6 +43,12 @@ pub enum ApiError {
     /// 503: the authorization callback failed; nothing was signed.
     #[error("the authorization service is unavailable; retry shortly")]
     AuthorizerUnavailable(String),
+    /// 401: an admin action without the right `server.admin_token`.
+    #[error("send Authorization: Bearer <server.admin_token>")]
+    AdminUnauthorized,
+    /// 403: an admin action from off loopback with no `server.admin_token`.
+    #[error("set server.admin_token to allow admin actions from other hosts")]
+    AdminTokenRequired,
     /// 403: a state-changing request from an origin not on the list.
     #[error("requests from this origin are not allowed")]
     OriginNotAllowed,
@@ -93,12 +99,14 @@ impl ApiError {
             Self::Unauthenticated
             | Self::InvalidCredentials
             | Self::InvalidToken(_)
-            | Self::BearerNotAccepted => StatusCode::UNAUTHORIZED,
+            | Self::BearerNotAccepted
+            | Self::AdminUnauthorized => StatusCode::UNAUTHORIZED,
             Self::NotGranted
             | Self::Refused(_)
             | Self::OriginNotAllowed
             | Self::OriginLocked
-            | Self::Ipv6Refused => StatusCode::FORBIDDEN,
+            | Self::Ipv6Refused
+            | Self::AdminTokenRequired => StatusCode::FORBIDDEN,
             Self::NotFound | Self::NoSuchFile => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -125,6 +133,8 @@ impl ApiError {
             Self::BearerNotAccepted => "bearer_not_accepted",
             Self::NotGranted | Self::Refused(_) => "not_granted",
             Self::NoSuchFile => "not_found",
+            Self::AdminUnauthorized => "admin_unauthorized",
+            Self::AdminTokenRequired => "admin_token_required",
             Self::AuthorizerUnavailable(_) => "authorizer_unavailable",
             Self::OriginNotAllowed => "origin_not_allowed",
             Self::Ipv6Refused => "ipv6_refused",

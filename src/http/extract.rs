@@ -15,8 +15,10 @@ use super::error::ApiError;
 use super::state::AppState;
 use crate::auth::Identity;
 
-/// Session key holding the [`Identity`].
-pub const IDENTITY_KEY: &str = "identity";
+pub use crate::session::IDENTITY_KEY;
+/// Session key holding when (epoch seconds) the session ends, however active:
+/// `session.max_lifetime` after login, or a bearer token's `exp` if sooner.
+pub const ENDS_KEY: &str = "ends";
 /// Session key holding the last time (epoch seconds) the session was touched.
 pub const SEEN_KEY: &str = "seen";
 
@@ -157,9 +159,35 @@ impl FromRequestParts<AppState> for Caller {
             .await?
             .and_then(|text| Identity::from_session(&text))
             .ok_or(ApiError::Unauthenticated)?;
+        let ends: u64 = session.get(ENDS_KEY).await?.unwrap_or(0);
+        if crate::minter::now() >= ends {
+            session.flush().await?;
+            return Err(ApiError::Unauthenticated);
+        }
         touch(&session, state).await?;
         Ok(Self { identity })
     }
+}
+
+/// Starts a session for `identity` under a fresh id (never the one the
+/// browser came with), ending after `session.max_lifetime` at the latest and,
+/// for a bearer token, when the token expires.
+pub async fn start_session(
+    session: &Session,
+    state: &AppState,
+    identity: &Identity,
+) -> Result<(), ApiError> {
+    let now = crate::minter::now();
+    let mut ends = now + state.settings.session.max_lifetime.as_secs();
+    if identity.method == crate::auth::Method::Jwt {
+        ends = ends.min(identity.expires.unwrap_or(now));
+    }
+    session.cycle_id().await?;
+    session.insert(IDENTITY_KEY, identity.to_session()).await?;
+    session.insert(SEEN_KEY, now).await?;
+    session.insert(ENDS_KEY, ends).await?;
+    session.save().await?;
+    Ok(())
 }
 
 /// Marks the session active at most once a minute, so inactivity expiry

@@ -10,7 +10,7 @@ use tower_sessions::Session;
 use zeroize::Zeroizing;
 
 use super::error::ApiError;
-use super::extract::{ClientIp, IDENTITY_KEY, JsonBody, SEEN_KEY, bearer_token};
+use super::extract::{ClientIp, IDENTITY_KEY, JsonBody, bearer_token, start_session};
 use super::state::AppState;
 use crate::auth::Identity;
 
@@ -28,26 +28,23 @@ pub async fn login(
     headers: HeaderMap,
     JsonBody(body): JsonBody<LoginRequest>,
 ) -> Result<Response, ApiError> {
-    state.limited(state.limits.login_address(ip))?;
+    state.limited(state.limits.login_address(ip).await)?;
     let identity = match bearer_token(&headers)? {
         Some(token) => {
             let identity = state.verify_token(token).await?;
-            state.limited(state.limits.login_identity(&identity.sub))?;
+            state.limited(state.limits.login_identity(&identity.sub).await)?;
             identity
         }
         None => {
             let body = body.ok_or_else(|| {
                 ApiError::BadRequest("send {\"username\", \"password\"} or a bearer token".into())
             })?;
-            state.limited(state.limits.login_identity(&body.username))?;
+            state.limited(state.limits.login_identity(&body.username).await)?;
             check_password(&state, body).await?
         }
     };
 
-    session.cycle_id().await?;
-    session.insert(IDENTITY_KEY, identity.to_session()).await?;
-    session.insert(SEEN_KEY, crate::minter::now()).await?;
-    session.save().await?;
+    start_session(&session, &state, &identity).await?;
     tracing::info!(sub = %identity.sub, method = ?identity.method, "logged in");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -63,7 +63,7 @@ pub(super) async fn mint_cookies(
     identity: &Identity,
     body: MintRequest,
 ) -> Result<Response, ApiError> {
-    check_limits(state, ip, identity)?;
+    check_limits(state, ip, identity).await?;
     let ttl = lifetime(state, body.ttl)?;
     let path = requested_path(state, identity, body.path, body.shape)?;
     let access = check_access(state, identity, Purpose::Mint, &[&path]).await;
@@ -141,7 +141,7 @@ pub async fn sign_urls(
             "urls must list 1 to {max} paths"
         )));
     }
-    check_limits(&state, ip, &identity)?;
+    check_limits(&state, ip, &identity).await?;
     let ttl = lifetime(&state, body.ttl)?;
     let ip = bound_ip(&state, ip)?;
     let max_len = state.settings.mint.max_path_length;
@@ -292,9 +292,9 @@ fn lifetime(state: &AppState, ttl: Option<u64>) -> Result<Option<Duration>, ApiE
     Ok(Some(Duration::from_secs(seconds)))
 }
 
-fn check_limits(state: &AppState, ip: IpAddr, identity: &Identity) -> Result<(), ApiError> {
-    state.limited(state.limits.mint_address(ip))?;
-    state.limited(state.limits.mint_identity(&identity.sub))
+async fn check_limits(state: &AppState, ip: IpAddr, identity: &Identity) -> Result<(), ApiError> {
+    state.limited(state.limits.mint_address(ip).await)?;
+    state.limited(state.limits.mint_identity(&identity.sub).await)
 }
 
 /// The body's path, or the configured default with `{sub}` filled in, in the

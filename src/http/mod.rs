@@ -1,6 +1,7 @@
 //! The HTTP API (SPEC section 4): `router()` builds it from an [`AppState`];
 //! `admin_router()` serves `/metrics` on the separate admin listener.
 
+mod admin;
 pub mod cookies;
 mod error;
 mod extract;
@@ -71,12 +72,16 @@ pub fn router(state: AppState) -> Router {
     Router::new().fallback_service(service)
 }
 
-/// The admin listener: metrics and health, never exposed with the API.
+/// The admin listener: metrics, health and session revocation, never
+/// exposed with the API.
 pub fn admin_router(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(health::metrics))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/admin/sessions/revoke", post(admin::revoke_sessions))
+        .fallback(|| async { ApiError::NotFound })
+        .layer(DefaultBodyLimit::max(4096))
         .with_state(state)
 }
 

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::error::ApiError;
-use super::extract::{ClientIp, IDENTITY_KEY, SEEN_KEY};
+use super::extract::{ClientIp, start_session};
 use super::state::AppState;
 use crate::auth::oidc::{OidcError, Pending};
 
@@ -29,7 +29,7 @@ pub async fn begin(
 ) -> Result<Response, ApiError> {
     let oidc = state.oidc.as_ref().ok_or(ApiError::NotFound)?;
     // Each login costs the provider a discovery and a code exchange.
-    state.limited(state.limits.login_address(ip))?;
+    state.limited(state.limits.login_address(ip).await)?;
     let return_to = oidc.return_url(query.return_to.as_deref())?;
     let (url, pending) = oidc.begin(return_to).await?;
     session.insert(PENDING_KEY, pending).await?;
@@ -65,10 +65,7 @@ pub async fn callback(
     };
     let identity = oidc.finish(&pending, &code, &returned_state).await?;
 
-    session.cycle_id().await?;
-    session.insert(IDENTITY_KEY, identity.to_session()).await?;
-    session.insert(SEEN_KEY, crate::minter::now()).await?;
-    session.save().await?;
+    start_session(&session, &state, &identity).await?;
     tracing::info!(sub = %identity.sub, method = ?identity.method, "logged in");
     let mut response = Redirect::to(&pending.return_to).into_response();
     if oidc.mint_on_login() {

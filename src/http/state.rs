@@ -56,11 +56,18 @@ impl Deref for AppState {
 }
 
 impl Shared {
-    /// Counts a rate-limit refusal and turns it into a 429.
-    pub fn limited(&self, result: Result<(), crate::ratelimit::Limited>) -> Result<(), ApiError> {
-        result.map_err(|limited| {
-            self.metrics.rate_limited(limited.limit.as_str());
-            ApiError::RateLimited(limited)
+    /// Counts a rate-limit refusal and turns it into a 429; a limiter that
+    /// did not answer is a 503, never a pass.
+    pub fn limited(&self, result: Result<(), crate::ratelimit::Refusal>) -> Result<(), ApiError> {
+        result.map_err(|refusal| match refusal {
+            crate::ratelimit::Refusal::Limited(limited) => {
+                self.metrics.rate_limited(limited.limit.as_str());
+                ApiError::RateLimited(limited)
+            }
+            crate::ratelimit::Refusal::Unavailable(cause) => {
+                self.metrics.store_error("rate_limit");
+                ApiError::StoreUnavailable(cause)
+            }
         })
     }
 

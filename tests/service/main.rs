@@ -14,6 +14,7 @@ mod oidc;
 mod operations;
 mod redis;
 mod redis_tls;
+mod sessions;
 mod shapes;
 mod shipped;
 mod traversal;

@@ -1,0 +1,64 @@
+//! The admin listener's actions: `POST /admin/sessions/revoke` ends every
+//! session of a subject, on every replica sharing the store.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use super::error::ApiError;
+use super::extract::bearer_token;
+use super::state::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeRequest {
+    sub: String,
+}
+
+pub async fn revoke_sessions(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    admit(&state, peer, &headers)?;
+    let request: RevokeRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("send {{\"sub\": \"...\"}}: {e}")))?;
+    if request.sub.is_empty() {
+        return Err(ApiError::BadRequest("sub is empty".into()));
+    }
+    let revoked = state
+        .store
+        .revoke(&request.sub)
+        .await
+        .map_err(|e| ApiError::StoreUnavailable(e.to_string()))?;
+    tracing::info!(sub = %request.sub, revoked, "sessions revoked");
+    Ok(Json(
+        serde_json::json!({ "sub": request.sub, "revoked": revoked }),
+    ))
+}
+
+/// With `server.admin_token`, the caller must present it as a bearer token
+/// (compared in constant time). Without one, only loopback peers may act.
+fn admit(
+    state: &AppState,
+    peer: std::net::SocketAddr,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    match &state.settings.server.admin_token {
+        Some(token) => {
+            let presented = bearer_token(headers).ok().flatten().unwrap_or_default();
+            if bool::from(presented.as_bytes().ct_eq(token.expose_secret().as_bytes())) {
+                Ok(())
+            } else {
+                Err(ApiError::AdminUnauthorized)
+            }
+        }
+        None if peer.ip().to_canonical().is_loopback() => Ok(()),
+        None => Err(ApiError::AdminTokenRequired),
+    }
+}

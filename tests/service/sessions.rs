@@ -1,0 +1,206 @@
+//! Session lifetime (absolute, and a bearer token's `exp`), revocation by
+//! subject across replicas, the Redis key prefix, and rate limits shared by
+//! replicas through Redis.
+
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use super::harness::*;
+
+fn token(sub: &str, lifetime: u64) -> String {
+    let claims = json!({
+        "sub": sub, "iss": ISSUER, "aud": AUDIENCE,
+        "exp": now() + lifetime, "iat": now(),
+    });
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(HMAC_SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+async fn revoke(app: &TestApp, sub: &str, token: Option<&str>) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(format!("http://{}/admin/sessions/revoke", app.admin))
+        .json(&json!({ "sub": sub }));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ends_at_its_max_lifetime_however_active() {
+    let app = TestApp::spawn(
+        Options::default()
+            .env("CFMINT__SESSION__INACTIVITY", "2s")
+            .env("CFMINT__SESSION__MAX_LIFETIME", "3s"),
+    )
+    .await;
+    let client = app.client();
+    app.login(&client, "alice").await;
+    for _ in 0..4 {
+        assert_eq!(
+            app.mint(&client, "/users/alice/").await.status(),
+            StatusCode::OK
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        app.mint(&client, "/users/alice/").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_started_from_a_token_ends_when_the_token_expires() {
+    let app = TestApp::spawn(Options::default()).await;
+    let client = app.client();
+    let login = client
+        .post(app.url("/login"))
+        .bearer_auth(token("carol", 2))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.mint(&client, "/users/carol/").await.status(),
+        StatusCode::OK
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        app.mint(&client, "/users/carol/").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_subject_ends_its_sessions_on_every_replica() {
+    let redis = Redis::start();
+    let admin_token = "an-admin-token-0123456789";
+    let options = Options::with_store(StoreChoice::Redis(redis.port))
+        .env("CFMINT__SESSION__REDIS_PREFIX", "tenant-a:")
+        .env("CFMINT__SERVER__ADMIN_TOKEN", admin_token);
+    let one = TestApp::spawn(options.clone()).await;
+    let two = TestApp::spawn(options).await;
+    let (alice_1, alice_2, bob) = (client(), client(), client());
+    one.login(&alice_1, "alice").await;
+    two.login(&alice_2, "alice").await;
+    one.login(&bob, "bob").await;
+
+    // Every key cfmint wrote carries the prefix.
+    let keys = std::process::Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "--scan"])
+        .output()
+        .unwrap();
+    let keys = String::from_utf8(keys.stdout).unwrap();
+    assert!(keys.lines().count() >= 5, "{keys}");
+    assert!(keys.lines().all(|k| k.starts_with("tenant-a:")), "{keys}");
+
+    assert_eq!(
+        revoke(&one, "alice", None).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        revoke(&one, "alice", Some("wrong-token-0123456789"))
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let response = revoke(&two, "alice", Some(admin_token)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body, json!({ "sub": "alice", "revoked": 2 }));
+    for (client, app) in [
+        (&alice_1, &one),
+        (&alice_1, &two),
+        (&alice_2, &one),
+        (&alice_2, &two),
+    ] {
+        assert_eq!(
+            app.mint(client, "/users/alice/").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(one.mint(&bob, "/users/bob/").await.status(), StatusCode::OK);
+    assert_eq!(two.mint(&bob, "/users/bob/").await.status(), StatusCode::OK);
+    // Once more: nothing left.
+    let body: Value = revoke(&one, "alice", Some(admin_token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["revoked"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_with_the_memory_store_and_from_the_command_line() {
+    let app = TestApp::spawn(Options::default()).await;
+    let alice = client();
+    app.login(&alice, "alice").await;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cfmint"))
+        .args(["sessions", "revoke", "--sub", "alice", "--admin-url"])
+        .arg(format!("http://{}", app.admin))
+        .env_remove("CFMINT_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        "revoked 1 session(s) of alice\n"
+    );
+    assert_eq!(
+        app.mint(&alice, "/users/alice/").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_hold_across_replicas_sharing_redis() {
+    let mut redis = Redis::start();
+    let options = Options::with_store(StoreChoice::Redis(redis.port))
+        .env("CFMINT__RATE_LIMIT__MINT_PER_IDENTITY", "3/min");
+    let one = TestApp::spawn(options.clone()).await;
+    let two = TestApp::spawn(options).await;
+    let bearer = token("carol", 300);
+    let mint = |app: &TestApp| {
+        reqwest::Client::new()
+            .post(app.url("/mint"))
+            .bearer_auth(&bearer)
+            .json(&json!({ "path": "/users/carol/" }))
+            .send()
+    };
+    let mut statuses = Vec::new();
+    for app in [&one, &two, &one, &two] {
+        statuses.push(mint(app).await.unwrap().status());
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+    let limited = mint(&one).await.unwrap();
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&wait), "{wait}");
+
+    // No Redis, no unlimited minting: a bearer-token caller needs no session,
+    // and still gets 503.
+    redis.stop();
+    let response = mint(&two).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().get("set-cookie").is_none());
+}
