@@ -59,6 +59,14 @@ pub struct Metrics {
     authorize_calls: Family<ResultLabels, Counter>,
     authorize_seconds: Histogram,
     authorize_cache: Family<ResultLabels, Counter>,
+    mint_first: Counter,
+    mint_refresh: Counter,
+    refresh_remaining: Histogram,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -147,6 +155,22 @@ impl Metrics {
             "Authorization decisions by source (hit: cached, miss: asked)",
             authorize_cache.clone(),
         );
+        let mints = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "mints",
+            "Successful mints by kind (first in a session, or a refresh; bearer tokens count as first)",
+            mints.clone(),
+        );
+        let refresh_remaining = Histogram::new([
+            0.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 14_400.0,
+        ]);
+        registry.register(
+            "refresh_remaining_seconds",
+            "At a refresh, how long the session's previous cookies still had (0: expired)",
+            refresh_remaining.clone(),
+        );
+        let mint_first = mints.get_or_create(&KindLabels { kind: "first" }).clone();
+        let mint_refresh = mints.get_or_create(&KindLabels { kind: "refresh" }).clone();
         let minted = mint_outcomes
             .get_or_create(&OutcomeLabels {
                 route: "mint",
@@ -166,6 +190,9 @@ impl Metrics {
             authorize_calls,
             authorize_seconds,
             authorize_cache,
+            mint_first,
+            mint_refresh,
+            refresh_remaining,
             key_reloads,
             origin_rejected,
             registry,
@@ -231,6 +258,20 @@ impl Metrics {
             self.cache_hit.inc();
         } else {
             self.cache_miss.inc();
+        }
+    }
+
+    /// A successful mint: a refresh (with how long the previous cookies still
+    /// had) or a first mint (`None`).
+    pub fn mint_kind(&self, previous_remaining: Option<Duration>) {
+        match previous_remaining {
+            Some(remaining) => {
+                self.mint_refresh.inc();
+                self.refresh_remaining.observe(remaining.as_secs_f64());
+            }
+            None => {
+                self.mint_first.inc();
+            }
         }
     }
 

@@ -17,6 +17,7 @@ pub struct RawConfig {
     pub cors: RawCors,
     pub rate_limit: RawRateLimit,
     pub authorize: Option<RawAuthorize>,
+    pub log: RawLog,
     /// Read by `cfmint edge`, not by `serve`.
     pub edge: Option<serde::de::IgnoredAny>,
 }
@@ -172,6 +173,22 @@ pub struct RawAuth {
     pub users: Option<RawUsers>,
     pub jwt: Option<RawJwt>,
     pub oidc: Option<RawOidc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct RawLog {
+    pub subject: String,
+    pub subject_key: Option<SecretString>,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        Self {
+            subject: "plain".into(),
+            subject_key: None,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -25,6 +25,47 @@ pub struct Settings {
     pub cors: Cors,
     pub rate_limit: RateLimits,
     pub authorize: Option<AuthorizeSettings>,
+    /// How subjects appear in the log (`log.subject`).
+    pub log_subject: LogSubject,
+}
+
+/// How a subject appears in the log.
+#[derive(Clone)]
+pub enum LogSubject {
+    Plain,
+    /// A keyed hash (HMAC-SHA256, first 16 hex digits): the same subject
+    /// always gives the same value, which only the key's holder can link back.
+    Hash(ring::hmac::Key),
+    Omit,
+}
+
+impl std::fmt::Debug for LogSubject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Plain => "Plain",
+            Self::Hash(_) => "Hash",
+            Self::Omit => "Omit",
+        })
+    }
+}
+
+impl LogSubject {
+    /// The subject as the log shows it; `None` when omitted.
+    pub fn show(&self, sub: &str) -> Option<String> {
+        match self {
+            Self::Plain => Some(sub.to_owned()),
+            Self::Hash(key) => {
+                let tag = ring::hmac::sign(key, sub.as_bytes());
+                Some(
+                    tag.as_ref()[..8]
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect(),
+                )
+            }
+            Self::Omit => None,
+        }
+    }
 }
 
 /// The authorization callback (`[authorize]`).

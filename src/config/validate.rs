@@ -81,6 +81,7 @@ impl Settings {
             ),
         };
         let authorize = raw.authorize.as_ref().map(|a| authorize(&mut check, a));
+        let log_subject = log_subject(&mut check, &raw);
         if !check.0.is_empty() {
             return Err(check.0);
         }
@@ -95,7 +96,39 @@ impl Settings {
             cors,
             rate_limit,
             authorize,
+            log_subject,
         })
+    }
+}
+
+fn log_subject(check: &mut Check, raw: &RawConfig) -> LogSubject {
+    let key = raw
+        .log
+        .subject_key
+        .as_ref()
+        .map(|k| k.expose_secret().to_owned())
+        .filter(|k| !k.is_empty());
+    match (raw.log.subject.as_str(), key) {
+        ("plain", _) => LogSubject::Plain,
+        ("omit", _) => LogSubject::Omit,
+        ("hash", Some(key)) if key.len() >= 16 => LogSubject::Hash(ring::hmac::Key::new(
+            ring::hmac::HMAC_SHA256,
+            key.as_bytes(),
+        )),
+        ("hash", _) => {
+            check.fail(
+                "log.subject_key",
+                "log.subject = \"hash\" needs a key of at least 16 characters",
+            );
+            LogSubject::Omit
+        }
+        (other, _) => {
+            check.fail(
+                "log.subject",
+                format!("\"{other}\" is not plain, hash or omit"),
+            );
+            LogSubject::Omit
+        }
     }
 }
 

@@ -36,7 +36,11 @@ pub async fn revoke_sessions(
         .revoke(&request.sub)
         .await
         .map_err(|e| ApiError::StoreUnavailable(e.to_string()))?;
-    tracing::info!(sub = %request.sub, revoked, "sessions revoked");
+    tracing::info!(
+        sub = state.settings.log_subject.show(&request.sub),
+        revoked,
+        "sessions revoked"
+    );
     Ok(Json(
         serde_json::json!({ "sub": request.sub, "revoked": revoked }),
     ))

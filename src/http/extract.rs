@@ -136,9 +136,11 @@ fn viewer_address(value: &str) -> Option<IpAddr> {
         .ok()
 }
 
-/// Who is calling: a valid bearer token, or else the session's identity.
+/// Who is calling: a valid bearer token, or else the session's identity
+/// (with the session).
 pub struct Caller {
     pub identity: Identity,
+    pub session: Option<Session>,
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -147,7 +149,10 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         if let Some(token) = bearer_token(&parts.headers)? {
             let identity = state.verify_token(token).await?;
-            return Ok(Self { identity });
+            return Ok(Self {
+                identity,
+                session: None,
+            });
         }
         let session = parts
             .extensions
@@ -165,7 +170,10 @@ impl FromRequestParts<AppState> for Caller {
             return Err(ApiError::Unauthenticated);
         }
         touch(&session, state).await?;
-        Ok(Self { identity })
+        Ok(Self {
+            identity,
+            session: Some(session),
+        })
     }
 }
 

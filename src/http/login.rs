@@ -45,7 +45,11 @@ pub async fn login(
     };
 
     start_session(&session, &state, &identity).await?;
-    tracing::info!(sub = %identity.sub, method = ?identity.method, "logged in");
+    tracing::info!(
+        sub = state.settings.log_subject.show(&identity.sub),
+        method = ?identity.method,
+        "logged in"
+    );
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -43,26 +43,82 @@ struct MintResponse<'a> {
     policy: &'static str,
 }
 
+/// Session key holding when the cookies last minted in this session expire,
+/// so the next mint is known to be a refresh and how early it came.
+const MINTED_UNTIL_KEY: &str = "minted_until";
+
 pub async fn mint(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    Caller { identity }: Caller,
+    Caller { identity, session }: Caller,
     JsonBody(body): JsonBody<MintRequest>,
 ) -> Result<Response, ApiError> {
     let outcome = mint_cookies(&state, ip, &identity, body.unwrap_or_default()).await;
-    match &outcome {
-        Ok(_) => state.metrics.minted(),
-        Err(error) => state.metrics.mint_outcome("mint", error.code()),
+    match outcome {
+        Ok((response, expires_at)) => {
+            state.metrics.minted();
+            match session {
+                Some(session) => record_refresh(&state, &session, expires_at).await?,
+                None => state.metrics.mint_kind(None),
+            }
+            Ok(response)
+        }
+        Err(error) => {
+            state.metrics.mint_outcome("mint", error.code());
+            Err(error)
+        }
     }
-    outcome
 }
 
+/// Counts a session's mint as its first or a refresh, with how long its
+/// previous cookies still had (0: they had expired), and remembers this one.
+async fn record_refresh(
+    state: &AppState,
+    session: &tower_sessions::Session,
+    expires_at: u64,
+) -> Result<(), ApiError> {
+    let previous: Option<u64> = session.get(MINTED_UNTIL_KEY).await?;
+    state
+        .metrics
+        .mint_kind(previous.map(|until| Duration::from_secs(until.saturating_sub(minter::now()))));
+    if previous != Some(expires_at) {
+        session.insert(MINTED_UNTIL_KEY, expires_at).await?;
+    }
+    Ok(())
+}
+
+/// Mints the cookies for one request; also answers when they expire. Logs
+/// one event, minted or refused.
 pub(super) async fn mint_cookies(
     state: &AppState,
     ip: IpAddr,
     identity: &Identity,
     body: MintRequest,
-) -> Result<Response, ApiError> {
+) -> Result<(Response, u64), ApiError> {
+    let requested = body.path.clone();
+    let outcome = mint_checked(state, ip, identity, body).await;
+    match &outcome {
+        Ok((_, minted, shape)) => log_signed(state, identity, "mint", minted, *shape),
+        Err(error) => {
+            let requested = requested.or_else(|| state.settings.mint.default_path.clone());
+            log_refused(
+                state,
+                identity,
+                "mint",
+                requested.as_deref().unwrap_or(""),
+                error,
+            );
+        }
+    }
+    outcome.map(|(response, minted, _)| (response, minted.expires_at))
+}
+
+async fn mint_checked(
+    state: &AppState,
+    ip: IpAddr,
+    identity: &Identity,
+    body: MintRequest,
+) -> Result<(Response, Minted, Match), ApiError> {
     check_limits(state, ip, identity).await?;
     let ttl = lifetime(state, body.ttl)?;
     let path = requested_path(state, identity, body.path, body.shape)?;
@@ -100,7 +156,47 @@ pub(super) async fn mint_cookies(
         headers.append(header::SET_COOKIE, cookie);
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok((response, minted, path.shape()))
+}
+
+/// The event for a signature made: what was signed, until when, with which
+/// key. Never the signature or the cookies.
+fn log_signed(
+    state: &AppState,
+    identity: &Identity,
+    route: &'static str,
+    minted: &Minted,
+    shape: Match,
+) {
+    tracing::info!(
+        route,
+        sub = state.settings.log_subject.show(&identity.sub),
+        resource = %minted.resource,
+        r#match = shape.as_str(),
+        policy = if minted.signed.is_custom() { "custom" } else { "canned" },
+        expires_at = minted.expires_at,
+        key_pair_id = minted.signed.key_pair_id().as_str(),
+        outcome = "signed",
+        "mint"
+    );
+}
+
+/// The event for a refusal: what was asked for, and why not.
+fn log_refused(
+    state: &AppState,
+    identity: &Identity,
+    route: &'static str,
+    requested: &str,
+    error: &ApiError,
+) {
+    tracing::info!(
+        route,
+        sub = state.settings.log_subject.show(&identity.sub),
+        path = %requested.escape_debug(),
+        outcome = error.code(),
+        reason = %error,
+        "mint"
+    );
 }
 
 #[derive(Deserialize)]
@@ -130,7 +226,7 @@ enum SignedItem {
 pub async fn sign_urls(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    Caller { identity }: Caller,
+    Caller { identity, .. }: Caller,
     JsonBody(body): JsonBody<SignUrlsRequest>,
 ) -> Result<Response, ApiError> {
     let body =
@@ -166,6 +262,7 @@ pub async fn sign_urls(
                     ..minter::MintRequest::new(&path)
                 };
                 let minted = sign(&state, request).await?;
+                log_signed(&state, &identity, "sign_urls", &minted, Match::Exact);
                 SignedItem::Signed {
                     url: minted
                         .signed
@@ -176,11 +273,14 @@ pub async fn sign_urls(
                     expires_in: minted.expires_at.saturating_sub(minted.issued_at),
                 }
             }
-            Err(error) => SignedItem::Refused {
-                path: raw.clone(),
-                error: error.code(),
-                message: error.to_string(),
-            },
+            Err(error) => {
+                log_refused(&state, &identity, "sign_urls", raw, &error);
+                SignedItem::Refused {
+                    path: raw.clone(),
+                    error: error.code(),
+                    message: error.to_string(),
+                }
+            }
         };
         let label = match &item {
             SignedItem::Signed { .. } => "signed",

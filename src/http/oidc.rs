@@ -66,12 +66,16 @@ pub async fn callback(
     let identity = oidc.finish(&pending, &code, &returned_state).await?;
 
     start_session(&session, &state, &identity).await?;
-    tracing::info!(sub = %identity.sub, method = ?identity.method, "logged in");
+    tracing::info!(
+        sub = state.settings.log_subject.show(&identity.sub),
+        method = ?identity.method,
+        "logged in"
+    );
     let mut response = Redirect::to(&pending.return_to).into_response();
     if oidc.mint_on_login() {
         // The login stands even if this mint doesn't; the app can mint later.
         match super::mint::mint_cookies(&state, ip, &identity, Default::default()).await {
-            Ok(minted) => {
+            Ok((minted, _)) => {
                 for cookie in minted.headers().get_all(header::SET_COOKIE) {
                     response
                         .headers_mut()
