@@ -5,17 +5,26 @@
  *   const session = new Cfmint({
  *     api: "https://auth.example.com",   // where cfmint serve runs
  *     path: "/audiobooks/42/",            // what to mint (optional: the server's default)
+ *     match: "prefix",                    // "exact" | "folder" | "prefix" (optional)
  *     token: undefined,                   // a bearer JWT instead of a session (optional)
- *     onMint: (minted) => {},             // {resource, expires_at, refresh_at, key_pair_id, policy}
+ *     maxMintsPerMinute: 6,               // never more, whatever happens (optional)
+ *     onMint: (minted) => {},             // {resource, expires_in, refresh_in, key_pair_id, policy, ...}
  *     onError: (error) => {},             // error.status: 401 logged out, 403 not granted, ...
  *   });
  *   await session.login("alice", "password");  // unless the app already has a session or a token
  *   session.loginWithProvider(location.href);  // or: through the OpenID provider ([auth.oidc])
- *   await session.start();                      // mints now, then again at each refresh_at
- *   // The CDN answered 403 to a segment: re-mint once, then retry the request.
- *   await session.recover();
+ *   await session.start();                      // mints now, then again refresh_in seconds later
+ *   // A request got 403: hand over what came back (a fetch Response, an
+ *   // XMLHttpRequest, or hls.js's error data). Only a CDN denial re-mints;
+ *   // an origin's own 403 resolves null and is yours to handle.
+ *   const minted = await session.recover(response);
  *   await session.logout();                     // ends the session, clears the cookies
  *                                               // (and the provider's, with auth.oidc.end_session)
+ *
+ * Refreshes are scheduled from refresh_in (seconds from the response) on the
+ * browser's monotonic timers, so a device clock that is minutes off changes
+ * nothing. A failed mint is retried with exponential backoff and jitter
+ * (Retry-After honoured); 401 and 403 stop the refreshes and go to onError.
  *
  * Every call uses fetch with credentials: "include", so the browser stores the
  * HttpOnly cookies cfmint sets and sends them to the CDN; the page never sees
@@ -25,16 +34,62 @@
 (function (global) {
   "use strict";
 
+  const MINUTE = 60000;
+
+  /** A header of a fetch Response, an XMLHttpRequest, or a plain object. */
+  function header(source, name) {
+    if (!source) return null;
+    try {
+      if (source.headers && typeof source.headers.get === "function") return source.headers.get(name);
+      if (typeof source.getResponseHeader === "function") return source.getResponseHeader(name);
+      if (source.headers) return source.headers[name] || null;
+    } catch (_) {
+      // A header the browser does not expose reads as absent.
+    }
+    return null;
+  }
+
   class Cfmint {
     constructor(options) {
       this.api = options.api.replace(/\/$/, "");
       this.path = options.path;
+      this.match = options.match;
       this.token = options.token;
+      this.maxMintsPerMinute = options.maxMintsPerMinute || 6;
       this.onMint = options.onMint || function () {};
       this.onError = options.onError || function () {};
       this.timer = null;
       this.recovering = null;
       this.current = null;
+      this.failures = 0;
+      this.mintedAt = []; // performance.now() of recent mints
+    }
+
+    /**
+     * Whether a 403 came from the CDN rather than the origin: CloudFront's
+     * XML error body or its `x-cache: Error from cloudfront`, or the local
+     * edge's `x-cfmint-denial`. Takes a fetch Response (with its text, if
+     * read, as `body`), an XMLHttpRequest, or hls.js error data.
+     */
+    static isEdgeDenial(evidence, body) {
+      if (!evidence) return false;
+      // hls.js: {response: {code}, networkDetails: XMLHttpRequest | Response}
+      const details = evidence.networkDetails;
+      const status =
+        evidence.status !== undefined ? evidence.status : evidence.response && evidence.response.code;
+      if (status !== 403) return false;
+      const source = details || evidence;
+      if (header(source, "x-cfmint-denial")) return true;
+      if (/error from cloudfront/i.test(header(source, "x-cache") || "")) return true;
+      let text = body;
+      if (text === undefined) {
+        try {
+          text = typeof source.responseText === "string" ? source.responseText : "";
+        } catch (_) {
+          text = ""; // responseText of a binary XMLHttpRequest
+        }
+      }
+      return /<Error>\s*<Code>[A-Za-z]+<\/Code>/.test(text || "");
     }
 
     async request(route, body) {
@@ -58,6 +113,8 @@
         const error = new Error(answer.message || "HTTP " + response.status);
         error.status = response.status;
         error.code = answer.error;
+        const retryAfter = Number(response.headers.get("Retry-After"));
+        if (retryAfter > 0) error.retryAfter = retryAfter;
         throw error;
       }
       return answer;
@@ -77,21 +134,56 @@
       global.location.assign(this.api + "/login/oidc" + query);
     }
 
-    /** Mints now and schedules the next mint at refresh_at. */
+    /** How long until one more mint keeps within maxMintsPerMinute. */
+    budgetWait() {
+      const now = global.performance.now();
+      this.mintedAt = this.mintedAt.filter((at) => now - at < MINUTE);
+      if (this.mintedAt.length < this.maxMintsPerMinute) return 0;
+      return MINUTE - (now - this.mintedAt[0]);
+    }
+
+    /** Mints now (or as soon as the budget allows) and schedules the next. */
     async mint() {
-      const minted = await this.request("/mint", this.path ? { path: this.path } : {});
+      const wait = this.budgetWait();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      this.mintedAt.push(global.performance.now());
+      const body = {};
+      if (this.path) body.path = this.path;
+      if (this.match) body.match = this.match;
+      let minted;
+      try {
+        minted = await this.request("/mint", body);
+      } catch (error) {
+        this.retryLater(error);
+        throw error;
+      }
+      this.failures = 0;
       this.current = minted;
-      this.schedule(minted);
+      this.schedule(minted.refresh_in * 1000);
       this.onMint(minted);
       return minted;
     }
 
-    schedule(minted) {
+    schedule(delay) {
       clearTimeout(this.timer);
-      const delay = Math.max(1000, minted.refresh_at * 1000 - Date.now());
       this.timer = setTimeout(() => {
         this.mint().catch((error) => this.onError(error));
-      }, delay);
+      }, Math.max(1000, delay));
+    }
+
+    /**
+     * After a failed mint: 401 (logged out) and 403 (not granted) stop the
+     * refreshes; anything else is retried, 1 s doubling to 60 s, ±50 %.
+     */
+    retryLater(error) {
+      if (error.status === 401 || error.status === 403 || error.status === 400) {
+        this.stop();
+        return;
+      }
+      this.failures += 1;
+      const backoff = Math.min(60000, 1000 * 2 ** (this.failures - 1));
+      const jittered = backoff * (0.5 + Math.random());
+      this.schedule(Math.max(jittered, (error.retryAfter || 0) * 1000));
     }
 
     /** Mints and keeps the cookies fresh until stop() or logout(). */
@@ -99,8 +191,16 @@
       return this.mint();
     }
 
-    /** After a 403 from the CDN: one re-mint, shared by concurrent callers. */
-    recover() {
+    /**
+     * After a 403: re-mints once (shared by concurrent callers) when the CDN
+     * denied the request, and resolves with the new cookies' answer; an
+     * origin's own 403 resolves null and mints nothing. Without `evidence`
+     * the caller vouches that the CDN denied it.
+     */
+    recover(evidence, body) {
+      if (evidence !== undefined && !Cfmint.isEdgeDenial(evidence, body)) {
+        return Promise.resolve(null);
+      }
       if (!this.recovering) {
         this.recovering = this.mint().finally(() => {
           this.recovering = null;

@@ -60,7 +60,9 @@ async function main() {
   }
 
   // A 403 from the edge: re-mint once and retry; a second 403 is final.
-  async function onForbidden(where, retry) {
+  // `evidence` (hls.js's error data) lets cfmint.js tell the edge's denial
+  // from an origin's own 403.
+  async function onForbidden(where, retry, evidence) {
     if (retried) {
       denied(where);
       return;
@@ -69,7 +71,11 @@ async function main() {
     demo.recoveries += 1;
     log("403 for " + where + ": re-minting once");
     try {
-      await session.recover();
+      const minted = await session.recover(evidence);
+      if (minted === null) {
+        denied(where);
+        return;
+      }
       retry();
     } catch (error) {
       denied(where);
@@ -100,7 +106,11 @@ async function main() {
         const code = data.response && data.response.code;
         if (code === 403) {
           hls.stopLoad();
-          onForbidden(data.frag ? data.frag.relurl : "the playlist", () => hls.startLoad(audio.currentTime));
+          onForbidden(
+            data.frag ? data.frag.relurl : "the playlist",
+            () => hls.startLoad(audio.currentTime),
+            data,
+          );
         } else if (data.fatal) {
           log("player error: " + data.details);
         }

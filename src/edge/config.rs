@@ -32,6 +32,16 @@ struct RawEdge {
     key: Vec<RawEdgeKey>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    forward_cookies: Option<RawForward>,
+    forward_headers: Option<RawForward>,
+}
+
+/// `"none"`, `"all"`, or a list of names.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawForward {
+    Word(String),
+    List(Vec<String>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,10 +58,62 @@ fn default_listen() -> String {
 /// Where allowed requests are answered from.
 #[derive(Debug, Clone)]
 pub enum Origin {
-    /// Static files, with HLS/media content types and byte ranges.
+    /// Static files, with HLS/media content types and byte ranges (GET, HEAD).
     Directory(PathBuf),
-    /// An HTTP server; the path and query (signing parameters removed) are appended.
-    Upstream(String),
+    /// An HTTP server, for every method with the request body; the path and
+    /// query (signing parameters removed) are appended to `base`. Viewer
+    /// cookies and headers go along as a CloudFront origin request policy
+    /// would send them.
+    Upstream {
+        base: String,
+        cookies: Forward,
+        headers: Forward,
+    },
+}
+
+/// Which viewer cookies or headers reach the origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Forward {
+    None,
+    All,
+    /// These names (headers in lower case).
+    Only(Vec<String>),
+}
+
+impl Forward {
+    pub fn allows(&self, name: &str) -> bool {
+        match self {
+            Self::None => false,
+            Self::All => true,
+            Self::Only(names) => names.iter().any(|n| n.eq_ignore_ascii_case(name)),
+        }
+    }
+}
+
+fn forward(
+    key: &str,
+    raw: Option<RawForward>,
+    valid: impl Fn(&str) -> bool,
+    problem: &mut impl FnMut(&str, String),
+) -> Forward {
+    match raw {
+        None => Forward::None,
+        Some(RawForward::Word(word)) if word == "none" => Forward::None,
+        Some(RawForward::Word(word)) if word == "all" => Forward::All,
+        Some(RawForward::Word(word)) => {
+            problem(
+                key,
+                format!("\"{word}\" is not none, all or a list of names"),
+            );
+            Forward::None
+        }
+        Some(RawForward::List(names)) => {
+            if let Some(bad) = names.iter().find(|name| !valid(name)) {
+                problem(key, format!("\"{bad}\" is not a name"));
+            }
+            Forward::Only(names.iter().map(|n| n.to_ascii_lowercase()).collect())
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -101,17 +163,50 @@ impl EdgeSettings {
                 ),
             );
         }
+        let cookies = forward(
+            "edge.forward_cookies",
+            raw.forward_cookies,
+            |name| {
+                !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+            },
+            &mut problem,
+        );
+        let headers = forward(
+            "edge.forward_headers",
+            raw.forward_headers,
+            |name| axum::http::HeaderName::try_from(name).is_ok(),
+            &mut problem,
+        );
         let origin = match (raw.origin_dir, raw.origin_url) {
-            (Some(dir), None) => Origin::Directory(dir),
+            (Some(dir), None) => {
+                if cookies != Forward::None || headers != Forward::None {
+                    problem(
+                        "edge.forward_cookies",
+                        "forward_cookies and forward_headers apply to origin_url only".into(),
+                    );
+                }
+                Origin::Directory(dir)
+            }
             (None, Some(url)) if url.starts_with("http://") || url.starts_with("https://") => {
-                Origin::Upstream(url.trim_end_matches('/').to_owned())
+                Origin::Upstream {
+                    base: url.trim_end_matches('/').to_owned(),
+                    cookies,
+                    headers,
+                }
             }
             (None, Some(url)) => {
                 problem(
                     "edge.origin_url",
                     format!("\"{url}\" is not an http(s) URL"),
                 );
-                Origin::Upstream(url)
+                Origin::Upstream {
+                    base: url,
+                    cookies,
+                    headers,
+                }
             }
             _ => {
                 problem(

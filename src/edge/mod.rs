@@ -14,13 +14,13 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-pub use config::{EdgeSettings, Origin};
+pub use config::{EdgeSettings, Forward, Origin};
 pub use stats::EdgeStats;
 
 use self::path::{CanonicalPath, PathRefusal};
@@ -100,6 +100,23 @@ impl Edge {
 
 /// Every path is protected except `/auth` and `/_cfmint/stats`.
 pub fn router(state: EdgeState) -> Router {
+    // An upstream origin may be an API: browsers may send it any method and
+    // a JSON body.
+    let (methods, headers) = if state.origin.is_directory() {
+        (vec![Method::GET, Method::HEAD], vec![header::RANGE])
+    } else {
+        (
+            vec![
+                Method::GET,
+                Method::HEAD,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ],
+            vec![header::RANGE, header::CONTENT_TYPE, header::AUTHORIZATION],
+        )
+    };
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(
             state
@@ -109,9 +126,13 @@ pub fn router(state: EdgeState) -> Router {
                 .filter_map(|origin| origin.parse().ok()),
         ))
         .allow_credentials(true)
-        .allow_methods([Method::GET, Method::HEAD])
-        .allow_headers([header::RANGE])
-        .expose_headers([header::CONTENT_LENGTH, header::CONTENT_RANGE]);
+        .allow_methods(methods)
+        .allow_headers(headers)
+        .expose_headers([
+            header::CONTENT_LENGTH,
+            header::CONTENT_RANGE,
+            HeaderName::from_static("x-cfmint-denial"),
+        ]);
     Router::new()
         .route("/auth", get(auth))
         .route("/_cfmint/stats", get(stats::show))
@@ -183,7 +204,7 @@ async fn protected(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    if !matches!(*request.method(), Method::GET | Method::HEAD) {
+    if state.origin.is_directory() && !matches!(*request.method(), Method::GET | Method::HEAD) {
         return (StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD\n").into_response();
     }
     let raw = request.uri().path_and_query().map_or("/", |pq| pq.as_str());

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceExt;
 use tower_http::services::ServeDir;
 
-use super::{Origin, Target};
+use super::{Forward, Origin, Target};
 use crate::signer::split_signing_params;
 
 pub enum OriginClient {
@@ -23,20 +23,65 @@ pub enum OriginClient {
     Upstream {
         base: String,
         client: reqwest::Client,
+        cookies: Forward,
+        headers: Forward,
     },
 }
 
-/// Headers copied from an upstream response.
-const UPSTREAM_HEADERS: [header::HeaderName; 6] = [
-    header::CONTENT_TYPE,
-    header::CONTENT_LENGTH,
-    header::CONTENT_RANGE,
-    header::ACCEPT_RANGES,
-    header::ETAG,
-    header::LAST_MODIFIED,
-];
+/// Headers that belong to one connection, or that the edge sets itself:
+/// never passed on in either direction.
+fn hop_by_hop(name: &header::HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "host"
+            | "content-length"
+    )
+}
+
+/// Viewer headers that reach the origin: those a body and a range request
+/// need, and those `edge.forward_headers` names (never `Cookie`, which
+/// `edge.forward_cookies` decides on).
+fn forwards_header(name: &header::HeaderName, forward: &Forward) -> bool {
+    if hop_by_hop(name) || name == header::COOKIE {
+        return false;
+    }
+    name == header::RANGE
+        || name == header::CONTENT_TYPE
+        || name == header::CONTENT_ENCODING
+        || forward.allows(name.as_str())
+}
+
+/// The viewer's cookies `edge.forward_cookies` lets through, as one header.
+fn forwarded_cookies(headers: &axum::http::HeaderMap, forward: &Forward) -> Option<String> {
+    let kept: Vec<&str> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .map(str::trim)
+        .filter(|pair| {
+            let name = pair.split_once('=').map_or(*pair, |(name, _)| name);
+            !pair.is_empty() && forward.allows(name)
+        })
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("; "))
+}
 
 impl OriginClient {
+    /// Whether requests are answered from files (GET and HEAD only).
+    pub fn is_directory(&self) -> bool {
+        matches!(self, Self::Directory { .. })
+    }
+
     pub fn new(origin: &Origin) -> Result<Self, String> {
         Ok(match origin {
             Origin::Directory(dir) => {
@@ -54,7 +99,11 @@ impl OriginClient {
                     root,
                 }
             }
-            Origin::Upstream(base) => {
+            Origin::Upstream {
+                base,
+                cookies,
+                headers,
+            } => {
                 crate::tls::require_crypto_provider("edge.origin_url")?;
                 let client = reqwest::Client::builder()
                     .connect_timeout(Duration::from_secs(5))
@@ -64,6 +113,8 @@ impl OriginClient {
                 Self::Upstream {
                     base: base.clone(),
                     client,
+                    cookies: cookies.clone(),
+                    headers: headers.clone(),
                 }
             }
         })
@@ -101,17 +152,31 @@ impl OriginClient {
                 }
                 response
             }
-            Self::Upstream { base, client } => {
+            Self::Upstream {
+                base,
+                client,
+                cookies,
+                headers,
+            } => {
+                let (parts, body) = request.into_parts();
                 let mut upstream =
-                    client.request(request.method().clone(), format!("{base}{forwarded}"));
-                if let Some(range) = request.headers().get(header::RANGE) {
-                    upstream = upstream.header(header::RANGE, range);
+                    client.request(parts.method.clone(), format!("{base}{forwarded}"));
+                for (name, value) in &parts.headers {
+                    if forwards_header(name, headers) {
+                        upstream = upstream.header(name, value);
+                    }
+                }
+                if let Some(cookie) = forwarded_cookies(&parts.headers, cookies) {
+                    upstream = upstream.header(header::COOKIE, cookie);
+                }
+                if !matches!(parts.method, Method::GET | Method::HEAD) {
+                    upstream = upstream.body(reqwest::Body::wrap_stream(body.into_data_stream()));
                 }
                 match upstream.send().await {
                     Ok(answer) => {
                         let mut response = Response::builder().status(answer.status());
-                        for name in &UPSTREAM_HEADERS {
-                            if let Some(value) = answer.headers().get(name) {
+                        for (name, value) in answer.headers() {
+                            if !hop_by_hop(name) {
                                 response = response.header(name, value);
                             }
                         }

@@ -678,3 +678,123 @@ async fn nginx_auth_request_allows_valid_cookies_and_refuses_the_rest() {
         .unwrap();
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protected_api_behind_the_edge_gets_every_method_body_and_chosen_headers() {
+    use axum::http::{HeaderMap, Method};
+    // A small JSON API that echoes what reached it.
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = calls.clone();
+    let api = axum::Router::new().fallback(
+        move |method: Method, uri: axum::http::Uri, headers: HeaderMap, body: String| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_owned());
+                (
+                    [("set-cookie", "api_seen=1; Path=/")],
+                    axum::Json(serde_json::json!({
+                        "method": method.as_str(),
+                        "uri": uri.to_string(),
+                        "body": body,
+                        "content_type": header("content-type"),
+                        "authorization": header("authorization"),
+                        "x_tenant": header("x-tenant"),
+                        "x_other": header("x-other"),
+                        "cookie": header("cookie"),
+                    })),
+                )
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, api).await });
+    let edge = edge_with(
+        &format!(
+            "origin_url = \"{base}\"\nforward_cookies = [\"app_session\"]\nforward_headers = [\"Authorization\", \"x-tenant\"]"
+        ),
+        fixtures().public_keys.clone(),
+        "",
+    )
+    .await;
+    let signed = sign("/api/*", now() + 600, None, PolicyForm::Custom);
+    let cookies = format!("{}; app_session=s1; tracking=t1", signed.cookie_header());
+    let client = reqwest::Client::new();
+    for method in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+        let response = client
+            .request(
+                method.clone(),
+                format!("http://{}/api/notes?draft=1", edge.addr),
+            )
+            .header("cookie", &cookies)
+            .header("authorization", "Bearer app-token")
+            .header("x-tenant", "t42")
+            .header("x-other", "not forwarded")
+            .json(&serde_json::json!({ "text": "hello" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{method}");
+        assert_eq!(response.headers()["set-cookie"], "api_seen=1; Path=/");
+        let seen: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(seen["method"], method.as_str());
+        assert_eq!(seen["uri"], "/api/notes?draft=1");
+        assert_eq!(seen["body"], r#"{"text":"hello"}"#);
+        assert_eq!(seen["content_type"], "application/json");
+        assert_eq!(seen["authorization"], "Bearer app-token");
+        assert_eq!(seen["x_tenant"], "t42");
+        assert_eq!(seen["x_other"], serde_json::Value::Null);
+        assert_eq!(seen["cookie"], "app_session=s1");
+    }
+    let reached = calls.load(std::sync::atomic::Ordering::SeqCst);
+
+    // Without valid cookies the API is never reached, whatever the method.
+    for cookie in [None, Some("app_session=s1")] {
+        let mut request = client
+            .post(format!("http://{}/api/notes", edge.addr))
+            .json(&serde_json::json!({ "text": "sneaky" }));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert!(response.headers().contains_key("x-cfmint-denial"));
+    }
+    // Outside the signed path, likewise.
+    let outside = client
+        .post(format!("http://{}/admin/users", edge.addr))
+        .header("cookie", &cookies)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outside.status(), StatusCode::FORBIDDEN);
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), reached);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_origin_answers_only_get_and_head_and_forwarding_needs_an_upstream() {
+    let dir = origin_dir();
+    let edge = edge(&dir).await;
+    let signed = sign("/audiobooks/*", now() + 600, None, PolicyForm::Custom);
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/audiobooks/42/chapter-1.m3u8", edge.addr))
+        .header("cookie", signed.cookie_header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let problems = EdgeSettings::load(&format!(
+        "[edge]\npublic_url = \"{PUBLIC}\"\norigin_dir = \"{}\"\nforward_cookies = \"all\"\n[[edge.key]]\nid = \"{KEY_ID}\"\nfile = \"k.pem\"\n",
+        dir.display()
+    ))
+    .unwrap_err()
+    .problems;
+    assert_eq!(problems[0].key, "edge.forward_cookies", "{problems:?}");
+    let problems = EdgeSettings::load(&format!(
+        "[edge]\npublic_url = \"{PUBLIC}\"\norigin_url = \"http://127.0.0.1:1\"\nforward_headers = \"some\"\n[[edge.key]]\nid = \"{KEY_ID}\"\nfile = \"k.pem\"\n"
+    ))
+    .unwrap_err()
+    .problems;
+    assert_eq!(problems[0].key, "edge.forward_headers", "{problems:?}");
+}

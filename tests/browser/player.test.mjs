@@ -1,0 +1,135 @@
+// cfmint.js in Debian's headless Chromium: a device clock minutes off does
+// not change when the player re-mints, and only a CDN's 403 re-mints.
+//
+// `cfmint demo` with 1-minute cookies, two pages at once: one whose clock is
+// 5 minutes fast, one 30 s slow (Playwright's clock). Each plays across three
+// refreshes with no 403 and no more mints than refreshes plus one.
+//
+//   node player.test.mjs          (CFMINT_BIN: the cfmint binary to run)
+
+import { spawn } from "node:child_process";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, "../..");
+const binary = process.env.CFMINT_BIN || resolve(root, "target/debug/cfmint");
+const TTL = 60;
+
+function log(...args) {
+  console.log("[player]", ...args);
+}
+
+function startDemo() {
+  const args = ["demo", "--page-port", "0", "--api-port", "0", "--edge-port", "0", "--ttl", `${TTL}s`];
+  const child = spawn(binary, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CFMINT_LOG: "warn" } });
+  child.stderr.on("data", (chunk) => process.stderr.write(chunk));
+  return new Promise((resolvePromise, reject) => {
+    const urls = {};
+    let buffer = "";
+    child.stdout.on("data", (chunk) => {
+      buffer += chunk;
+      for (const [key, label] of [["page", "open"], ["api", "mint API"], ["edge", "edge"]]) {
+        const match = buffer.match(new RegExp(`^\\s+${label}\\s+(\\S+)`, "m"));
+        if (match) urls[key] = match[1].replace(/\/$/, "");
+      }
+      if (urls.page && urls.api && urls.edge) resolvePromise({ child, urls });
+    });
+    child.on("exit", (code) => reject(new Error(`cfmint demo exited with ${code}`)));
+    setTimeout(() => reject(new Error("cfmint demo did not start")), 60_000);
+  });
+}
+
+async function waitFor(page, predicate, what, timeout) {
+  try {
+    await page.waitForFunction(predicate, null, { timeout, polling: 500 });
+  } catch (error) {
+    const state = await page.evaluate(() => JSON.stringify(window.demo));
+    throw new Error(`timed out waiting for ${what}; page state: ${state}`);
+  }
+}
+
+/** A page whose clock is `skew` ms off, playing until three refreshes. */
+async function playSkewed(browser, urls, name, skew) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const denied = [];
+  page.on("response", (response) => {
+    if (response.url().startsWith(urls.edge) && response.status() === 403) denied.push(response.url());
+  });
+  page.on("pageerror", (error) => log(`${name}: page error:`, error.message));
+  // Installed before the page loads: Date, timers and performance are fake
+  // from the start, running at the real rate from a skewed start time.
+  await page.clock.install({ time: Date.now() + skew });
+  await page.goto(urls.page + "/");
+  await waitFor(page, () => window.demo.ready === true, "the page", 60_000);
+  const offBy = await page.evaluate(() => Date.now());
+  log(`${name}: page clock off by ${Math.round((offBy - Date.now()) / 1000)} s`);
+  await page.click("#play");
+  await waitFor(page, () => window.demo.mints >= 1, "the first mint", 60_000);
+  const firstMint = Date.now();
+  await waitFor(page, () => window.demo.fragments >= 2, "the first segments", 60_000);
+  await waitFor(page, () => window.demo.refreshes >= 3, "three refreshes", (TTL * 4 + 30) * 1000);
+  const fragments = await page.evaluate(() => window.demo.fragments);
+  await waitFor(page, `window.demo.fragments > ${fragments}`, "a segment after the third refresh", 30_000);
+  const state = await page.evaluate(() => ({ ...window.demo, paused: document.getElementById("player").paused }));
+  // Refreshes due in the time that passed (at 80 % of each minute), from
+  // the test's own clock, plus the first mint (and 2 s for polling).
+  const elapsed = Date.now() - firstMint;
+  const due = Math.floor((elapsed + 2000) / (TTL * 800));
+  log(`${name}:`, JSON.stringify({ mints: state.mints, due, seconds: Math.round(elapsed / 1000), fragments: state.fragments, forbidden: state.forbidden }));
+  assert.equal(state.forbidden, 0, `${name}: no 403 shown`);
+  assert.deepEqual(denied, [], `${name}: the edge denied nothing`);
+  assert.equal(state.recoveries, 0, `${name}: no re-mint after a 403`);
+  assert.ok(state.mints <= due + 1, `${name}: ${state.mints} mints in ${elapsed} ms (${due} refreshes due)`);
+  assert.equal(state.paused, false, `${name}: still playing`);
+  return page;
+}
+
+/** recover() in the page: an origin's 403 mints nothing; the edge's does. */
+async function recoverOnlyForTheEdge(page, urls) {
+  const result = await page.evaluate(async (edge) => {
+    const session = new Cfmint({ api: window.demoConfig ? window.demoConfig.api : "", path: "/" });
+    const edgeDenial = await fetch(edge + "/audiobooks/none.m3u8"); // no cookies for it: the edge says 403
+    const origin = new Response("not yours", { status: 403, headers: { "content-type": "text/plain" } });
+    const cloudfront = new Response("<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code></Error>", { status: 403 });
+    const viaHeader = new Response("", { status: 403, headers: { "x-cache": "Error from cloudfront" } });
+    return {
+      edgeStatus: edgeDenial.status,
+      edge: Cfmint.isEdgeDenial(edgeDenial),
+      origin: Cfmint.isEdgeDenial(origin, await origin.clone().text()),
+      cloudfront: Cfmint.isEdgeDenial(cloudfront, await cloudfront.clone().text()),
+      viaHeader: Cfmint.isEdgeDenial(viaHeader, ""),
+      notFound: Cfmint.isEdgeDenial(new Response("", { status: 404, headers: { "x-cfmint-denial": "x" } })),
+      recovered: await session.recover(origin, "not yours"),
+      mintsBefore: window.demo.mints,
+    };
+  }, urls.edge);
+  assert.equal(result.edgeStatus, 403, "the edge refuses a request without cookies");
+  assert.equal(result.edge, true, "the local edge's 403 (x-cfmint-denial, exposed to the page) is the CDN's");
+  assert.equal(result.origin, false, "an origin's 403 is not");
+  assert.equal(result.cloudfront, true, "CloudFront's XML error is");
+  assert.equal(result.viaHeader, true, "x-cache: Error from cloudfront is");
+  assert.equal(result.notFound, false, "only a 403 counts");
+  assert.equal(result.recovered, null, "recover() leaves an origin's 403 alone");
+}
+
+const { child, urls } = await startDemo();
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--autoplay-policy=no-user-gesture-required"],
+});
+try {
+  const [fast] = await Promise.all([
+    playSkewed(browser, urls, "5 min fast", 5 * 60_000),
+    playSkewed(browser, urls, "30 s slow", -30_000),
+  ]);
+  await recoverOnlyForTheEdge(fast, urls);
+  log("ok");
+} finally {
+  await browser.close();
+  child.kill("SIGTERM");
+}
