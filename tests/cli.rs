@@ -736,4 +736,24 @@ fn users_add_creates_and_updates_a_file_named_relative_to_the_working_directory(
     );
     // Nothing else is left beside it (the temporary file was renamed).
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+
+    // The temporary file is made beside the target, not in the working
+    // directory (here one where nothing can be created).
+    let elsewhere = tempfile::tempdir().unwrap();
+    let target = elsewhere.path().join("users.toml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cfmint"))
+        .args(["user", "add", "--username", "bob", "--file"])
+        .arg(&target)
+        .current_dir("/proc")
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        writeln!(child.stdin.take().unwrap(), "a password").unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(fs::read_to_string(&target).unwrap().contains("[users.bob]"));
 }
