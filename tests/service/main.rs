@@ -18,4 +18,6 @@ mod redis_tls;
 mod sessions;
 mod shapes;
 mod shipped;
+#[path = "../teams/mod.rs"]
+mod teams;
 mod traversal;
