@@ -108,7 +108,9 @@ async fn serve_on_the_default_logs_in_the_demo_user_and_stops_cleanly_on_sigterm
         log.contains("\"route\":\"/mint\""),
         "one line per request:\n{log}"
     );
-    assert_eq!(cookies.len(), 2, "the policy and the signature");
+    // The policy, the signature, and the session cookie (the session now
+    // remembers this mint's expiry).
+    assert_eq!(cookies.len(), 3, "{cookies:?}");
     for secret in cookies {
         assert!(!log.contains(&secret), "a cookie value leaked into the log");
     }
