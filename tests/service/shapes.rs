@@ -204,8 +204,23 @@ async fn signed_urls_with_query_strings_are_allowed_by_the_verifier_and_the_edge
     let origin = tempfile::tempdir().unwrap();
     let folder = origin.path().join("users/alice");
     std::fs::create_dir_all(&folder).unwrap();
-    let names = ["photo.webp", "report+final.pdf", "a=b&c.txt", "x;y,z.bin"];
-    for name in names {
+    let mut names: Vec<String> = ["photo.webp", "report+final.pdf", "a=b&c.txt", "x;y,z.bin"]
+        .map(str::to_owned)
+        .to_vec();
+    // File names from every character a requested path may hold.
+    let alphabet: Vec<char> = "abcXYZ019-._~!$&()+,;=:@".chars().collect();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..12 {
+        let mut name = String::from("f");
+        for _ in 0..10 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            name.push(alphabet[(state % alphabet.len() as u64) as usize]);
+        }
+        names.push(name);
+    }
+    for name in &names {
         std::fs::write(folder.join(name), name).unwrap();
     }
     let edge = edge_at(
