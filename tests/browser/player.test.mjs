@@ -3,7 +3,9 @@
 //
 // `cfmint demo` with 1-minute cookies, two pages at once: one whose clock is
 // 5 minutes fast, one 30 s slow (Playwright's clock). Each plays across three
-// refreshes with no 403 and no more mints than refreshes plus one.
+// refreshes with no 403 and no more mints than refreshes plus one. Then, with
+// /mint answered by the test: backoff after failures, a 401 ending the
+// refreshes, and the per-minute bound on mints.
 //
 //   node player.test.mjs          (CFMINT_BIN: the cfmint binary to run)
 
@@ -116,6 +118,45 @@ async function recoverOnlyForTheEdge(page, urls) {
   assert.equal(result.recovered, null, "recover() leaves an origin's 403 alone");
 }
 
+/**
+ * Failed mints back off (1 s doubling, with jitter), a 401 stops the
+ * refreshes, and however eagerly the server asks for refreshes there are at
+ * most maxMintsPerMinute mints (6): counted at /mint, answered by the test.
+ */
+async function backoffAndBudget(browser, urls) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(urls.page + "/");
+  await waitFor(page, () => window.demo.ready === true, "the page", 60_000);
+  let answer = { status: 503, body: { error: "signer_unavailable", message: "retry" } };
+  let calls = 0;
+  await page.route(urls.api + "/mint", (route) => {
+    calls += 1;
+    route.fulfill({ status: answer.status, contentType: "application/json", body: JSON.stringify(answer.body) });
+  });
+  const run = async (body, seconds) => {
+    answer = body;
+    calls = 0;
+    await page.evaluate((api) => {
+      window.probe = new Cfmint({ api, path: "/audiobooks/", onError() {} });
+      window.probe.start().catch(() => {});
+    }, urls.api);
+    await page.waitForTimeout(seconds * 1000);
+    await page.evaluate(() => window.probe.stop());
+    return calls;
+  };
+  // 503s: attempts at 0, then after 0.5-1.5 s, 1-3 s, 2-6 s, 4-12 s more.
+  const failing = await run({ status: 503, body: { error: "signer_unavailable", message: "retry" } }, 10);
+  assert.ok(failing >= 3 && failing <= 5, `backoff: ${failing} attempts in 10 s`);
+  const loggedOut = await run({ status: 401, body: { error: "unauthenticated", message: "log in" } }, 4);
+  assert.equal(loggedOut, 1, "a 401 stops the refreshes");
+  const eager = { resource: "x", expires_in: 60, refresh_in: 0, expires_at: 0, refresh_at: 0 };
+  const budget = await run({ status: 200, body: eager }, 10);
+  assert.equal(budget, 6, `at most 6 mints a minute, whatever refresh_in says (${budget})`);
+  log(`backoff: ${failing} attempts in 10 s; 401: ${loggedOut}; eager server: ${budget} mints in 10 s`);
+  await context.close();
+}
+
 const { child, urls } = await startDemo();
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -128,6 +169,7 @@ try {
     playSkewed(browser, urls, "30 s slow", -30_000),
   ]);
   await recoverOnlyForTheEdge(fast, urls);
+  await backoffAndBudget(browser, urls);
   log("ok");
 } finally {
   await browser.close();
