@@ -311,7 +311,17 @@ pub(crate) fn report(error: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::OidcError;
+    use super::{OidcError, report};
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("discovery failed")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn a_report_carries_every_cause() {
+        let error = Outer(std::io::Error::other("connection refused"));
+        assert_eq!(report(&error), "discovery failed: connection refused");
+    }
 
     #[test]
     fn details_are_kept_for_the_log_and_out_of_the_message() {

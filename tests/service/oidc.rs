@@ -301,7 +301,10 @@ fn browser() -> reqwest::Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_through_the_provider_then_mint() {
-    let (app, _provider, origin) = cfmint_with_provider().await;
+    // A default path is set, so only mint_on_login (off) keeps the callback
+    // from minting.
+    let (app, _provider, origin) =
+        cfmint_with_provider_at(0, &[("CFMINT__MINT__DEFAULT_PATH", "/users/{sub}/")]).await;
     let browser = browser();
     let start = browser
         .get(app.url(&format!("/login/oidc?return_to={origin}/player/book")))
