@@ -25,7 +25,7 @@ pub async fn revoke_sessions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    admit(&state, peer, &headers)?;
+    admit(state.settings.server.admin_token.as_ref(), peer, &headers)?;
     let request: RevokeRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("send {{\"sub\": \"...\"}}: {e}")))?;
     if request.sub.is_empty() {
@@ -49,11 +49,11 @@ pub async fn revoke_sessions(
 /// With `server.admin_token`, the caller must present it as a bearer token
 /// (compared in constant time). Without one, only loopback peers may act.
 fn admit(
-    state: &AppState,
+    token: Option<&secrecy::SecretString>,
     peer: std::net::SocketAddr,
     headers: &HeaderMap,
 ) -> Result<(), ApiError> {
-    match &state.settings.server.admin_token {
+    match token {
         Some(token) => {
             let presented = bearer_token(headers).ok().flatten().unwrap_or_default();
             if bool::from(presented.as_bytes().ct_eq(token.expose_secret().as_bytes())) {
@@ -64,5 +64,46 @@ fn admit(
         }
         None if peer.ip().to_canonical().is_loopback() => Ok(()),
         None => Err(ApiError::AdminTokenRequired),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderMap;
+    use secrecy::SecretString;
+
+    use super::{ApiError, admit};
+
+    fn bearer(token: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn admin_actions_need_the_token_or_a_loopback_caller() {
+        let loopback = "127.0.0.1:5000".parse().unwrap();
+        let mapped = "[::ffff:127.0.0.1]:5000".parse().unwrap();
+        let remote = "10.1.2.3:5000".parse().unwrap();
+        let none = HeaderMap::new();
+        assert!(admit(None, loopback, &none).is_ok());
+        assert!(admit(None, mapped, &none).is_ok());
+        assert!(matches!(
+            admit(None, remote, &bearer("anything-at-all-123")),
+            Err(ApiError::AdminTokenRequired)
+        ));
+        let token = SecretString::from("the-admin-token-0123");
+        assert!(admit(Some(&token), remote, &bearer("the-admin-token-0123")).is_ok());
+        for headers in [
+            none,
+            bearer("the-admin-token-0124"),
+            bearer("the-admin-token-012"),
+        ] {
+            // With a token set, even loopback callers must present it.
+            assert!(matches!(
+                admit(Some(&token), loopback, &headers),
+                Err(ApiError::AdminUnauthorized)
+            ));
+        }
     }
 }
