@@ -288,6 +288,18 @@ mod tests {
         let rate: Rate = "20/min".parse().unwrap();
         assert_eq!(rate.count.get(), 20);
         assert_eq!(rate.per, Duration::from_secs(60));
+        for (text, seconds) in [
+            ("5/s", 1),
+            ("5/sec", 1),
+            ("5/second", 1),
+            ("5/m", 60),
+            ("5/minute", 60),
+            (" 5 / h ", 3600),
+            ("5/hour", 3600),
+        ] {
+            let rate: Rate = text.parse().unwrap();
+            assert_eq!(rate.per, Duration::from_secs(seconds), "{text}");
+        }
         for bad in ["", "20", "0/min", "x/min", "20/fortnight", "-1/s"] {
             assert!(bad.parse::<Rate>().is_err(), "{bad}");
         }
