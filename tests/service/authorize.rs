@@ -24,6 +24,8 @@ enum Behaviour {
     Status500,
     NotJson,
     OneResultShort,
+    /// Allows everything in an answer padded with spaces to this many bytes.
+    Padded(usize),
 }
 
 /// A question received, with the secret header it came with.
@@ -103,6 +105,12 @@ async fn answer(behaviour: Behaviour, question: &Value) -> axum::response::Respo
         Behaviour::NotJson => "<html>oops</html>".into_response(),
         Behaviour::OneResultShort => {
             Json(json!({ "results": results[1..].to_vec() })).into_response()
+        }
+        Behaviour::Padded(size) => {
+            let allowed: Vec<Value> = results.iter().map(|_| json!({ "allow": true })).collect();
+            let mut text = json!({ "results": allowed }).to_string();
+            text.push_str(&" ".repeat(size - text.len()));
+            ([("content-type", "application/json")], text).into_response()
         }
         _ => Json(json!({ "results": results })).into_response(),
     }
@@ -396,4 +404,28 @@ async fn a_callback_that_is_down_signs_nothing() {
         ),
         1
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_is_read_up_to_one_mebibyte_and_no_further() {
+    let application = Application::start(Behaviour::Padded(1 << 20)).await;
+    let app = cfmint(&application, &[("CFMINT__AUTHORIZE__CACHE_TTL", "0s")]).await;
+    let client = app.client();
+    app.login(&client, "alice").await;
+    let (status, _, body) = post(
+        &client,
+        app.url("/mint"),
+        json!({ "path": "/users/alice/any/" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "exactly 1 MiB is read: {body}");
+    application.set(Behaviour::Padded((1 << 20) + 1));
+    let (status, _, body) = post(
+        &client,
+        app.url("/mint"),
+        json!({ "path": "/users/alice/any/" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"], "authorizer_unavailable");
 }
