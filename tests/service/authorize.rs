@@ -251,6 +251,8 @@ async fn a_sign_urls_batch_is_one_call_with_an_answer_per_item() {
         ]
     );
     assert!(items[2]["message"].as_str().unwrap().contains("unpaid"));
+    // A refusal without a reason reads like any other refusal.
+    assert_eq!(items[3]["message"], "the path is not granted to you");
     for item in &items[1..] {
         assert!(item.get("url").is_none(), "{item}");
     }

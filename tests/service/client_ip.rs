@@ -97,3 +97,36 @@ async fn ipv6_clients_are_refused_or_unbound_as_configured() {
     assert_eq!(response.status(), StatusCode::OK);
     assert!(!bound_policy(response.headers()).contains("SourceIp"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_urls_are_bound_to_the_client_too() {
+    let app = TestApp::spawn(Options::default().env("CFMINT__MINT__IP_BINDING", "true")).await;
+    let client = app.client();
+    app.login(&client, "alice").await;
+    let response = client
+        .post(app.url("/sign-urls"))
+        .json(&json!({ "urls": ["/users/alice/a.pdf?w=1"] }))
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = response.json().await.unwrap();
+    let url = body["urls"][0]["url"].as_str().unwrap();
+    assert!(
+        url.contains("&Policy="),
+        "an IP-bound URL needs a custom policy: {url}"
+    );
+    let verdict = |ip: &str| {
+        cfmint::signer::verify(
+            &fixtures().public_keys,
+            &cfmint::signer::ViewerRequest {
+                url,
+                cookie_header: None,
+                client_ip: Some(ip.parse().unwrap()),
+                now: now(),
+            },
+        )
+        .is_allowed()
+    };
+    assert!(verdict("127.0.0.1"));
+    assert!(!verdict("203.0.113.9"));
+}

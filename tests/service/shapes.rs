@@ -293,7 +293,13 @@ async fn a_bad_query_string_is_refused_by_name_and_nothing_is_signed_for_it() {
         ("/users/alice/a.pdf?", "empty"),
         ("/users/alice/a*.pdf?w=1", "wildcards"),
     ];
-    let urls: Vec<&str> = cases.iter().map(|(url, _)| *url).collect();
+    // The bound on a path and query together (the harness allows 1024 bytes).
+    let longest = format!("/users/alice/a.pdf?w={}", "x".repeat(1024 - 21));
+    let too_long = format!("{longest}x");
+    assert_eq!(longest.len(), 1024);
+    let mut urls: Vec<&str> = cases.iter().map(|(url, _)| *url).collect();
+    urls.push(&too_long);
+    urls.push(&longest);
     let response = client
         .post(app.url("/sign-urls"))
         .json(&json!({ "urls": urls }))
@@ -302,7 +308,20 @@ async fn a_bad_query_string_is_refused_by_name_and_nothing_is_signed_for_it() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
-    for ((url, says), item) in cases.iter().zip(body["urls"].as_array().unwrap()) {
+    let items = body["urls"].as_array().unwrap();
+    assert_eq!(items[cases.len()]["error"], "invalid_path");
+    assert!(
+        items[cases.len()]["message"]
+            .as_str()
+            .unwrap()
+            .contains("longer than 1024")
+    );
+    assert!(
+        items[cases.len() + 1]["url"].is_string(),
+        "{}",
+        items[cases.len() + 1]
+    );
+    for ((url, says), item) in cases.iter().zip(items) {
         assert_eq!(item["error"], "invalid_path", "{url}: {item}");
         assert!(item.get("url").is_none(), "{url}: {item}");
         let message = item["message"].as_str().unwrap();
