@@ -3,7 +3,6 @@
 //! Redis (one Lua script per check, on Redis's clock) with the Redis store,
 //! so replicas sharing it share each allowance rather than multiply it.
 
-use std::fmt;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -36,12 +35,6 @@ impl FromStr for Rate {
             _ => return Err(malformed()),
         };
         Ok(Self { count, per })
-    }
-}
-
-impl fmt::Display for Rate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}s", self.count, self.per.as_secs())
     }
 }
 
