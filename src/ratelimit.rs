@@ -299,6 +299,18 @@ mod tests {
     }
 
     #[test]
+    fn pruning_forgets_keys_whose_allowance_is_whole_again() {
+        let limiter = Limiter::new("1000/s".parse().unwrap());
+        for key in ["a", "b", "c"] {
+            assert!(limiter.check(&key).is_ok());
+        }
+        assert_eq!(limiter.inner.len(), 3);
+        std::thread::sleep(Duration::from_millis(20));
+        limiter.prune();
+        assert_eq!(limiter.inner.len(), 0);
+    }
+
+    #[test]
     fn burst_is_the_count_then_refused_with_a_wait() {
         let limiter = Limiter::new("3/min".parse().unwrap());
         for _ in 0..3 {
