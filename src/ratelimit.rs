@@ -311,6 +311,36 @@ mod tests {
     }
 
     #[test]
+    fn pruning_covers_every_limit() {
+        let rate = Some("1000/s".parse().unwrap());
+        let limits = RateLimits::new(&crate::config::RateLimits {
+            login_per_address: rate,
+            login_per_identity: rate,
+            mint_per_address: rate,
+            mint_per_identity: rate,
+        });
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        for limiter in [&limits.login_per_address, &limits.mint_per_address] {
+            assert!(limiter.as_ref().unwrap().check(&ip).is_ok());
+        }
+        for limiter in [&limits.login_per_identity, &limits.mint_per_identity] {
+            assert!(limiter.as_ref().unwrap().check(&"alice".to_owned()).is_ok());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        limits.prune();
+        let left = [&limits.login_per_address, &limits.mint_per_address]
+            .iter()
+            .map(|l| l.as_ref().unwrap().inner.len())
+            .chain(
+                [&limits.login_per_identity, &limits.mint_per_identity]
+                    .iter()
+                    .map(|l| l.as_ref().unwrap().inner.len()),
+            )
+            .sum::<usize>();
+        assert_eq!(left, 0);
+    }
+
+    #[test]
     fn burst_is_the_count_then_refused_with_a_wait() {
         let limiter = Limiter::new("3/min".parse().unwrap());
         for _ in 0..3 {

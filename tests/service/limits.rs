@@ -77,3 +77,20 @@ async fn mint_is_limited_per_identity_and_nothing_is_signed_past_it() {
     assert!(limited.headers().get("set-cookie").is_none());
     assert_eq!(app.signatures().await, signed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mint_is_limited_per_address_across_identities() {
+    let app =
+        TestApp::spawn(Options::default().env("CFMINT__RATE_LIMIT__MINT_PER_ADDRESS", "2/min"))
+            .await;
+    for (name, expected) in [
+        ("alice", StatusCode::OK),
+        ("bob", StatusCode::OK),
+        ("tess", StatusCode::TOO_MANY_REQUESTS),
+    ] {
+        let client = app.client();
+        app.login(&client, name).await;
+        let path = format!("/users/{name}/");
+        assert_eq!(app.mint(&client, &path).await.status(), expected, "{name}");
+    }
+}
