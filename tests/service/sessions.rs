@@ -143,6 +143,8 @@ async fn revocation_with_the_memory_store_and_from_the_command_line() {
     let app = TestApp::spawn(Options::default()).await;
     let alice = client();
     app.login(&alice, "alice").await;
+    let bob = client();
+    app.login(&bob, "bob").await;
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_cfmint"))
         .args(["sessions", "revoke", "--sub", "alice", "--admin-url"])
         .arg(format!("http://{}", app.admin))
@@ -158,6 +160,25 @@ async fn revocation_with_the_memory_store_and_from_the_command_line() {
         app.mint(&alice, "/users/alice/").await.status(),
         StatusCode::UNAUTHORIZED
     );
+    assert_eq!(app.mint(&bob, "/users/bob/").await.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_in_redis_keeps_what_later_requests_write() {
+    let redis = Redis::start();
+    let app = TestApp::spawn(Options::with_store(StoreChoice::Redis(redis.port))).await;
+    let alice = client();
+    app.login(&alice, "alice").await;
+    // The second mint is known as a refresh only if the first one's expiry,
+    // written after login, was saved.
+    for _ in 0..2 {
+        assert_eq!(
+            app.mint(&alice, "/users/alice/").await.status(),
+            StatusCode::OK
+        );
+    }
+    let metrics = app.metrics().await;
+    assert_eq!(metric(&metrics, r#"cfmint_mints_total{kind="refresh"}"#), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
