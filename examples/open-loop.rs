@@ -114,10 +114,10 @@ async fn read_head(stream: &mut BufReader<TcpStream>) -> (u16, usize) {
         }
         if let Some(code) = text.strip_prefix("HTTP/1.1 ") {
             status = code[..3].parse().unwrap_or(0);
-        } else if let Some((name, value)) = text.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().unwrap_or(0);
-            }
+        } else if let Some((name, value)) = text.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().unwrap_or(0);
         }
     }
 }

@@ -119,12 +119,11 @@ impl OidcClient {
 
     /// The provider's metadata, from the cache while it is fresh.
     async fn metadata(&self, fresh: bool) -> Result<ProviderMetadataWithLogout, OidcError> {
-        if !fresh {
-            if let Some((metadata, at)) = &*self.metadata.read().await {
-                if at.elapsed() < self.settings.metadata_ttl {
-                    return Ok(metadata.clone());
-                }
-            }
+        if !fresh
+            && let Some((metadata, at)) = &*self.metadata.read().await
+            && at.elapsed() < self.settings.metadata_ttl
+        {
+            return Ok(metadata.clone());
         }
         let issuer = IssuerUrl::new(self.settings.issuer.clone())
             .map_err(|e| OidcError::Provider(format!("issuer: {e}")))?;

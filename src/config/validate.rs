@@ -479,16 +479,16 @@ fn mint(check: &mut Check, raw: &RawConfig) -> MintSettings {
         }
     };
     let default_path = m.default_path.clone().filter(|p| !p.is_empty());
-    if let Some(path) = &default_path {
-        if let Err(e) = grants::check_pattern(path, true).and_then(|()| {
+    if let Some(path) = &default_path
+        && let Err(e) = grants::check_pattern(path, true).and_then(|()| {
             if path.replace("{sub}", "").contains(['*', '?']) {
                 Err("must not contain wildcards")
             } else {
                 Ok(())
             }
-        }) {
-            check.fail("mint.default_path", e);
-        }
+        })
+    {
+        check.fail("mint.default_path", e);
     }
     if !(16..=8192).contains(&m.max_path_length) {
         check.fail("mint.max_path_length", "must be between 16 and 8192");

@@ -143,12 +143,12 @@ impl OriginClient {
                     Ok(response) => response.map(Body::new),
                     Err(never) => match never {},
                 };
-                if let Some(content_type) = media_type(path) {
-                    if response.status().is_success() {
-                        response
-                            .headers_mut()
-                            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-                    }
+                if let Some(content_type) = media_type(path)
+                    && response.status().is_success()
+                {
+                    response
+                        .headers_mut()
+                        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
                 }
                 response
             }

@@ -38,7 +38,7 @@ pub fn encode_into(bytes: &[u8], out: &mut String) {
 pub fn decode(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
     let body = text.trim_end_matches(PAD as char);
     let padding = text.len() - body.len();
-    if padding > 0 && (body.len() + padding) % 4 != 0 {
+    if padding > 0 && !(body.len() + padding).is_multiple_of(4) {
         return Err(base64::DecodeError::InvalidPadding);
     }
     ENGINE.decode(body)

@@ -94,10 +94,10 @@ impl OidcProvider {
         let discovery = format!("{}/.well-known/openid-configuration", self.issuer);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(response) = reqwest::get(&discovery).await {
-                if response.status() == StatusCode::OK {
-                    return;
-                }
+            if let Ok(response) = reqwest::get(&discovery).await
+                && response.status() == StatusCode::OK
+            {
+                return;
             }
             assert!(Instant::now() < deadline, "oidc-provider did not start");
             tokio::time::sleep(Duration::from_millis(50)).await;
