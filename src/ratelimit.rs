@@ -3,6 +3,7 @@
 //! Redis (one Lua script per check, on Redis's clock) with the Redis store,
 //! so replicas sharing it share each allowance rather than multiply it.
 
+use std::fmt::Display;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -86,6 +87,16 @@ impl LimitName {
             Self::MintPerIdentity => "mint_per_identity",
         }
     }
+
+    /// This limit's configured rate; `None` when `off`.
+    fn rate(self, rates: &crate::config::RateLimits) -> Option<Rate> {
+        match self {
+            Self::LoginPerAddress => rates.login_per_address,
+            Self::LoginPerIdentity => rates.login_per_identity,
+            Self::MintPerAddress => rates.mint_per_address,
+            Self::MintPerIdentity => rates.mint_per_identity,
+        }
+    }
 }
 
 /// A refusal: which limit, and how long until a retry can pass.
@@ -167,54 +178,48 @@ impl RateLimits {
     }
 
     pub async fn login_address(&self, ip: IpAddr) -> Result<(), Refusal> {
-        match &self.shared {
-            Some(shared) => {
-                let rate = shared.rates.login_per_address;
-                shared
-                    .check(rate, LimitName::LoginPerAddress, &ip.to_string())
-                    .await
-            }
-            None => check(&self.login_per_address, &ip, LimitName::LoginPerAddress),
-        }
+        self.limit(&self.login_per_address, LimitName::LoginPerAddress, ip)
+            .await
     }
 
     pub async fn login_identity(&self, name: &str) -> Result<(), Refusal> {
-        match &self.shared {
-            Some(shared) => {
-                let rate = shared.rates.login_per_identity;
-                shared.check(rate, LimitName::LoginPerIdentity, name).await
-            }
-            None => check(
-                &self.login_per_identity,
-                &name.to_owned(),
-                LimitName::LoginPerIdentity,
-            ),
-        }
+        self.limit(
+            &self.login_per_identity,
+            LimitName::LoginPerIdentity,
+            name.to_owned(),
+        )
+        .await
     }
 
     pub async fn mint_address(&self, ip: IpAddr) -> Result<(), Refusal> {
-        match &self.shared {
-            Some(shared) => {
-                let rate = shared.rates.mint_per_address;
-                shared
-                    .check(rate, LimitName::MintPerAddress, &ip.to_string())
-                    .await
-            }
-            None => check(&self.mint_per_address, &ip, LimitName::MintPerAddress),
-        }
+        self.limit(&self.mint_per_address, LimitName::MintPerAddress, ip)
+            .await
     }
 
     pub async fn mint_identity(&self, sub: &str) -> Result<(), Refusal> {
-        match &self.shared {
-            Some(shared) => {
-                let rate = shared.rates.mint_per_identity;
-                shared.check(rate, LimitName::MintPerIdentity, sub).await
-            }
-            None => check(
-                &self.mint_per_identity,
-                &sub.to_owned(),
-                LimitName::MintPerIdentity,
-            ),
+        self.limit(
+            &self.mint_per_identity,
+            LimitName::MintPerIdentity,
+            sub.to_owned(),
+        )
+        .await
+    }
+
+    /// One check of `limit` for `key`: in Redis when shared, else in process.
+    async fn limit<K: Hash + Eq + Clone + Display>(
+        &self,
+        local: &Option<Limiter<K>>,
+        limit: LimitName,
+        key: K,
+    ) -> Result<(), Refusal> {
+        if let Some(shared) = &self.shared {
+            return shared.check(limit, &key.to_string()).await;
+        }
+        match local {
+            Some(limiter) => limiter
+                .check(&key)
+                .map_err(|retry_after| Refusal::Limited(Limited { limit, retry_after })),
+            None => Ok(()),
         }
     }
 
@@ -226,22 +231,9 @@ impl RateLimits {
     }
 }
 
-fn check<K: Hash + Eq + Clone>(
-    limiter: &Option<Limiter<K>>,
-    key: &K,
-    limit: LimitName,
-) -> Result<(), Refusal> {
-    match limiter {
-        Some(limiter) => limiter
-            .check(key)
-            .map_err(|retry_after| Refusal::Limited(Limited { limit, retry_after })),
-        None => Ok(()),
-    }
-}
-
 impl Shared {
-    async fn check(&self, rate: Option<Rate>, limit: LimitName, key: &str) -> Result<(), Refusal> {
-        let Some(rate) = rate else {
+    async fn check(&self, limit: LimitName, key: &str) -> Result<(), Refusal> {
+        let Some(rate) = limit.rate(&self.rates) else {
             return Ok(());
         };
         let per = rate.per.as_micros() as u64;
