@@ -15,9 +15,9 @@ use common::{Case, cases, fixture_path, openssl, query_map};
 
 fn cfmint(backend: Backend, args: &[&str]) -> Output {
     let output = Command::new(env!("CARGO_BIN_EXE_cfmint"))
+        .args(args)
         .arg("--backend")
         .arg(backend.name())
-        .args(args)
         .env_remove("CFMINT_LOG")
         .output()
         .unwrap();
@@ -611,6 +611,31 @@ fn input_errors_exit_2_and_name_the_problem() {
             "nope",
         ),
         (cfmint(backend, &["frobnicate"]), "frobnicate"),
+        // Without a key, both ways of giving one are named.
+        (
+            cfmint(
+                backend,
+                &[
+                    "sign",
+                    "cookies",
+                    "--key-pair-id",
+                    "K1",
+                    "--resource",
+                    "https://d/a",
+                    "--ttl",
+                    "1m",
+                ],
+            ),
+            "<--key <FILE>|--key-env <VAR>>",
+        ),
+        // --backend belongs to the commands that load keys.
+        (
+            Command::new(env!("CARGO_BIN_EXE_cfmint"))
+                .args(["healthcheck", "--backend", "openssl"])
+                .output()
+                .unwrap(),
+            "--backend",
+        ),
     ];
     for (output, named) in cases {
         assert_eq!(
@@ -635,10 +660,10 @@ fn a_key_can_come_from_an_environment_variable_with_escaped_newlines() {
     for &backend in Backend::ALL {
         let output = Command::new(env!("CARGO_BIN_EXE_cfmint"))
             .args([
-                "--backend",
-                backend.name(),
                 "sign",
                 "url",
+                "--backend",
+                backend.name(),
                 "--key-env",
                 "CF_KEY",
                 "--key-pair-id",
@@ -756,4 +781,124 @@ fn users_add_creates_and_updates_a_file_named_relative_to_the_working_directory(
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(fs::read_to_string(&target).unwrap().contains("[users.bob]"));
+}
+
+#[test]
+fn sign_url_warns_when_the_url_is_outside_the_resource() {
+    let key = fixture_path("test-rsa-key.pem");
+    let sign = |url: &str| {
+        cfmint(
+            Backend::default(),
+            &[
+                "sign",
+                "url",
+                "--key",
+                key.to_str().unwrap(),
+                "--key-pair-id",
+                "K1TESTKEY",
+                "--resource",
+                "https://d.example/books/42/*",
+                "--url",
+                url,
+                "--ttl",
+                "10m",
+            ],
+        )
+    };
+    let outside = sign("https://d.example/books/43/a.m3u8");
+    assert!(outside.status.success(), "{}", stderr(&outside));
+    assert!(
+        stderr(&outside)
+            .contains("warning: --url is outside --resource https://d.example/books/42/*"),
+        "{}",
+        stderr(&outside)
+    );
+    let inside = sign("https://d.example/books/42/a.m3u8?x=1");
+    assert!(inside.status.success(), "{}", stderr(&inside));
+    assert!(!stderr(&inside).contains("warning"), "{}", stderr(&inside));
+}
+
+#[test]
+fn completions_and_the_manual_page_cover_every_command() {
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_cfmint"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+        stdout(&output)
+    };
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let script = run(&["completions", shell]);
+        for command in ["sign", "verify", "keygen", "serve", "edge", "key-env"] {
+            assert!(script.contains(command), "{shell} lacks {command}");
+        }
+    }
+    // bash accepts the script, and it completes subcommands.
+    let script = run(&["completions", "bash"]);
+    let completed = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "{script}\nCOMP_WORDS=(cfmint ke); COMP_CWORD=1; _cfmint cfmint ke cfmint; echo \"${{COMPREPLY[@]}}\""
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&completed).trim(),
+        "keygen",
+        "{}",
+        stderr(&completed)
+    );
+
+    let man = run(&["man"]);
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH cfmint 1"),
+        "{man:.200}"
+    );
+    for command in ["sign", "verify", "keygen", "serve", "edge", "completions"] {
+        assert!(man.contains(command), "the manual lacks {command}");
+    }
+    // man itself renders it.
+    if Command::new("man").arg("--version").output().is_ok() {
+        let dir = tempfile::tempdir().unwrap();
+        let page = dir.path().join("cfmint.1");
+        fs::write(&page, &man).unwrap();
+        let rendered = Command::new("man")
+            .arg("-l")
+            .arg(&page)
+            .env("MANPAGER", "cat")
+            .env("MANWIDTH", "100")
+            .output()
+            .unwrap();
+        assert!(
+            stdout(&rendered).contains("Mint and check Amazon CloudFront"),
+            "{}",
+            stderr(&rendered)
+        );
+    }
+}
+
+#[test]
+fn user_add_refuses_a_password_under_eight_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("users.toml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cfmint"))
+        .args(["user", "add", "--username", "alice", "--file"])
+        .arg(&file)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        writeln!(child.stdin.take().unwrap(), "1234567").unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("at least 8 characters"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!file.exists(), "nothing written");
 }

@@ -7,16 +7,18 @@ use clap::Args;
 use super::{CliError, Outcome};
 use crate::config::LogFormat;
 use crate::edge::{Edge, EdgeSettings};
-use crate::signer::Backend;
 
 #[derive(Debug, Args)]
 pub struct EdgeArgs {
     /// Configuration file with an [edge] section.
     #[arg(long, short)]
     config: PathBuf,
+    #[command(flatten)]
+    backend: super::BackendArg,
 }
 
-pub fn run(args: EdgeArgs, backend: Backend) -> Result<Outcome, CliError> {
+pub fn run(args: EdgeArgs) -> Result<Outcome, CliError> {
+    let backend = args.backend.backend;
     let text = std::fs::read_to_string(&args.config)
         .map_err(|e| format!("cannot read {}: {e}", args.config.display()))?;
     let settings = EdgeSettings::load(&text).map_err(|e| e.to_string())?;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, ValueEnum};
 
 use super::{CliError, Outcome, print};
-use crate::signer::{Backend, KeySpec};
+use crate::signer::KeySpec;
 
 #[derive(Debug, Args)]
 pub struct KeygenArgs {
@@ -21,6 +21,8 @@ pub struct KeygenArgs {
     /// Directory for private.pem and public.pem (created if missing).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
+    #[command(flatten)]
+    backend: super::BackendArg,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -29,7 +31,8 @@ enum KeyType {
     Ecdsa,
 }
 
-pub fn run(args: KeygenArgs, backend: Backend) -> Result<Outcome, CliError> {
+pub fn run(args: KeygenArgs) -> Result<Outcome, CliError> {
+    let backend = args.backend.backend;
     let spec = match (args.key_type, args.bits) {
         (KeyType::Rsa, None) => KeySpec::Rsa { bits: 2048 },
         (KeyType::Rsa, Some(bits @ (2048 | 3072 | 4096))) => KeySpec::Rsa { bits },

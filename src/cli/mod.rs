@@ -15,7 +15,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
 
-use clap::{Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::config::LogFormat;
 use crate::minter::now;
@@ -28,11 +28,17 @@ use crate::signer::{self, Backend};
     about = "Mint and check Amazon CloudFront signed cookies and URLs"
 )]
 struct Cli {
-    /// Crypto backend (default: openssl when compiled in).
-    #[arg(long, global = true, value_parser = parse_backend, default_value_t = Backend::default())]
-    backend: Backend,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--backend`, on the subcommands that load keys themselves.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct BackendArg {
+    /// Crypto library for keys and signatures: openssl or rustcrypto (same bytes
+    /// out; they differ in speed and in what they link).
+    #[arg(long, value_parser = parse_backend, default_value_t = Backend::default())]
+    pub backend: Backend,
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +64,17 @@ enum Command {
     /// Act on a running service's sessions (through its admin listener).
     #[command(subcommand)]
     Sessions(sessions::SessionsCommand),
+    /// Print a shell completion script: cfmint completions bash > /etc/bash_completion.d/cfmint
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff): cfmint man > /usr/local/share/man/man1/cfmint.1
+    Man,
+}
+
+#[derive(Debug, Args)]
+struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
 }
 
 /// A problem with the input: printed to stderr, exit code 2.
@@ -92,15 +109,22 @@ pub fn run() -> ExitCode {
         init_tracing(LogFormat::Text, "warn");
     }
     let result = match cli.command {
-        Command::Sign(command) => sign::run(command, cli.backend),
-        Command::Verify(args) => verify::run(args, cli.backend),
-        Command::Keygen(args) => keygen::run(args, cli.backend),
+        Command::Sign(command) => sign::run(command),
+        Command::Verify(args) => verify::run(args),
+        Command::Keygen(args) => keygen::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Serve(args) => serve::run(args),
-        Command::Edge(args) => edge::run(args, cli.backend),
+        Command::Edge(args) => edge::run(args),
         Command::User(command) => user::run(command),
         Command::Healthcheck(args) => healthcheck::run(args),
         Command::Sessions(command) => sessions::run(command),
+        Command::Completions(args) => {
+            let mut out = Vec::new();
+            clap_complete::generate(args.shell, &mut Cli::command(), "cfmint", &mut out);
+            print(&String::from_utf8_lossy(&out));
+            Ok(Outcome::Success)
+        }
+        Command::Man => man_page(),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
@@ -110,6 +134,16 @@ pub fn run() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The manual page, from the same definitions as `--help`.
+fn man_page() -> Result<Outcome, CliError> {
+    let mut out = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut out)
+        .map_err(|e| format!("cannot render the manual page: {e}"))?;
+    print(&String::from_utf8_lossy(&out));
+    Ok(Outcome::Success)
 }
 
 /// Logs go to stderr; `CFMINT_LOG` sets the filter (default: `level`).
@@ -137,7 +171,7 @@ fn parse_key_pair_id(id: &str) -> Result<signer::KeyPairId, String> {
     signer::KeyPairId::new(id).map_err(|e| e.to_string())
 }
 
-/// Parses `30s`, `10m`, `12h`, `7d`.
+/// Parses a duration: a number and a unit (ms, s, m, h, d, w), combinable as `1h30m`.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
         .map_err(|e| format!("\"{text}\" is not a duration like 30s, 10m or 12h ({e})"))
@@ -164,4 +198,57 @@ fn printable(text: &str) -> String {
 /// Writes to stdout; a closed pipe is not an error worth a panic.
 fn print(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every subcommand and every flag says what it is for.
+    #[test]
+    fn every_command_and_flag_is_described() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if !matches!(id, "help" | "version") && arg.get_help().is_none() {
+                    missing.push(format!("{path} --{id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() {
+                    missing.push(path.clone());
+                }
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "cfmint", &mut missing);
+        assert!(missing.is_empty(), "undescribed: {missing:?}");
+    }
+
+    /// `--backend` is offered where keys are loaded, and only there.
+    #[test]
+    fn backend_is_offered_where_keys_are_loaded() {
+        let cli = Cli::command();
+        let mut with = Vec::new();
+        for sub in cli.get_subcommands() {
+            let leaves: Vec<&clap::Command> = if sub.has_subcommands() {
+                sub.get_subcommands().collect()
+            } else {
+                vec![sub]
+            };
+            for leaf in leaves {
+                if leaf.get_arguments().any(|a| a.get_id() == "backend") {
+                    with.push(leaf.get_name().to_owned());
+                }
+            }
+        }
+        assert_eq!(with, ["cookies", "url", "verify", "keygen", "edge"]);
+    }
+
+    #[test]
+    fn clap_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
 }

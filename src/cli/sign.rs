@@ -5,10 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::{CliError, Outcome, now, parse_duration, parse_key_pair_id, print};
-use crate::signer::{
-    Backend, HashAlgorithm, KeyPairId, Policy, PolicyForm, PrivateKey, SignedPolicy,
-};
+use super::{BackendArg, CliError, Outcome, now, parse_duration, parse_key_pair_id, print};
+use crate::signer::{HashAlgorithm, KeyPairId, Policy, PolicyForm, PrivateKey, SignedPolicy};
 
 #[derive(Debug, Subcommand)]
 pub enum SignCommand {
@@ -48,20 +46,25 @@ pub struct UrlArgs {
 
 #[derive(Debug, Args)]
 struct KeyArgs {
+    #[command(flatten)]
+    source: KeySource,
+    /// CloudFront public key id, e.g. K2JCJMDEHXQW5F.
+    #[arg(long, value_name = "ID", value_parser = parse_key_pair_id)]
+    key_pair_id: KeyPairId,
+    #[command(flatten)]
+    backend: BackendArg,
+}
+
+/// Where the private key comes from: exactly one of the two.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+struct KeySource {
     /// PEM private key file (PKCS#1, PKCS#8 or SEC1).
-    #[arg(
-        long,
-        value_name = "FILE",
-        required_unless_present = "key_env",
-        conflicts_with = "key_env"
-    )]
+    #[arg(long, value_name = "FILE")]
     key: Option<PathBuf>,
     /// Environment variable holding the PEM private key (`\n` escapes allowed).
     #[arg(long, value_name = "VAR")]
     key_env: Option<String>,
-    /// CloudFront public key id, e.g. K2JCJMDEHXQW5F.
-    #[arg(long, value_name = "ID", value_parser = parse_key_pair_id)]
-    key_pair_id: KeyPairId,
 }
 
 #[derive(Debug, Args)]
@@ -69,7 +72,8 @@ struct PolicyArgs {
     /// Expiry (DateLessThan) in epoch seconds.
     #[arg(long, value_name = "EPOCH", conflicts_with = "ttl")]
     expires: Option<u64>,
-    /// Expiry as a lifetime from now: 30s, 10m, 12h.
+    /// Expiry as a lifetime from now: a number and a unit (s, m, h, d, w;
+    /// also ms), combinable as 1h30m.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     ttl: Option<Duration>,
     /// Start (DateGreaterThan) in epoch seconds.
@@ -99,8 +103,9 @@ impl From<HashArg> for HashAlgorithm {
 }
 
 impl KeyArgs {
-    fn load(self, backend: Backend) -> Result<PrivateKey, CliError> {
-        Ok(match (self.key, self.key_env) {
+    fn load(self) -> Result<PrivateKey, CliError> {
+        let backend = self.backend.backend;
+        Ok(match (self.source.key, self.source.key_env) {
             (Some(path), _) => PrivateKey::from_file(self.key_pair_id, &path, backend)?,
             (None, Some(var)) => PrivateKey::from_env(self.key_pair_id, &var, backend)?,
             (None, None) => {
@@ -136,22 +141,30 @@ impl PolicyArgs {
     }
 }
 
-pub fn run(command: SignCommand, backend: Backend) -> Result<Outcome, CliError> {
+pub fn run(command: SignCommand) -> Result<Outcome, CliError> {
     match command {
         SignCommand::Cookies(args) => {
             let policy = args.policy.policy(&args.resource)?;
-            let key = args.key.load(backend)?;
+            let key = args.key.load()?;
             let signed = key.sign(&policy, PolicyForm::Auto, args.policy.hash.into())?;
             print(&format_cookies(&signed, args.json));
         }
         SignCommand::Url(args) => {
             crate::signer::check_url(&args.url)?;
             let (resource, form) = match &args.resource {
-                Some(pattern) => (pattern.as_str(), PolicyForm::Custom),
+                Some(pattern) => {
+                    let url = crate::signer::split_signing_params(&args.url).unsigned;
+                    if !crate::signer::wildcard_matches(pattern, &url) {
+                        eprintln!(
+                            "warning: --url is outside --resource {pattern}: CloudFront will refuse this URL"
+                        );
+                    }
+                    (pattern.as_str(), PolicyForm::Custom)
+                }
                 None => (args.url.as_str(), PolicyForm::Auto),
             };
             let policy = args.policy.policy(resource)?;
-            let key = args.key.load(backend)?;
+            let key = args.key.load()?;
             let signed = key.sign(&policy, form, args.policy.hash.into())?;
             print(&format!("{}\n", signed.apply_to_url(&args.url)?));
         }

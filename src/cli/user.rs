@@ -21,6 +21,7 @@ pub struct AddArgs {
     /// The users file (created, mode 0600, when missing).
     #[arg(long)]
     file: PathBuf,
+    /// The name the user logs in with: 1-64 of A-Z a-z 0-9 - . _ @ +
     #[arg(long)]
     username: String,
 }
@@ -39,7 +40,20 @@ pub fn run(command: UserCommand) -> Result<Outcome, CliError> {
     Ok(Outcome::Success)
 }
 
+/// Shortest password accepted, in characters (NIST SP 800-63B's minimum).
+const MIN_PASSWORD_CHARS: usize = 8;
+
 fn read_password() -> Result<Zeroizing<String>, CliError> {
+    let password = read_password_line()?;
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(
+            format!("the password is too short: at least {MIN_PASSWORD_CHARS} characters").into(),
+        );
+    }
+    Ok(password)
+}
+
+fn read_password_line() -> Result<Zeroizing<String>, CliError> {
     if std::io::stdin().is_terminal() {
         let first = Zeroizing::new(
             rpassword::prompt_password("Password: ")

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::{CliError, Outcome, now, print, printable, rfc3339};
 use crate::signer::{
-    self, Backend, CredentialSource, KeyPairId, PublicKey, PublicKeys, Verdict, ViewerRequest,
+    self, CredentialSource, KeyPairId, PublicKey, PublicKeys, Verdict, ViewerRequest,
 };
 
 #[derive(Debug, Args)]
@@ -31,6 +31,8 @@ pub struct VerifyArgs {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    backend: super::BackendArg,
 }
 
 fn parse_key_arg(text: &str) -> Result<(KeyPairId, PathBuf), String> {
@@ -41,7 +43,8 @@ fn parse_key_arg(text: &str) -> Result<(KeyPairId, PathBuf), String> {
     Ok((id, PathBuf::from(path)))
 }
 
-pub fn run(args: VerifyArgs, backend: Backend) -> Result<Outcome, CliError> {
+pub fn run(args: VerifyArgs) -> Result<Outcome, CliError> {
+    let backend = args.backend.backend;
     let keys = args
         .public_keys
         .into_iter()
