@@ -8,6 +8,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -62,6 +63,7 @@ pub struct Metrics {
     mint_first: Counter,
     mint_refresh: Counter,
     refresh_remaining: Histogram,
+    ready: Gauge,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -169,6 +171,12 @@ impl Metrics {
             "At a refresh, how long the session's previous cookies still had (0: expired)",
             refresh_remaining.clone(),
         );
+        let ready = Gauge::default();
+        registry.register(
+            "ready",
+            "1 when /readyz would answer 200 at this scrape (not draining, session store answering), else 0",
+            ready.clone(),
+        );
         let mint_first = mints.get_or_create(&KindLabels { kind: "first" }).clone();
         let mint_refresh = mints.get_or_create(&KindLabels { kind: "refresh" }).clone();
         let minted = mint_outcomes
@@ -193,6 +201,7 @@ impl Metrics {
             mint_first,
             mint_refresh,
             refresh_remaining,
+            ready,
             key_reloads,
             origin_rejected,
             registry,
@@ -292,6 +301,10 @@ impl Metrics {
                     .inc_by(count as u64);
             }
         }
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.set(i64::from(ready));
     }
 
     pub fn origin_rejected(&self) {

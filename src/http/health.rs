@@ -14,36 +14,39 @@ pub async fn healthz() -> Response {
 }
 
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({
-                "error": "not_ready",
-                "message": "shutting down: draining requests",
-            })),
-        )
-            .into_response();
-    }
-    let key = state.minter.ring().active().id().as_str().to_owned();
-    match state.store.ping().await {
-        Ok(()) => Json(json!({
+    match readiness(&state).await {
+        Ok(key) => Json(json!({
             "status": "ready",
             "key_pair_id": key,
             "session_store": state.store.kind(),
         }))
         .into_response(),
-        Err(reason) => (
+        Err(message) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({
-                "error": "not_ready",
-                "message": format!("the session store is unavailable: {reason}"),
-            })),
+            Json(json!({ "error": "not_ready", "message": message })),
         )
             .into_response(),
     }
 }
 
+/// Ready: not draining, and the session store answers. `Ok` carries the
+/// active key pair id, `Err` why not.
+async fn readiness(state: &AppState) -> Result<String, String> {
+    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err("shutting down: draining requests".to_owned());
+    }
+    state
+        .store
+        .ping()
+        .await
+        .map_err(|reason| format!("the session store is unavailable: {reason}"))?;
+    Ok(state.minter.ring().active().id().as_str().to_owned())
+}
+
+/// The metrics, with `cfmint_ready` evaluated as `/readyz` would answer now.
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    let ready = readiness(&state).await.is_ok();
+    state.metrics.set_ready(ready);
     let mut response = state.metrics.render().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

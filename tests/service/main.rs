@@ -10,6 +10,7 @@ mod harness;
 mod hostile;
 mod jwt;
 mod limits;
+mod monitoring;
 mod observability;
 mod oidc;
 mod operations;
