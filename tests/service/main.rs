@@ -9,6 +9,7 @@ mod edge;
 mod harness;
 mod hostile;
 mod jwt;
+mod kubernetes;
 mod limits;
 mod monitoring;
 mod observability;

@@ -1,6 +1,7 @@
 //! Every configuration the project ships or shows, run through the built
-//! binary as a child process: each file under `config/` and each TOML block
-//! in `README.md` and `docs/*.md`, found by this test itself. The files a
+//! binary as a child process: each file under `config/`, each configuration
+//! under `deploy/` (TOML files, and `cfmint.toml` in a ConfigMap) and each
+//! TOML block in `README.md` and `docs/*.md`, found by this test itself. The files a
 //! configuration names are made up here; listeners move to free loopback
 //! ports. Each must serve (and stop cleanly on SIGTERM) or exit 2 with a
 //! message naming the key; it never panics.
@@ -69,6 +70,25 @@ fn shown_configurations() -> Vec<Shown> {
             name: None,
         });
     }
+    for path in deploy_files() {
+        let origin = path.strip_prefix(ROOT).unwrap().display().to_string();
+        let text = std::fs::read_to_string(&path).unwrap();
+        if path.extension().is_some_and(|e| e == "toml") {
+            found.push(Shown {
+                origin,
+                text,
+                name: None,
+            });
+            continue;
+        }
+        for (line, embedded) in embedded_configurations(&text) {
+            found.push(Shown {
+                origin: format!("{origin}:{line}"),
+                text: embedded,
+                name: None,
+            });
+        }
+    }
     for (document, text) in documents() {
         for block in fenced_blocks(&text) {
             if block.language == "toml" {
@@ -79,6 +99,59 @@ fn shown_configurations() -> Vec<Shown> {
                 });
             }
         }
+    }
+    found
+}
+
+/// Every `.toml` and `.yaml` file under `deploy/`, sorted.
+fn deploy_files() -> Vec<PathBuf> {
+    fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, found);
+            } else if path
+                .extension()
+                .is_some_and(|e| e == "toml" || e == "yaml" || e == "yml")
+            {
+                found.push(path);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(&Path::new(ROOT).join("deploy"), &mut found);
+    found.sort();
+    found
+}
+
+/// The `cfmint.toml: |` blocks of a YAML file (a ConfigMap's data), with the
+/// line they start on, unindented.
+fn embedded_configurations(yaml: &str) -> Vec<(usize, String)> {
+    let lines: Vec<&str> = yaml.lines().collect();
+    let mut found = Vec::new();
+    for (at, line) in lines.iter().enumerate() {
+        let key = line.trim_start();
+        if !(key.starts_with("cfmint.toml: |") || key.starts_with("\"cfmint.toml\": |")) {
+            continue;
+        }
+        let outer = line.len() - key.len();
+        let body: Vec<&str> = lines[at + 1..]
+            .iter()
+            .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() > outer)
+            .copied()
+            .collect();
+        let indent = body
+            .iter()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.len() - l.trim_start().len())
+            .min()
+            .unwrap_or(0);
+        let text = body
+            .iter()
+            .map(|l| l.get(indent..).unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("\n");
+        found.push((at + 2, text));
     }
     found
 }
@@ -319,7 +392,12 @@ fn run(shown: &Shown) -> Outcome {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     for name in mentioned_variables(&shown.text) {
-        command.env(name, "0123456789abcdef0123456789abcdef-made-up");
+        let value = if name.ends_with("REDIS_URL") {
+            "redis://127.0.0.1:9/0"
+        } else {
+            "0123456789abcdef0123456789abcdef-made-up"
+        };
+        command.env(name, value);
     }
     command.envs(made_up.variables.iter().map(|(k, v)| (k, v)));
     let mut child = command.spawn().unwrap();
@@ -389,6 +467,12 @@ fn every_shown_configuration_serves_or_is_refused_by_name_never_panics() {
         shown.len() >= 6,
         "expected the config/ files and the docs' TOML blocks, found {}",
         shown.len()
+    );
+    assert!(
+        shown
+            .iter()
+            .any(|s| s.origin.starts_with("deploy/kubernetes/configmap.yaml:")),
+        "the Kubernetes ConfigMap's configuration is among them"
     );
     let shown_refused: Vec<String> = console_examples()
         .into_iter()
