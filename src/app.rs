@@ -38,13 +38,18 @@ impl Application {
     /// Loads everything the service needs; any failure names what and where.
     pub async fn build(settings: Settings) -> Result<Self, String> {
         let metrics = Arc::new(Metrics::new());
-        let ring = key_ring(&settings)?;
-        tracing::info!(
-            key_pair_id = %ring.active().id(),
-            algorithm = %ring.active().algorithm(),
-            keys = ring.keys().len(),
-            "signing key loaded"
-        );
+        // Every step that reads a file, the environment or the network is
+        // tried, and all their problems are reported together.
+        let mut problems = Vec::new();
+        let ring = noted(&mut problems, key_ring(&settings));
+        if let Some(ring) = &ring {
+            tracing::info!(
+                key_pair_id = %ring.active().id(),
+                algorithm = %ring.active().algorithm(),
+                keys = ring.keys().len(),
+                "signing key loaded"
+            );
+        }
         let grants = Grants {
             grants: settings.grants.clone(),
             paths_claim: settings
@@ -60,11 +65,13 @@ impl Application {
             claims_needed.extend(authorize.claims.iter().cloned());
         }
         let authorizer = match &settings.authorize {
-            Some(authorize) => Some(
+            Some(authorize) => noted(
+                &mut problems,
                 Authorizer::new(authorize.clone(), metrics.clone())
-                    .map_err(|e| format!("authorize: {e}"))?,
+                    .map(Some)
+                    .map_err(|e| format!("authorize: {e}")),
             ),
-            None => None,
+            None => Some(None),
         };
         if settings
             .server
@@ -83,56 +90,85 @@ impl Application {
                 let loaded =
                     tokio::task::spawn_blocking(move || Users::load(file.as_deref(), demo))
                         .await
-                        .map_err(|e| format!("auth.users: {e}"))?
-                        .map_err(|e| format!("auth.users.file: {e}"))?;
+                        .map_err(|e| format!("auth.users: {e}"))
+                        .and_then(|loaded| loaded.map_err(|e| format!("auth.users.file: {e}")));
                 if demo {
                     tracing::warn!(
                         "demo user enabled (username demo, password demo): loopback only"
                     );
                 }
-                Some(loaded)
+                noted(&mut problems, loaded.map(Some))
             }
-            None => None,
+            None => Some(None),
         };
         let jwt = match &settings.auth.jwt {
-            Some(jwt) => Some(
+            Some(jwt) => noted(
+                &mut problems,
                 JwtVerifier::new(jwt, claims_needed.clone())
                     .await
-                    .map_err(|e| format!("auth.jwt: {e}"))?,
+                    .map(Some)
+                    .map_err(|e| format!("auth.jwt: {e}")),
             ),
-            None => None,
+            None => Some(None),
         };
         let oidc = match &settings.auth.oidc {
-            Some(oidc) => Some(
+            Some(oidc) => noted(
+                &mut problems,
                 OidcClient::new(
                     oidc.clone(),
                     claims_needed.clone(),
                     grants.paths_claim.clone(),
                 )
-                .map_err(|e| format!("auth.oidc: {e}"))?,
+                .map(Some)
+                .map_err(|e| format!("auth.oidc: {e}")),
             ),
-            None => None,
+            None => Some(None),
         };
-        let store = Store::new(&settings.session, metrics.clone())?;
-
-        let listener = TcpListener::bind(settings.server.listen)
-            .await
-            .map_err(|e| format!("server.listen: cannot bind {}: {e}", settings.server.listen))?;
+        let store = noted(
+            &mut problems,
+            Store::new(&settings.session, metrics.clone()),
+        );
+        let listener = noted(
+            &mut problems,
+            TcpListener::bind(settings.server.listen)
+                .await
+                .map_err(|e| format!("server.listen: cannot bind {}: {e}", settings.server.listen)),
+        );
         let admin = match settings.server.admin_listen {
-            Some(address) => Some(
+            Some(address) => noted(
+                &mut problems,
                 TcpListener::bind(address)
                     .await
-                    .map_err(|e| format!("server.admin_listen: cannot bind {address}: {e}"))?,
+                    .map(Some)
+                    .map_err(|e| format!("server.admin_listen: cannot bind {address}: {e}")),
             ),
-            None => None,
+            None => Some(None),
         };
         let tls = match &settings.server.tls {
-            Some((cert, key)) => Some(
+            Some((cert, key)) => noted(
+                &mut problems,
                 Tls::from_files(cert, key)
                     .await
-                    .map_err(|e| format!("server.tls_cert: {e}"))?,
+                    .map(Some)
+                    .map_err(|e| format!("server.tls_cert: {e}")),
             ),
-            None => None,
+            None => Some(None),
+        };
+        let (
+            Some(ring),
+            Some(authorizer),
+            Some(users),
+            Some(jwt),
+            Some(oidc),
+            Some(store),
+            Some(listener),
+            Some(admin),
+            Some(tls),
+        ) = (
+            ring, authorizer, users, jwt, oidc, store, listener, admin, tls,
+        )
+        else {
+            return Err(startup_problems(&problems));
         };
         let minter = Minter::new(ring, settings.cloudfront.clone(), settings.mint.clone())
             .map_err(|e| format!("mint.signing: cannot start the signing threads: {e}"))?;
@@ -306,6 +342,28 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
         tokio::select! {
             () = wait(terminate) => {},
             () = wait(interrupt) => {},
+        }
+    }
+}
+
+/// The value, or `None` with its problem noted.
+fn noted<T>(problems: &mut Vec<String>, result: Result<T, String>) -> Option<T> {
+    result.map_err(|problem| problems.push(problem)).ok()
+}
+
+/// One problem as it is; several (a step may report more than one, a line
+/// each) counted and indented, as configuration errors are.
+fn startup_problems(problems: &[String]) -> String {
+    let lines: Vec<&str> = problems.iter().flat_map(|p| p.lines()).collect();
+    match lines.as_slice() {
+        [one] => (*one).to_owned(),
+        _ => {
+            let mut text = format!("cannot start ({} problems):", lines.len());
+            for line in lines {
+                text.push_str("\n  ");
+                text.push_str(line);
+            }
+            text
         }
     }
 }

@@ -154,13 +154,20 @@ pub fn key_ring(settings: &Settings) -> Result<KeyRing, String> {
         return KeyRing::new(vec![key], &id).map_err(|e| format!("keys: {e}"));
     }
     let mut keys = Vec::new();
+    let mut problems = Vec::new();
     for (index, entry) in settings.keys.keys.iter().enumerate() {
         let id = &entry.id;
         let key = match &entry.location {
             KeyLocation::File(path) => PrivateKey::from_file(id.clone(), path, backend),
             KeyLocation::Env(name) => PrivateKey::from_env(id.clone(), name, backend),
-        }
-        .map_err(|e| format!("keys.key[{index}] ({id}): {e}"))?;
+        };
+        let key = match key {
+            Ok(key) => key,
+            Err(e) => {
+                problems.push(format!("keys.key[{index}] ({id}): {e}"));
+                continue;
+            }
+        };
         let matches = matches!(
             (entry.kind, key.algorithm()),
             (None, _)
@@ -168,12 +175,17 @@ pub fn key_ring(settings: &Settings) -> Result<KeyRing, String> {
                 | (Some(KeyKind::Ecdsa), KeyAlgorithm::EcdsaP256)
         );
         if !matches {
-            return Err(format!(
+            problems.push(format!(
                 "keys.key[{index}] ({id}): the file holds an {} key, not the configured type",
                 key.algorithm()
             ));
+            continue;
         }
         keys.push(key);
+    }
+    if !problems.is_empty() {
+        // Every key's problem, one per line.
+        return Err(problems.join("\n"));
     }
     let active = settings
         .keys

@@ -32,6 +32,14 @@ impl Check {
         self.ok(key, parse_duration(text)).unwrap_or_default()
     }
 
+    /// A file the configuration names must be there and readable now, so
+    /// that a missing mount is reported with every other problem.
+    fn readable(&mut self, key: &str, path: &str) {
+        if let Err(e) = std::fs::File::open(path) {
+            self.fail(key, format!("cannot read {path}: {e}"));
+        }
+    }
+
     fn rate(&mut self, key: &str, text: &str) -> Option<Rate> {
         if text == "off" {
             return None;
@@ -246,7 +254,11 @@ fn server(check: &mut Check, raw: &RawConfig) -> Server {
         .filter_map(|cidr| check.ok("server.trusted_proxies", super::parse_proxy(cidr)))
         .collect();
     let tls = match (&s.tls_cert, &s.tls_key) {
-        (Some(cert), Some(key)) => Some((PathBuf::from(cert), PathBuf::from(key))),
+        (Some(cert), Some(key)) => {
+            check.readable("server.tls_cert", cert);
+            check.readable("server.tls_key", key);
+            Some((PathBuf::from(cert), PathBuf::from(key)))
+        }
         (None, None) => None,
         _ => {
             check.fail("server.tls_cert", "tls_cert and tls_key go together");
@@ -376,8 +388,19 @@ fn keys(check: &mut Check, raw: &RawConfig) -> KeySettings {
             KeyPairId::new(&key.id).map_err(|e| e.to_string()),
         );
         let location = match (&key.file, &key.env) {
-            (Some(file), None) => Some(KeyLocation::File(file.into())),
-            (None, Some(env)) => Some(KeyLocation::Env(env.clone())),
+            (Some(file), None) => {
+                check.readable(&format!("{prefix}.file"), file);
+                Some(KeyLocation::File(file.into()))
+            }
+            (None, Some(env)) => {
+                if std::env::var_os(env).is_none_or(|value| value.is_empty()) {
+                    check.fail(
+                        &format!("{prefix}.env"),
+                        format!("the environment variable {env} is not set"),
+                    );
+                }
+                Some(KeyLocation::Env(env.clone()))
+            }
             _ => {
                 check.fail(&prefix, "needs exactly one of file or env");
                 None
@@ -433,26 +456,42 @@ fn keys(check: &mut Check, raw: &RawConfig) -> KeySettings {
 
 fn mint(check: &mut Check, raw: &RawConfig) -> MintSettings {
     let m = &raw.mint;
-    let ttl = check.duration("mint.ttl", &m.ttl);
-    if ttl < Duration::from_secs(10) || ttl > Duration::from_secs(7 * 24 * 3600) {
+    // Bounds are checked only between durations that parsed, so a
+    // malformed one is reported once.
+    let week = Duration::from_secs(7 * 24 * 3600);
+    let parsed = |check: &mut Check, key: &str, text: &str| check.ok(key, parse_duration(text));
+    let ttl = parsed(check, "mint.ttl", &m.ttl);
+    if ttl.is_some_and(|ttl| ttl < Duration::from_secs(10) || ttl > week) {
         check.fail("mint.ttl", "must be between 10s and 7d");
     }
-    let min_ttl = check.duration("mint.min_ttl", &m.min_ttl);
-    if min_ttl < Duration::from_secs(10) || min_ttl > ttl {
+    let min_ttl = parsed(check, "mint.min_ttl", &m.min_ttl);
+    if let (Some(min_ttl), Some(ttl)) = (min_ttl, ttl)
+        && (min_ttl < Duration::from_secs(10) || min_ttl > ttl)
+    {
         check.fail("mint.min_ttl", "must be between 10s and mint.ttl");
     }
     let max_ttl = if m.max_ttl.is_empty() {
         ttl
     } else {
-        check.duration("mint.max_ttl", &m.max_ttl)
+        parsed(check, "mint.max_ttl", &m.max_ttl)
     };
-    if max_ttl < ttl || max_ttl > Duration::from_secs(7 * 24 * 3600) {
+    if let (Some(max_ttl), Some(ttl)) = (max_ttl, ttl)
+        && (max_ttl < ttl || max_ttl > week)
+    {
         check.fail("mint.max_ttl", "must be between mint.ttl and 7d");
     }
-    let expiry_rounding = check.duration("mint.expiry_rounding", &m.expiry_rounding);
-    if expiry_rounding > ttl {
+    let expiry_rounding = parsed(check, "mint.expiry_rounding", &m.expiry_rounding);
+    if let (Some(expiry_rounding), Some(ttl)) = (expiry_rounding, ttl)
+        && expiry_rounding > ttl
+    {
         check.fail("mint.expiry_rounding", "must not exceed mint.ttl");
     }
+    let (ttl, min_ttl, max_ttl, expiry_rounding) = (
+        ttl.unwrap_or_default(),
+        min_ttl.unwrap_or_default(),
+        max_ttl.unwrap_or_default(),
+        expiry_rounding.unwrap_or_default(),
+    );
     if !(m.refresh_at > 0.0 && m.refresh_at < 1.0) {
         check.fail(
             "mint.refresh_at",
@@ -554,6 +593,9 @@ fn session(check: &mut Check, raw: &RawConfig) -> SessionSettings {
                 );
             }
             let ca_file = s.redis_ca_file.as_deref().filter(|f| !f.is_empty());
+            if let Some(ca_file) = ca_file {
+                check.readable("session.redis_ca_file", ca_file);
+            }
             if ca_file.is_some() && !tls {
                 check.fail(
                     "session.redis_ca_file",
@@ -654,6 +696,9 @@ fn auth(check: &mut Check, raw: &RawConfig, server: &Server) -> Auth {
                     server.listen
                 ),
             );
+        }
+        if let Some(file) = &u.file {
+            check.readable("auth.users.file", file);
         }
         if u.file.is_none() && !u.demo {
             check.fail(
@@ -775,6 +820,12 @@ fn jwt(check: &mut Check, j: &RawJwt) -> Option<JwtSettings> {
             "auth.jwt.algorithms",
             "must all be of one family (HMAC, RSA, EC or Ed)",
         );
+    }
+    if let Some(file) = &j.public_key_file {
+        check.readable("auth.jwt.public_key_file", file);
+    }
+    if let Some(file) = &j.jwks_file {
+        check.readable("auth.jwt.jwks_file", file);
     }
     let sources = [
         j.public_key_file

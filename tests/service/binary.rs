@@ -147,6 +147,130 @@ fn invalid_configuration_exits_2_naming_every_key() {
     }
 }
 
+/// Missing files and variables are reported in the same run as the
+/// configuration's own mistakes, each with its key.
+#[test]
+fn missing_files_and_variables_are_reported_with_the_configuration_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cfmint.toml");
+    std::fs::write(
+        &config,
+        r#"
+[server]
+listen = "127.0.0.1:0"
+admin_listen = ""
+tls_cert = "missing-cert.pem"
+tls_key = "missing-key.pem"
+[cloudfront]
+base_url = "https://cdn.example.com"
+[keys]
+active = "KONE"
+[[keys.key]]
+id = "KONE"
+file = "/nonexistent/private.pem"
+[[keys.key]]
+id = "KTWO"
+env = "CFMINT_TEST_KEY_THAT_IS_NOT_SET"
+[mint]
+ttl = "forever"
+[auth.users]
+file = "missing-users.toml"
+"#,
+    )
+    .unwrap();
+    let output = cfmint()
+        .args(["serve", "--config"])
+        .arg(&config)
+        .current_dir(dir.path())
+        .env_remove("CFMINT_TEST_KEY_THAT_IS_NOT_SET")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("error: invalid configuration (6 problems):"),
+        "{stderr}"
+    );
+    for line in [
+        "  server.tls_cert: cannot read missing-cert.pem: No such file or directory",
+        "  server.tls_key: cannot read missing-key.pem: No such file or directory",
+        "  keys.key[0].file: cannot read /nonexistent/private.pem: No such file or directory",
+        "  keys.key[1].env: the environment variable CFMINT_TEST_KEY_THAT_IS_NOT_SET is not set",
+        "  mint.ttl: \"forever\" is not a duration",
+        "  auth.users.file: cannot read missing-users.toml: No such file or directory",
+    ] {
+        assert!(stderr.contains(line), "{line:?} not in:\n{stderr}");
+    }
+}
+
+/// Files that are there but wrong, and a port taken, are all reported in
+/// one run too.
+#[test]
+fn every_start_up_problem_is_reported_in_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    std::fs::write(dir.path().join("one.pem"), "not a key").unwrap();
+    std::fs::write(
+        dir.path().join("two.pem"),
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("users.toml"),
+        "[users.alice]\npassword_hash = \"plain\"\n",
+    )
+    .unwrap();
+    let config = dir.path().join("cfmint.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:{port}"
+admin_listen = ""
+[cloudfront]
+base_url = "https://cdn.example.com"
+[keys]
+active = "KONE"
+[[keys.key]]
+id = "KONE"
+file = "one.pem"
+[[keys.key]]
+id = "KTWO"
+file = "two.pem"
+[auth.users]
+file = "users.toml"
+"#
+        ),
+    )
+    .unwrap();
+    let output = cfmint()
+        .args(["serve", "--config"])
+        .arg(&config)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("error: cannot start (4 problems):"),
+        "{stderr}"
+    );
+    for start in [
+        "  keys.key[0] (KONE): ",
+        "  keys.key[1] (KTWO): ",
+        "  auth.users.file: ",
+        &format!("  server.listen: cannot bind 127.0.0.1:{port}: "),
+    ] {
+        assert!(
+            stderr.lines().any(|line| line.starts_with(start)),
+            "{start:?} not in:\n{stderr}"
+        );
+    }
+    drop(busy);
+}
+
 #[test]
 fn user_add_reads_the_password_from_stdin_and_keeps_other_entries() {
     let dir = tempfile::tempdir().unwrap();

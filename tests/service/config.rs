@@ -234,7 +234,27 @@ fn the_production_example_is_valid() {
         "/config/example.production.toml"
     ))
     .unwrap();
-    let settings = Settings::load(&text, std::iter::empty()).unwrap_or_else(|e| panic!("{e}"));
+    // Valid but for what it names on the production machine: its key
+    // file, key variable and users file, each reported with its key.
+    let problems = problems(&text, &[]);
+    let keys: Vec<&str> = problems.iter().map(|(key, _)| key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["keys.key[0].file", "keys.key[1].env", "auth.users.file"],
+        "{problems:?}"
+    );
+    let key = fixtures().signing_key.display().to_string();
+    let made_up = text
+        .replace("/etc/cfmint/keys/private.pem", &key)
+        .replace(
+            "env = \"CFMINT_KEY_K1OLDROTATEDOUT\"",
+            &format!("file = \"{key}\""),
+        )
+        .replace(
+            "/etc/cfmint/users.toml",
+            &fixtures().users_file.display().to_string(),
+        );
+    let settings = Settings::load(&made_up, std::iter::empty()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(settings.keys.keys.len(), 2);
     assert_eq!(settings.grants.len(), 2);
 }
