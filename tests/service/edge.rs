@@ -575,13 +575,13 @@ impl Drop for Nginx {
     }
 }
 
-/// The README's `auth_request` configuration, verbatim but for the edge's
-/// address.
-fn readme_auth_request(edge: SocketAddr) -> String {
-    let block = super::shipped::fenced_blocks(include_str!("../../README.md"))
+/// The documented `auth_request` configuration (docs/edge.md), verbatim
+/// but for the edge's address.
+fn documented_auth_request(edge: SocketAddr) -> String {
+    let block = super::shipped::fenced_blocks(include_str!("../../docs/edge.md"))
         .into_iter()
         .find(|block| block.language == "nginx")
-        .expect("README.md shows the nginx auth_request configuration")
+        .expect("docs/edge.md shows the nginx auth_request configuration")
         .text;
     assert!(block.contains("http://127.0.0.1:8081/auth"), "{block}");
     block.replace("127.0.0.1:8081", &edge.to_string())
@@ -624,7 +624,7 @@ http {{
 "#,
         dir = dir.display(),
         root = root.display(),
-        readme = readme_auth_request(edge),
+        readme = documented_auth_request(edge),
     );
     let config_path = dir.join("nginx.conf");
     std::fs::write(&config_path, config).unwrap();
