@@ -221,7 +221,7 @@ async fn protected(
             denied(&denial)
         }
     };
-    state.stats.record(target.path.as_str(), response.status());
+    state.stats.record(target.path.as_str(), &response);
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -256,7 +256,7 @@ async fn auth(
         Ok(()) => StatusCode::OK.into_response(),
         Err(denial) => denied(&denial),
     };
-    state.stats.record(target.path.as_str(), response.status());
+    state.stats.record(target.path.as_str(), &response);
     response
 }
 
@@ -274,7 +274,7 @@ fn refused_path(state: &EdgeState, status: StatusCode, refusal: PathRefusal) -> 
     response
         .headers_mut()
         .insert("x-cfmint-denial", HeaderValue::from_static("invalid_path"));
-    state.stats.record("(refused path)", response.status());
+    state.stats.record("(refused path)", &response);
     response
 }
 

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use serde::Serialize;
 
 use super::EdgeState;
@@ -38,29 +39,61 @@ impl Counts {
 
 #[derive(Debug, Default)]
 pub struct EdgeStats {
-    inner: Mutex<(Counts, BTreeMap<String, Counts>)>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    total: Counts,
+    paths: BTreeMap<String, Counts>,
+    last_denial: Option<LastDenial>,
+}
+
+/// The most recent 403: where, and cfmint's reason (`x-cfmint-denial`).
+#[derive(Debug, Clone, Serialize)]
+pub struct LastDenial {
+    pub path: String,
+    pub reason: String,
+    /// When, in epoch seconds.
+    pub at: u64,
 }
 
 #[derive(Serialize)]
 pub struct Snapshot {
     pub total: Counts,
     pub paths: BTreeMap<String, Counts>,
+    pub last_denial: Option<LastDenial>,
 }
 
 impl EdgeStats {
-    pub fn record(&self, path: &str, status: StatusCode) {
+    /// Counts an answer; a 403 also becomes the last denial.
+    pub fn record(&self, path: &str, response: &Response) {
+        let status = response.status();
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner.0.add(status);
-        if inner.1.len() < MAX_PATHS || inner.1.contains_key(path) {
-            inner.1.entry(path.to_owned()).or_default().add(status);
+        inner.total.add(status);
+        if inner.paths.len() < MAX_PATHS || inner.paths.contains_key(path) {
+            inner.paths.entry(path.to_owned()).or_default().add(status);
+        }
+        if status == StatusCode::FORBIDDEN {
+            let reason = response
+                .headers()
+                .get("x-cfmint-denial")
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or("forbidden");
+            inner.last_denial = Some(LastDenial {
+                path: path.to_owned(),
+                reason: reason.to_owned(),
+                at: crate::minter::now(),
+            });
         }
     }
 
     pub fn snapshot(&self) -> Snapshot {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         Snapshot {
-            total: inner.0.clone(),
-            paths: inner.1.clone(),
+            total: inner.total.clone(),
+            paths: inner.paths.clone(),
+            last_denial: inner.last_denial.clone(),
         }
     }
 }

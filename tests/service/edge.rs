@@ -502,6 +502,11 @@ async fn media_types_ranges_no_store_and_cors_on_denials() {
         1
     );
     assert_eq!(stats["paths"]["/audiobooks/42/seg-001.ts"]["denied"], 1);
+    // The last 403, with cfmint's reason for it.
+    let last = &stats["last_denial"];
+    assert_eq!(last["path"], "/audiobooks/42/seg-001.ts", "{stats}");
+    assert_eq!(last["reason"], "no_credentials", "{stats}");
+    assert!(last["at"].as_u64().unwrap().abs_diff(now()) < 60, "{stats}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
