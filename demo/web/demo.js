@@ -1,10 +1,10 @@
-// The demo page: log in, mint, play through the edge, renew, log out.
-// window.demo holds what happened, for people (and the browser test) to read.
+// The demo page: log in, mint, play through the edge, renew, log out; what
+// the edge allowed and refused, live. window.demo holds what happened, for
+// people (and the browser test) to read.
 "use strict";
 
-const demo = (window.demo = { mints: 0, refreshes: 0, fragments: 0, forbidden: 0, recoveries: 0, log: [] });
+const demo = (window.demo = { mints: 0, refreshes: 0, fragments: 0, forbidden: 0, recoveries: 0, log: [], edge: null });
 const $ = (id) => document.getElementById(id);
-const time = (epoch) => new Date(epoch * 1000).toLocaleTimeString();
 
 function log(text) {
   demo.log.push(text);
@@ -16,6 +16,39 @@ function log(text) {
 function status(text, kind) {
   $("status").textContent = text;
   $("status").className = kind || "";
+}
+
+// Deadlines on the monotonic clock (performance.now()), from the seconds the
+// mint answer counts from itself: a wrong device clock changes nothing.
+const deadlines = { expires: null, refresh: null };
+
+function countdown(id, deadline) {
+  if (deadline === null) {
+    $(id).textContent = "–";
+    return;
+  }
+  const left = Math.max(0, Math.round((deadline - performance.now()) / 1000));
+  $(id).textContent = "in " + left + " s";
+}
+
+function tick() {
+  countdown("expires", deadlines.expires);
+  countdown("refresh", deadlines.refresh);
+}
+
+/** The edge's own counts (GET /_cfmint/stats), shown live. */
+async function pollEdge(edge) {
+  try {
+    const stats = await (await fetch(edge + "/_cfmint/stats", { cache: "no-store" })).json();
+    demo.edge = { allowed: stats.total.allowed, denied: stats.total.denied, last: stats.last_denial };
+    $("edge-allowed").textContent = String(stats.total.allowed);
+    $("edge-denied").textContent = String(stats.total.denied);
+    $("edge-denied").className = stats.total.denied > 0 ? "some" : "";
+    const last = stats.last_denial;
+    $("edge-last").textContent = last ? last.reason + " for " + last.path : "none";
+  } catch (error) {
+    $("edge-last").textContent = "edge unreachable: " + error.message;
+  }
 }
 
 function loadScript(src) {
@@ -30,6 +63,12 @@ function loadScript(src) {
 
 async function main() {
   const config = await (await fetch("/demo.json")).json();
+  $("role-page").textContent = location.origin;
+  $("role-api").textContent = config.api;
+  $("role-edge").textContent = config.edge;
+  setInterval(tick, 250);
+  setInterval(() => pollEdge(config.edge), 1000);
+  pollEdge(config.edge);
   await loadScript(config.api + "/cfmint.js");
   const audio = $("player");
   let hls = null;
@@ -42,10 +81,11 @@ async function main() {
       demo.mints += 1;
       if (demo.mints > 1) demo.refreshes += 1;
       $("resource").textContent = minted.resource;
-      $("expires").textContent = time(minted.expires_at);
-      $("refresh").textContent = time(minted.refresh_at);
+      deadlines.expires = performance.now() + minted.expires_in * 1000;
+      deadlines.refresh = performance.now() + minted.refresh_in * 1000;
+      tick();
       $("refreshes").textContent = String(demo.refreshes);
-      log((demo.mints > 1 ? "refreshed" : "minted") + " cookies until " + time(minted.expires_at));
+      log((demo.mints > 1 ? "refreshed" : "minted") + " cookies for " + minted.expires_in + " s");
     },
     onError(error) {
       log("mint failed: " + error.message);
@@ -143,12 +183,37 @@ async function main() {
     }
   });
 
+  // Logged out: the player stops, the page forgets the cookies, and one
+  // request to the edge shows that it now refuses the chapter.
+  function reset() {
+    if (hls) {
+      hls.destroy();
+      hls = null;
+    }
+    audio.pause();
+    audio.removeAttribute("src");
+    audio.load();
+    deadlines.expires = deadlines.refresh = null;
+    tick();
+    demo.mints = demo.refreshes = demo.fragments = 0;
+    for (const [id, text] of [["resource", "–"], ["refreshes", "0"], ["segments", "0"]]) {
+      $(id).textContent = text;
+    }
+    $("error").textContent = "";
+  }
+
   $("logout").addEventListener("click", async () => {
     $("logout").disabled = true;
     await session.logout();
+    reset();
     demo.loggedOut = true;
     log("logged out: the cookies are cleared");
-    status("logged out (the player keeps asking the edge)", "");
+    const probe = await fetch(config.edge + config.playlist, { credentials: "include", cache: "no-store" });
+    demo.probe = probe.status;
+    const reason = probe.headers.get("x-cfmint-denial");
+    status("logged out: the edge now answers " + probe.status + (reason ? " (" + reason + ")" : ""), probe.status === 403 ? "denied" : "");
+    log("the edge answered " + probe.status + " for the chapter after logout");
+    pollEdge(config.edge);
     $("play").disabled = false;
   });
 }

@@ -5,7 +5,9 @@
 // browser's side and the edge's: every playlist and segment fetched with 200
 // and counted at the edge, the CloudFront cookies HttpOnly/Secure/SameSite=None
 // with the right Domain and Path and invisible to document.cookie, playback
-// across two refreshes without a 403, and a 403 shown after logout.
+// across two refreshes without a 403, the page showing a refresh and the
+// edge's counts 30 s after play, and after logout a stopped player, reset
+// fields and the edge's 403 on the page. Screenshots: target/browser/.
 //
 //   node demo.test.mjs            (CFMINT_BIN: the cfmint binary to run)
 
@@ -20,7 +22,6 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "../..");
 const binary = process.env.CFMINT_BIN || resolve(root, "target/debug/cfmint");
 const shots = resolve(root, "target/browser");
-const TTL = 20;
 
 function log(...args) {
   console.log("[browser]", ...args);
@@ -28,7 +29,7 @@ function log(...args) {
 
 /** Starts `cfmint demo` and resolves with its URLs once it prints them. */
 function startDemo(extraArgs) {
-  const args = ["demo", "--page-port", "0", "--api-port", "0", "--edge-port", "0", "--ttl", `${TTL}s`, ...extraArgs];
+  const args = ["demo", "--page-port", "0", "--api-port", "0", "--edge-port", "0", ...extraArgs];
   const child = spawn(binary, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CFMINT_LOG: "warn" } });
   child.stderr.on("data", (chunk) => process.stderr.write(chunk));
   return new Promise((resolvePromise, reject) => {
@@ -87,7 +88,10 @@ async function run(name, extraArgs, expect) {
 
     await page.goto(urls.page + "/");
     await waitFor(page, () => window.demo.ready === true, "the page to be ready");
+    const roles = await page.evaluate(() => ["role-page", "role-api", "role-edge"].map((id) => document.getElementById(id).textContent));
+    assert.deepEqual(roles, [urls.page, urls.api, urls.edge], "the three roles name their addresses");
     await page.click("#play");
+    const playedAt = Date.now();
     await waitFor(page, () => window.demo.fragments >= 2, "the first segments");
     await waitFor(page, () => !document.getElementById("player").paused, "playback");
 
@@ -106,9 +110,25 @@ async function run(name, extraArgs, expect) {
     const visible = await page.evaluate(() => document.cookie);
     assert.ok(!visible.includes("CloudFront"), `document.cookie shows no CloudFront cookie: ${visible}`);
 
-    // Keep playing across two refreshes (TTL 20 s, refresh at 80%).
+    // 30 s after play: a refresh has happened (at 80% of the lifetime) and
+    // the edge's counts are on the page.
+    await page.waitForTimeout(Math.max(0, playedAt + 30_000 - Date.now()));
+    const shown = await page.evaluate(() => {
+      const text = (id) => document.getElementById(id).textContent;
+      return { refreshes: Number(text("refreshes")), allowed: Number(text("edge-allowed")), denied: text("edge-denied"), refresh: text("refresh"), expires: text("expires") };
+    });
+    log("30 s after play:", JSON.stringify(shown));
+    assert.ok(shown.refreshes >= 1, "a refresh shows within 30 s");
+    assert.ok(shown.allowed >= 3, "the edge's allowed count shows");
+    assert.equal(shown.denied, "0", "the edge's denied count shows");
+    assert.match(shown.refresh, /^in \d+ s$/, "the next refresh counts down");
+    assert.match(shown.expires, /^in \d+ s$/, "the expiry counts down");
+    mkdirSync(shots, { recursive: true });
+    await page.screenshot({ path: resolve(shots, `demo-${name}-30s.png`), fullPage: true });
+
+    // Keep playing across two refreshes (refresh at 80% of the lifetime).
     const startedAt = await page.evaluate(() => document.getElementById("player").currentTime);
-    await waitFor(page, () => window.demo.refreshes >= 2, "two refreshes", (TTL * 2 + 20) * 1000);
+    await waitFor(page, () => window.demo.refreshes >= 2, "two refreshes", (expect.ttl * 2 + 20) * 1000);
     const fragmentsBefore = await page.evaluate(() => window.demo.fragments);
     await waitFor(page, `window.demo.fragments > ${fragmentsBefore}`, "a segment after the second refresh", 30_000);
     const state = await page.evaluate(() => ({ ...window.demo, time: document.getElementById("player").currentTime, paused: document.getElementById("player").paused }));
@@ -117,7 +137,6 @@ async function run(name, extraArgs, expect) {
     assert.equal(state.recoveries, 0, "no re-mint after a 403 was needed");
     assert.equal(state.paused, false, "still playing");
     assert.ok(state.time !== startedAt, "playback advanced");
-    mkdirSync(shots, { recursive: true });
     await page.screenshot({ path: resolve(shots, `demo-${name}.png`), fullPage: true });
     const denied = edgeResponses.filter((r) => r.status !== 200);
     assert.deepEqual(denied, [], "every edge response was 200");
@@ -147,11 +166,26 @@ async function run(name, extraArgs, expect) {
     assert.equal(recovered.paused, false, "still playing after the re-mint");
     assert.ok(edgeResponses.some((r) => r.status === 403), "the lost cookie did cost one 403");
 
-    // Log out: the next segment is refused, and the page says so.
+    // Log out: the player stops, the page forgets the cookies, and the edge
+    // refuses the chapter, which the page shows with the edge's reason.
     const before = edgeResponses.length;
     await page.click("#logout");
-    await waitFor(page, () => window.demo.loggedOut === true, "logout");
-    await waitFor(page, () => document.getElementById("status").textContent.includes("403"), "the 403 on the page", 30_000);
+    await waitFor(page, () => window.demo.loggedOut === true && window.demo.probe !== undefined, "logout");
+    await waitFor(page, () => document.getElementById("edge-last").textContent.startsWith("no_credentials for /audiobooks/"), "the edge's last denial on the page", 10_000);
+    const out = await page.evaluate(() => {
+      const text = (id) => document.getElementById(id).textContent;
+      const player = document.getElementById("player");
+      return { probe: window.demo.probe, status: text("status"), resource: text("resource"), expires: text("expires"), refresh: text("refresh"), refreshes: text("refreshes"), segments: text("segments"), paused: player.paused, playDisabled: document.getElementById("play").disabled, logoutDisabled: document.getElementById("logout").disabled };
+    });
+    log("logged out:", JSON.stringify(out));
+    assert.equal(out.probe, 403, "the edge refuses the chapter after logout");
+    assert.equal(out.status, "logged out: the edge now answers 403 (no_credentials)");
+    assert.deepEqual([out.resource, out.expires, out.refresh, out.refreshes, out.segments], ["–", "–", "–", "0", "0"], "the cookie fields are reset");
+    assert.equal(out.paused, true, "the player is stopped");
+    const settled = edgeResponses.length;
+    await page.waitForTimeout(3_000);
+    assert.deepEqual(edgeResponses.slice(settled), [], "the stopped player asks the edge for nothing more");
+    assert.deepEqual([out.playDisabled, out.logoutDisabled], [false, true], "play again, not log out again");
     const after = edgeResponses.slice(before);
     assert.ok(after.some((r) => r.status === 403), "a 403 from the edge after logout");
     const { cookies: left } = await cdp.send("Network.getAllCookies");
@@ -165,9 +199,11 @@ async function run(name, extraArgs, expect) {
 }
 
 // The demo's setup: page, mint service and edge on localhost, host-only cookies.
-await run("localhost", [], { domain: "localhost" });
+// The default lifetime (30 s): the page refreshes within its first 30 s.
+await run("localhost", [], { domain: "localhost", ttl: 30 });
 // Production-like: three HTTPS origins of one site, cookies for the parent domain.
-await run("https", ["--tls-domain", "cfmint.test"], {
+await run("https", ["--tls-domain", "cfmint.test", "--ttl", "20s"], {
   domain: ".cfmint.test",
+  ttl: 20,
   browserArgs: ["--host-resolver-rules=MAP *.cfmint.test 127.0.0.1", "--ignore-certificate-errors"],
 });
