@@ -1,6 +1,6 @@
 //! Crypto backends behind one small trait pair: [`SigningKey`] and
 //! [`VerifyingKey`]. `openssl` is the production default; `rustcrypto` is
-//! pure Rust for builds that cannot link OpenSSL (see the README on
+//! pure Rust for builds that cannot link OpenSSL (see docs/configuration.md on
 //! RUSTSEC-2023-0071). Both may be compiled in at once and agree byte for byte.
 
 #[cfg(feature = "openssl")]
