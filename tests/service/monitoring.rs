@@ -313,7 +313,8 @@ async fn every_dashboard_and_alert_expression_returns_data_from_a_real_prometheu
     ] {
         assert!(names.contains(&expected), "{expected} not in {names:?}");
     }
-    assert!(!names.contains(&"CfmintSigningSlow"), "{names:?}");
+    // (CfmintSigningSlow depends on the machine: pure-Rust RSA on a busy
+    // machine can take 50 ms, and then it rightly goes pending.)
     let firing: Vec<&Value> = active["alerts"]
         .as_array()
         .unwrap()
