@@ -14,6 +14,22 @@ fn cfmint() -> Command {
     command
 }
 
+/// `cfmint serve` with `config` written to `dir/cfmint.toml`, run in `dir`:
+/// it must refuse to start (exit 2); its stderr.
+fn refused_start(dir: &std::path::Path, config: &str) -> String {
+    let path = dir.join("cfmint.toml");
+    std::fs::write(&path, config).unwrap();
+    let output = cfmint()
+        .args(["serve", "--config"])
+        .arg(&path)
+        .current_dir(dir)
+        .env_remove("CFMINT_TEST_KEY_THAT_IS_NOT_SET")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_on_the_default_logs_in_the_demo_user_and_stops_cleanly_on_sigterm() {
     crate::harness::process_setup();
@@ -124,19 +140,10 @@ async fn serve_on_the_default_logs_in_the_demo_user_and_stops_cleanly_on_sigterm
 #[test]
 fn invalid_configuration_exits_2_naming_every_key() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("bad.toml");
-    std::fs::write(
-        &config,
+    let stderr = refused_start(
+        dir.path(),
         "[server]\nlisten = \"nowhere\"\nbogus = 1\n[cloudfront]\nbase_url = \"ftp://x\"\n",
-    )
-    .unwrap();
-    let output = cfmint()
-        .args(["serve", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    );
     for key in [
         "server.listen",
         "server.bogus",
@@ -152,9 +159,8 @@ fn invalid_configuration_exits_2_naming_every_key() {
 #[test]
 fn missing_files_and_variables_are_reported_with_the_configuration_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("cfmint.toml");
-    std::fs::write(
-        &config,
+    let stderr = refused_start(
+        dir.path(),
         r#"
 [server]
 listen = "127.0.0.1:0"
@@ -176,17 +182,7 @@ ttl = "forever"
 [auth.users]
 file = "missing-users.toml"
 "#,
-    )
-    .unwrap();
-    let output = cfmint()
-        .args(["serve", "--config"])
-        .arg(&config)
-        .current_dir(dir.path())
-        .env_remove("CFMINT_TEST_KEY_THAT_IS_NOT_SET")
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    );
     assert!(
         stderr.starts_with("error: invalid configuration (6 problems):"),
         "{stderr}"
@@ -221,10 +217,9 @@ fn every_start_up_problem_is_reported_in_one_run() {
         "[users.alice]\npassword_hash = \"plain\"\n",
     )
     .unwrap();
-    let config = dir.path().join("cfmint.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let stderr = refused_start(
+        dir.path(),
+        &format!(
             r#"
 [server]
 listen = "127.0.0.1:{port}"
@@ -243,16 +238,7 @@ file = "two.pem"
 file = "users.toml"
 "#
         ),
-    )
-    .unwrap();
-    let output = cfmint()
-        .args(["serve", "--config"])
-        .arg(&config)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    );
     assert!(
         stderr.starts_with("error: cannot start (4 problems):"),
         "{stderr}"
