@@ -22,14 +22,16 @@ RUN if ! pkg-config --exists openssl 2>/dev/null; then \
 WORKDIR /src
 # Dependencies first, in their own layer, so a source change rebuilds only cfmint.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src benches \
+COPY crates/cfmint-signer/Cargo.toml crates/cfmint-signer/
+RUN mkdir -p src benches crates/cfmint-signer/src \
     && echo 'fn main() {}' > src/main.rs \
-    && touch src/lib.rs \
+    && echo 'fn main() {}' > build.rs \
+    && touch src/lib.rs crates/cfmint-signer/src/lib.rs \
     && echo 'fn main() {}' > benches/signer.rs \
     && cargo build --release --locked \
-    && rm -rf src benches
+    && rm -rf src benches crates/cfmint-signer/src build.rs
 COPY . .
-RUN touch src/main.rs src/lib.rs \
+RUN touch build.rs src/main.rs src/lib.rs crates/cfmint-signer/src/lib.rs \
     && cargo build --release --locked \
     && install -m 0755 target/release/cfmint /usr/local/bin/cfmint
 

@@ -61,7 +61,9 @@ fn policy_json(data: &[u8]) {
 fn key_group() -> &'static PublicKeys {
     static KEYS: OnceLock<PublicKeys> = OnceLock::new();
     KEYS.get_or_init(|| {
-        let pem = include_str!("../tests/fixtures/cloudfront-sep/test-rsa-public-key.pem");
+        let pem = include_str!(
+            "../crates/cfmint-signer/tests/fixtures/cloudfront-sep/test-rsa-public-key.pem"
+        );
         let id = KeyPairId::new("K2JCJMDEHXQW5F").unwrap();
         let key = PublicKey::from_pem(id, pem, KeySource::Inline, Backend::default()).unwrap();
         PublicKeys::new(vec![key]).unwrap()

@@ -18,7 +18,7 @@ use crate::auth::users::Users;
 use crate::config::Settings;
 use crate::http::cookies::CloudFrontCookies;
 use crate::http::{AppState, Shared, admin_router, router};
-use crate::keyring::{ConfigSource, key_ring, reload_on_signal};
+use crate::keyring::{ConfigSource, KeyHolder, key_ring, reload_on_signal};
 use crate::metrics::Metrics;
 use crate::minter::Minter;
 use crate::ratelimit::RateLimits;
@@ -189,7 +189,7 @@ impl Application {
                 None => RateLimits::new(&settings.rate_limit),
             },
             settings: settings.clone(),
-            minter,
+            minter: Arc::new(minter),
             users,
             jwt,
             oidc,
@@ -253,7 +253,12 @@ impl Application {
         let maintenance = tokio::spawn(maintain(self.state.clone()));
         let reloader = self.source.map(|source| {
             let watch = self.state.settings.keys.watch;
-            tokio::spawn(reload_on_signal(self.state.clone(), source, watch))
+            let holder = KeyHolder::new(
+                self.state.minter.clone(),
+                self.state.metrics.clone(),
+                &self.state.settings,
+            );
+            tokio::spawn(reload_on_signal(holder, source, watch))
         });
         let stopped = {
             let mut stopping = stopping.clone();

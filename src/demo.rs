@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::header;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -18,6 +18,7 @@ use crate::app::Application;
 use crate::config::Settings;
 use crate::edge::{Edge, EdgeSettings};
 use crate::tls::{self, Tls};
+use crate::web::{DEMO_HTML, DEMO_JS, HLS_JS, asset};
 
 /// The demo audiobook and page, embedded so the binary runs anywhere.
 const AUDIOBOOK: &[(&str, &[u8])] = &[
@@ -66,11 +67,6 @@ const AUDIOBOOK: &[(&str, &[u8])] = &[
         include_bytes!("../demo/audiobook/chapter-1/seg-009.ts"),
     ),
 ];
-const INDEX_HTML: &str = include_str!("../demo/web/index.html");
-const DEMO_JS: &str = include_str!("../demo/web/demo.js");
-const HLS_JS: &str = include_str!("../demo/web/vendor/hls.light.min.js");
-/// The player helper, also served by `cfmint serve` at `/cfmint.js`.
-pub const CFMINT_JS: &str = include_str!("../demo/web/cfmint.js");
 
 /// Where the audiobook lives under the edge.
 const BOOK_PATH: &str = "/audiobooks/demo/";
@@ -276,7 +272,7 @@ fn page_router(urls: &DemoUrls) -> Router {
     })
     .to_string();
     Router::new()
-        .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
+        .route("/", get(|| async { asset("text/html; charset=utf-8", DEMO_HTML) }))
         .route("/demo.js", get(|| async { asset("text/javascript", DEMO_JS) }))
         .route("/vendor/hls.light.min.js", get(|| async { asset("text/javascript", HLS_JS) }))
         .route(
@@ -286,13 +282,4 @@ fn page_router(urls: &DemoUrls) -> Router {
                 async move { ([(header::CONTENT_TYPE, "application/json")], config).into_response() }
             }),
         )
-}
-
-/// An embedded file, never cached (the demo's ports change between runs).
-pub fn asset(content_type: &'static str, body: &'static str) -> Response {
-    let mut response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }

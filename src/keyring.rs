@@ -3,10 +3,12 @@
 //! reload that fails in any way is refused and the previous ring keeps signing.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::config::{KeyKind, KeyLocation, Settings};
-use crate::http::AppState;
+use crate::metrics::Metrics;
+use crate::minter::Minter;
 use crate::signer::{KeyAlgorithm, KeyPairId, KeyRing, KeySource, KeySpec, PrivateKey};
 
 /// Where the configuration is read again from on reload.
@@ -34,9 +36,38 @@ impl ConfigSource {
     }
 }
 
+/// The part of the running service a reload touches: the ring the minter
+/// signs with, the reload counter, and the key files to watch.
+#[derive(Clone)]
+pub struct KeyHolder {
+    minter: Arc<Minter>,
+    metrics: Arc<Metrics>,
+    key_files: Vec<PathBuf>,
+}
+
+impl KeyHolder {
+    /// Watches the key files of `settings`, the configuration serving now.
+    pub fn new(minter: Arc<Minter>, metrics: Arc<Metrics>, settings: &Settings) -> Self {
+        let key_files = settings
+            .keys
+            .keys
+            .iter()
+            .filter_map(|key| match &key.location {
+                KeyLocation::File(path) => Some(path.clone()),
+                KeyLocation::Env(_) => None,
+            })
+            .collect();
+        Self {
+            minter,
+            metrics,
+            key_files,
+        }
+    }
+}
+
 /// Reads the configuration again and swaps in its key ring. On any failure
 /// the old ring stays, the failure is logged (never key material) and counted.
-pub async fn reload(state: &AppState, source: &ConfigSource) -> Result<KeyPairId, String> {
+pub async fn reload(state: &KeyHolder, source: &ConfigSource) -> Result<KeyPairId, String> {
     let result = async {
         let settings = source.load()?;
         if settings.keys.keys.is_empty() {
@@ -76,7 +107,7 @@ pub async fn reload(state: &AppState, source: &ConfigSource) -> Result<KeyPairId
 
 /// Reloads on SIGHUP, and (with `keys.watch`) when the config file or a key
 /// file changes, polled every two seconds.
-pub async fn reload_on_signal(state: AppState, source: ConfigSource, watch: bool) {
+pub async fn reload_on_signal(state: KeyHolder, source: ConfigSource, watch: bool) {
     let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
     else {
         tracing::warn!("cannot listen for SIGHUP; key reload by signal is off");
@@ -103,21 +134,11 @@ pub async fn reload_on_signal(state: AppState, source: ConfigSource, watch: bool
 }
 
 /// Modification times of the config file and every configured key file.
-fn fingerprint(state: &AppState, source: &ConfigSource) -> Vec<Option<SystemTime>> {
-    let key_files = state
-        .settings
-        .keys
-        .keys
-        .iter()
-        .filter_map(|key| match &key.location {
-            KeyLocation::File(path) => Some(path.clone()),
-            KeyLocation::Env(_) => None,
-        });
+fn fingerprint(state: &KeyHolder, source: &ConfigSource) -> Vec<Option<SystemTime>> {
     source
         .path()
-        .cloned()
         .into_iter()
-        .chain(key_files)
+        .chain(&state.key_files)
         .map(|path| std::fs::metadata(path).and_then(|m| m.modified()).ok())
         .collect()
 }

@@ -1,12 +1,14 @@
 //! cfmint mints Amazon CloudFront signed cookies and signed URLs.
 //!
-//! [`signer`] is the CloudFront core (policies, keys, signing, verification);
+//! [`signer`] is the CloudFront core (policies, keys, signing, verification),
+//! the `cfmint-signer` crate;
 //! [`app`] starts the minting service ([`http`], [`auth`], [`session`]) from
 //! [`config`]; [`cli`] is the `cfmint` command line.
 
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod client_ip;
 pub mod config;
 pub mod demo;
 pub mod edge;
@@ -17,8 +19,10 @@ pub mod minter;
 pub mod pool;
 pub mod ratelimit;
 pub mod session;
-pub mod signer;
 pub mod tls;
+pub mod web;
+
+pub use cfmint_signer as signer;
 
 pub use app::Application;
 pub use config::Settings;

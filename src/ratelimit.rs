@@ -6,8 +6,6 @@
 use std::fmt::Display;
 use std::hash::Hash;
 use std::net::IpAddr;
-use std::num::NonZeroU32;
-use std::str::FromStr;
 use std::time::Duration;
 
 use fred::interfaces::LuaInterface;
@@ -15,29 +13,7 @@ use fred::prelude::Pool;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-/// `count` requests per `per`, as written in config: `20/min`, `5/s`, `100/hour`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rate {
-    pub count: NonZeroU32,
-    pub per: Duration,
-}
-
-impl FromStr for Rate {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let malformed = || format!("\"{text}\" is not a rate like 20/min, 5/s or 100/hour");
-        let (count, unit) = text.trim().split_once('/').ok_or_else(malformed)?;
-        let count: NonZeroU32 = count.trim().parse().map_err(|_| malformed())?;
-        let per = match unit.trim() {
-            "s" | "sec" | "second" => Duration::from_secs(1),
-            "m" | "min" | "minute" => Duration::from_secs(60),
-            "h" | "hour" => Duration::from_secs(3600),
-            _ => return Err(malformed()),
-        };
-        Ok(Self { count, per })
-    }
-}
+pub use crate::config::Rate;
 
 /// A keyed limiter: each key gets `rate`, with a burst of the whole count.
 pub struct Limiter<K: Hash + Eq + Clone> {

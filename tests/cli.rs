@@ -2,6 +2,7 @@
 //! sign`, every denial through `cfmint verify`, `keygen`, exit codes, and
 //! signatures checked by the `openssl` command line tool.
 
+#[path = "../crates/cfmint-signer/tests/common/mod.rs"]
 mod common;
 
 use std::collections::BTreeMap;

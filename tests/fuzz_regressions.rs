@@ -62,7 +62,9 @@ mod common {
     use cfmint::signer::{Backend, KeyPairId, KeySource, PublicKey, PublicKeys};
 
     pub fn public_keys_for_fixture() -> PublicKeys {
-        let pem = include_str!("fixtures/cloudfront-sep/test-rsa-public-key.pem");
+        let pem = include_str!(
+            "../crates/cfmint-signer/tests/fixtures/cloudfront-sep/test-rsa-public-key.pem"
+        );
         let id = KeyPairId::new("K2JCJMDEHXQW5F").unwrap();
         PublicKeys::new(vec![
             PublicKey::from_pem(id, pem, KeySource::Inline, Backend::default()).unwrap(),

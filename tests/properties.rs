@@ -2,6 +2,7 @@
 //! with any byte of policy, signature or key id denies for the right reason;
 //! wildcard matching agrees with a plain reference matcher.
 
+#[path = "../crates/cfmint-signer/tests/common/mod.rs"]
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr};

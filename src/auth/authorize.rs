@@ -9,13 +9,36 @@ use std::time::{Duration, Instant};
 
 use moka::Expiry;
 use moka::sync::Cache;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::Identity;
 use super::path::Match;
-use crate::config::{AuthorizeMode, AuthorizeSettings};
 use crate::metrics::Metrics;
+
+/// The authorization callback (`[authorize]`).
+#[derive(Debug, Clone)]
+pub struct AuthorizeSettings {
+    pub url: String,
+    pub timeout: Duration,
+    /// How long an allowed answer is reused (zero: no cache).
+    pub cache_ttl: Duration,
+    pub deny_cache_ttl: Duration,
+    /// The caller's claims passed along.
+    pub claims: Vec<String>,
+    /// Sent with every call, so the application knows it is cfmint.
+    pub secret: Option<(axum::http::HeaderName, SecretString)>,
+    pub mode: AuthorizeMode,
+}
+
+/// How the callback combines with the configured grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthorizeMode {
+    /// A grant and the callback must both allow.
+    All,
+    /// A grant or the callback may allow.
+    Any,
+}
 
 /// The largest answer read from the application.
 const MAX_ANSWER: usize = 1 << 20;

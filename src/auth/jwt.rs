@@ -10,11 +10,31 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
 use super::{Identity, Method};
-use crate::config::{JwtKeySource, JwtSettings};
+
+/// Bearer-token validation (`[auth.jwt]`).
+#[derive(Debug, Clone)]
+pub struct JwtSettings {
+    pub algorithms: Vec<Algorithm>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub leeway: Duration,
+    pub key: JwtKeySource,
+    pub min_refresh: Duration,
+    pub paths_claim: Option<String>,
+}
+
+/// Where the keys that verify bearer tokens come from.
+#[derive(Debug, Clone)]
+pub enum JwtKeySource {
+    PublicKeyFile(PathBuf),
+    Hmac(SecretString),
+    JwksFile(PathBuf),
+    JwksUrl(String),
+}
 
 /// Why a token was refused; the text is safe to show the caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

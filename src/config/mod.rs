@@ -2,6 +2,7 @@
 //! environment overrides. Unknown keys and every invalid value are reported
 //! together, each naming its key.
 
+mod rate;
 mod raw;
 mod settings;
 mod validate;
@@ -10,6 +11,7 @@ use std::fmt;
 
 use config::{Config, Environment, File, FileFormat};
 
+pub use rate::Rate;
 pub use settings::{
     Auth, AuthorizeMode, AuthorizeSettings, CloudFront, CookieLifetime, Cors, Ipv6Binding,
     JwtKeySource, JwtSettings, KeyEntry, KeyKind, KeyLocation, KeySettings, LogFormat,

@@ -6,12 +6,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use jsonwebtoken::Algorithm;
 use secrecy::SecretString;
 
+use super::rate::Rate;
+pub use crate::auth::authorize::{AuthorizeMode, AuthorizeSettings};
 use crate::auth::grants::Grant;
-use crate::ratelimit::Rate;
-use crate::signer::{Backend, HashAlgorithm, KeyPairId, PolicyForm};
+pub use crate::auth::jwt::{JwtKeySource, JwtSettings};
+use crate::signer::{Backend, CookieAttributes, HashAlgorithm, KeyPairId, PolicyForm};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -68,30 +69,6 @@ impl LogSubject {
     }
 }
 
-/// The authorization callback (`[authorize]`).
-#[derive(Debug, Clone)]
-pub struct AuthorizeSettings {
-    pub url: String,
-    pub timeout: Duration,
-    /// How long an allowed answer is reused (zero: no cache).
-    pub cache_ttl: Duration,
-    pub deny_cache_ttl: Duration,
-    /// The caller's claims passed along.
-    pub claims: Vec<String>,
-    /// Sent with every call, so the application knows it is cfmint.
-    pub secret: Option<(axum::http::HeaderName, SecretString)>,
-    pub mode: AuthorizeMode,
-}
-
-/// How the callback combines with the configured grants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthorizeMode {
-    /// A grant and the callback must both allow.
-    All,
-    /// A grant or the callback may allow.
-    Any,
-}
-
 #[derive(Debug, Clone)]
 pub struct Server {
     pub listen: SocketAddr,
@@ -125,6 +102,8 @@ pub struct CloudFront {
     /// `https://cdn.example.com`, no trailing slash.
     pub base_url: String,
     pub cookie_domain: Option<String>,
+    /// The CloudFront cookies' attributes, with `cookie_domain`.
+    pub cookies: CookieAttributes,
     pub policy: PolicyForm,
     pub hash_algorithm: HashAlgorithm,
     pub backend: Backend,
@@ -238,25 +217,6 @@ pub struct Auth {
 pub struct UsersSettings {
     pub file: Option<PathBuf>,
     pub demo: bool,
-}
-
-#[derive(Debug, Clone)]
-pub struct JwtSettings {
-    pub algorithms: Vec<Algorithm>,
-    pub issuer: Option<String>,
-    pub audience: Option<String>,
-    pub leeway: Duration,
-    pub key: JwtKeySource,
-    pub min_refresh: Duration,
-    pub paths_claim: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub enum JwtKeySource {
-    PublicKeyFile(PathBuf),
-    Hmac(SecretString),
-    JwksFile(PathBuf),
-    JwksUrl(String),
 }
 
 #[derive(Debug, Clone)]

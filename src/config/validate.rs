@@ -9,11 +9,11 @@ use jsonwebtoken::Algorithm;
 use secrecy::ExposeSecret;
 
 use super::Problem;
+use super::rate::Rate;
 use super::raw::{RawAuthorize, RawConfig, RawGrant, RawJwt, RawOidc};
 use super::settings::*;
 use crate::auth::grants::{self, Condition, Grant};
-use crate::ratelimit::Rate;
-use crate::signer::{Backend, HashAlgorithm, KeyPairId, PolicyForm};
+use crate::signer::{Backend, CookieAttributes, HashAlgorithm, KeyPairId, PolicyForm};
 
 /// Collects problems while values are interpreted.
 #[derive(Default)]
@@ -316,18 +316,11 @@ fn cloudfront(check: &mut Check, raw: &RawConfig) -> Option<CloudFront> {
         check.fail("cloudfront.base_url", e);
     }
     let cookie_domain = c.cookie_domain.clone().filter(|d| !d.is_empty());
+    let mut cookies = CookieAttributes::new();
     if let Some(domain) = &cookie_domain {
-        let valid = domain.trim_start_matches('.').split('.').all(|label| {
-            !label.is_empty()
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        });
-        if !valid {
-            check.fail(
-                "cloudfront.cookie_domain",
-                format!("\"{domain}\" is not a domain name"),
-            );
+        match CookieAttributes::new().domain(domain) {
+            Ok(with_domain) => cookies = with_domain,
+            Err(e) => check.fail("cloudfront.cookie_domain", e.to_string()),
         }
     }
     let policy = match c.policy.as_str() {
@@ -359,6 +352,7 @@ fn cloudfront(check: &mut Check, raw: &RawConfig) -> Option<CloudFront> {
     Some(CloudFront {
         base_url: c.base_url.trim_end_matches('/').to_owned(),
         cookie_domain,
+        cookies,
         policy: policy?,
         hash_algorithm: hash_algorithm?,
         backend: backend?,

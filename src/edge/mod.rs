@@ -24,7 +24,7 @@ pub use config::{EdgeSettings, Forward, Origin};
 pub use stats::EdgeStats;
 
 use self::path::{CanonicalPath, PathRefusal};
-use crate::http::client_ip;
+use crate::client_ip::client_ip;
 use crate::signer::{self, Denial, PublicKeys, ViewerRequest};
 use crate::tls::{self, Tls};
 

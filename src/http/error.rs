@@ -21,6 +21,8 @@ pub enum ApiError {
     /// 401: no session and no bearer token.
     #[error("log in first, or send a bearer token")]
     Unauthenticated,
+    #[error("send {{\"username\", \"password\"}} or a bearer token")]
+    NoCredentials,
     /// 401: login failed, with no hint which part was wrong.
     #[error("the username or password is wrong")]
     InvalidCredentials,
@@ -97,6 +99,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) | Self::InvalidPath(_) => StatusCode::BAD_REQUEST,
             Self::Unauthenticated
+            | Self::NoCredentials
             | Self::InvalidCredentials
             | Self::InvalidToken(_)
             | Self::BearerNotAccepted
@@ -127,7 +130,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => "bad_request",
             Self::InvalidPath(_) => "invalid_path",
-            Self::Unauthenticated => "unauthenticated",
+            Self::Unauthenticated | Self::NoCredentials => "unauthenticated",
             Self::InvalidCredentials => "invalid_credentials",
             Self::InvalidToken(_) => "invalid_token",
             Self::BearerNotAccepted => "bearer_not_accepted",

@@ -36,9 +36,7 @@ pub async fn login(
             identity
         }
         None => {
-            let body = body.ok_or_else(|| {
-                ApiError::BadRequest("send {\"username\", \"password\"} or a bearer token".into())
-            })?;
+            let body = body.ok_or(ApiError::NoCredentials)?;
             state.limited(state.limits.login_identity(&body.username).await)?;
             check_password(&state, body).await?
         }

@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::error::ApiError;
 use super::extract::{Caller, ClientIp, JsonBody};
@@ -26,6 +26,7 @@ pub struct MintRequest {
     #[serde(rename = "match")]
     shape: Option<Match>,
     /// Seconds, within `mint.min_ttl` and `mint.max_ttl`.
+    #[serde(default, deserialize_with = "whole_seconds")]
     ttl: Option<u64>,
 }
 
@@ -204,6 +205,7 @@ fn log_refused(
 pub struct SignUrlsRequest {
     urls: Vec<String>,
     /// Seconds, within `mint.min_ttl` and `mint.max_ttl`.
+    #[serde(default, deserialize_with = "whole_seconds")]
     ttl: Option<u64>,
 }
 
@@ -378,6 +380,26 @@ async fn check_access(
 }
 
 /// The lifetime a caller asked for, within `mint.min_ttl` and `mint.max_ttl`.
+/// Seconds as any JSON writer may put them: `600`, or `600.0` (an integer
+/// to JSON Schema too); a fraction or a negative number is refused.
+fn whole_seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    number
+        .as_u64()
+        .or_else(|| {
+            number
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(f))
+                .map(|f| f as u64)
+        })
+        .map(Some)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!("{number} is not a whole number of seconds"))
+        })
+}
+
 fn lifetime(state: &AppState, ttl: Option<u64>) -> Result<Option<Duration>, ApiError> {
     let Some(seconds) = ttl else {
         return Ok(None);

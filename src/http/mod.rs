@@ -10,6 +10,7 @@ mod login;
 mod middleware;
 mod mint;
 mod oidc;
+mod openapi;
 mod state;
 
 use axum::Router;
@@ -21,8 +22,8 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
+pub use crate::client_ip::client_ip;
 pub use error::ApiError;
-pub use extract::client_ip;
 pub use state::{AppState, Shared};
 
 /// The public API: login, mint, sign-urls, logout, health.
@@ -50,7 +51,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route(
             "/cfmint.js",
-            get(|| async { crate::demo::asset("text/javascript", crate::demo::CFMINT_JS) }),
+            get(|| async { crate::web::asset("text/javascript", crate::web::CFMINT_JS) }),
         );
 
     let routes = Router::new()
@@ -72,14 +73,19 @@ pub fn router(state: AppState) -> Router {
     Router::new().fallback_service(service)
 }
 
-/// The admin listener: metrics, health and session revocation, never
-/// exposed with the API.
+/// The admin listener: metrics, health, session revocation and the API's
+/// description, never exposed with the API.
 pub fn admin_router(state: AppState) -> Router {
+    let description = axum::body::Bytes::from(openapi::description(&state.settings));
     Router::new()
         .route("/metrics", get(health::metrics))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/admin/sessions/revoke", post(admin::revoke_sessions))
+        .route(
+            "/openapi.json",
+            get(move || async move { ([(header::CONTENT_TYPE, "application/json")], description) }),
+        )
         .fallback(|| async { ApiError::NotFound })
         .layer(DefaultBodyLimit::max(4096))
         .with_state(state)

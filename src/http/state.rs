@@ -25,7 +25,7 @@ pub struct AppState(Arc<Shared>);
 
 pub struct Shared {
     pub settings: Settings,
-    pub minter: Minter,
+    pub minter: Arc<Minter>,
     pub users: Option<Users>,
     pub jwt: Option<JwtVerifier>,
     pub oidc: Option<OidcClient>,

@@ -5,6 +5,7 @@ mod behaviour;
 mod binary;
 mod client_ip;
 mod config;
+mod described;
 mod edge;
 mod harness;
 mod hostile;

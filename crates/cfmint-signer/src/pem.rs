@@ -1,8 +1,7 @@
 //! PEM framing: finds the one key block in a text, names its format, and
-//! decodes it into buffers that are wiped on drop.
+//! decodes it (constant-time base64, through `pem-rfc7468`) into buffers
+//! that are wiped on drop.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use zeroize::Zeroizing;
 
 /// The DER of a private key, by container format.
@@ -60,7 +59,7 @@ pub(crate) fn decode(text: &str) -> Result<KeyDer, String> {
             n => format!("found {n} PEM blocks; put one key in each file or variable"),
         });
     };
-    let der = decode_body(body).map_err(|e| format!("the PEM block \"{label}\" {e}"))?;
+    let der = decode_body(label, body).map_err(|e| format!("the PEM block \"{label}\" {e}"))?;
     Ok(match label.as_str() {
         "RSA PRIVATE KEY" => KeyDer::Private(PrivateDer::Pkcs1(der)),
         "PRIVATE KEY" => KeyDer::Private(PrivateDer::Pkcs8(der)),
@@ -99,27 +98,41 @@ fn normalize(text: &str) -> Zeroizing<String> {
     out
 }
 
-fn decode_body(body: &str) -> Result<Zeroizing<Vec<u8>>, String> {
+/// Decodes one block's body through `pem-rfc7468`, whose base64 is
+/// constant-time. The body is first re-wrapped at 64 columns so keys with
+/// other line lengths (or none) read as RFC 7468's strict form requires.
+fn decode_body(label: &str, body: &str) -> Result<Zeroizing<Vec<u8>>, String> {
     if body.lines().any(|line| line.contains(':')) {
         return Err("has PEM headers, which cfmint does not read".into());
     }
-    let base64: Zeroizing<String> =
-        Zeroizing::new(body.chars().filter(|c| !c.is_ascii_whitespace()).collect());
+    let base64: Zeroizing<Vec<u8>> =
+        Zeroizing::new(body.bytes().filter(|b| !b.is_ascii_whitespace()).collect());
     if base64.is_empty() {
         return Err("is empty".into());
     }
-    let mut der = Zeroizing::new(Vec::with_capacity(base64.len() / 4 * 3));
-    STANDARD
-        .decode_vec(base64.as_bytes(), &mut der)
-        .map_err(|e| format!("is not valid base64 ({e})"))?;
-    Ok(der)
+    let mut strict = Zeroizing::new(Vec::with_capacity(base64.len() + base64.len() / 64 + 80));
+    strict.extend_from_slice(b"-----BEGIN ");
+    strict.extend_from_slice(label.as_bytes());
+    strict.extend_from_slice(b"-----\n");
+    for line in base64.chunks(pem_rfc7468::BASE64_WRAP_WIDTH) {
+        strict.extend_from_slice(line);
+        strict.push(b'\n');
+    }
+    strict.extend_from_slice(b"-----END ");
+    strict.extend_from_slice(label.as_bytes());
+    strict.extend_from_slice(b"-----\n");
+    let (_, der) = pem_rfc7468::decode_vec(&strict).map_err(|e| match e {
+        pem_rfc7468::Error::Base64(_) => "is not valid base64".to_owned(),
+        other => format!("is not valid PEM ({other})"),
+    })?;
+    Ok(Zeroizing::new(der))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const RSA_PKCS8: &str = include_str!("../../tests/fixtures/cloudfront-sep/test-rsa-key.pem");
+    const RSA_PKCS8: &str = include_str!("../tests/fixtures/cloudfront-sep/test-rsa-key.pem");
 
     fn describe(result: Result<KeyDer, String>) -> String {
         match result {

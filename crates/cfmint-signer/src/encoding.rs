@@ -5,6 +5,8 @@ use base64::Engine;
 use base64::alphabet::Alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
+use super::error::{Error, ErrorKind};
+
 const PAD: u8 = b'_';
 
 const ENGINE: GeneralPurpose = {
@@ -35,13 +37,30 @@ pub fn encode_into(bytes: &[u8], out: &mut String) {
 
 /// Decodes CloudFront base64. Padding is optional, but when present it must be
 /// the right length; anything outside the alphabet is an error.
-pub fn decode(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
+///
+/// ```
+/// use cfmint_signer::{decode_base64, encode_base64};
+///
+/// assert_eq!(encode_base64(b"\xfb\xff"), "-~8_");
+/// assert_eq!(decode_base64("-~8_")?, b"\xfb\xff");
+/// assert!(decode_base64("+/8=").is_err());
+/// # Ok::<(), cfmint_signer::Error>(())
+/// ```
+pub fn decode(text: &str) -> Result<Vec<u8>, Error> {
     let body = text.trim_end_matches(PAD as char);
     let padding = text.len() - body.len();
     if padding > 0 && !(body.len() + padding).is_multiple_of(4) {
-        return Err(base64::DecodeError::InvalidPadding);
+        return Err(Error::new(
+            ErrorKind::InvalidEncoding,
+            "CloudFront base64 with the wrong amount of _ padding",
+        ));
     }
-    ENGINE.decode(body)
+    ENGINE.decode(body).map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidEncoding,
+            format!("not CloudFront base64 ({e})"),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@ pub enum ErrorKind {
     InvalidKeyRing,
     /// A URL handed to the signer cannot carry a signature.
     InvalidUrl,
+    /// Text that should be CloudFront base64 is not.
+    InvalidEncoding,
     /// The crypto library failed while signing or generating.
     Crypto,
 }

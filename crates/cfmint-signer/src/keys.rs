@@ -12,6 +12,7 @@ use zeroize::Zeroizing;
 
 use super::backend::{Backend, HashAlgorithm, KeyAlgorithm, SigningKey, VerifyingKey};
 use super::error::{Error, ErrorKind};
+use super::id::KeyPairId;
 use super::pem::{self, KeyDer};
 use super::policy::{Policy, PolicyForm};
 use super::sign::SignedPolicy;
@@ -23,48 +24,14 @@ pub const MAX_KEY_GROUP_SIZE: usize = 5;
 /// A PEM key is a few kilobytes; anything much larger is not a key.
 const MAX_PEM_BYTES: u64 = 64 * 1024;
 
-/// A CloudFront public key id such as `K2JCJMDEHXQW5F`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct KeyPairId(String);
-
-impl KeyPairId {
-    /// Accepts 1–128 ASCII letters, digits, `-` or `_`: the id travels
-    /// unescaped in cookies and query strings.
-    pub fn new(id: &str) -> Result<Self, Error> {
-        let valid = !id.is_empty()
-            && id.len() <= 128
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if valid {
-            Ok(Self(id.to_owned()))
-        } else {
-            Err(Error::new(
-                ErrorKind::InvalidKeyRing,
-                format!(
-                    "key pair id \"{}\" is invalid: use 1-128 letters, digits, '-' or '_' (e.g. K2JCJMDEHXQW5F)",
-                    id.escape_debug()
-                ),
-            ))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for KeyPairId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// Where key material came from, for messages. Never the material itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeySource {
+    /// A PEM file.
     File(PathBuf),
+    /// An environment variable holding PEM text.
     Env(String),
+    /// Text or bytes handed over by the caller.
     Inline,
 }
 
@@ -152,10 +119,22 @@ impl PrivateKey {
     }
 
     /// Loads a private key from a PEM file.
-    pub fn from_file(id: KeyPairId, path: &Path, backend: Backend) -> Result<Self, Error> {
+    pub fn from_file(
+        id: KeyPairId,
+        path: impl AsRef<Path>,
+        backend: Backend,
+    ) -> Result<Self, Error> {
+        let path = path.as_ref();
         let source = KeySource::File(path.to_owned());
         let text = read_pem_file(path).map_err(|e| e.context(format!("key {id}")))?;
         Self::from_pem(id, &text, source, backend)
+    }
+
+    /// Parses PEM bytes, e.g. a key fetched from a secret store.
+    pub fn from_pem_bytes(id: KeyPairId, pem: &[u8], backend: Backend) -> Result<Self, Error> {
+        let text = std::str::from_utf8(pem)
+            .map_err(|_| Error::key("the PEM is not UTF-8 text").context(format!("key {id}")))?;
+        Self::from_pem(id, text, KeySource::Inline, backend)
     }
 
     /// Loads a private key from an environment variable holding PEM text.
@@ -164,20 +143,22 @@ impl PrivateKey {
         Self::from_pem(id, &text, KeySource::Env(name.to_owned()), backend)
     }
 
+    /// The key pair id CloudFront knows the public half by.
     pub fn id(&self) -> &KeyPairId {
         &self.id
     }
 
+    /// The key's type and size.
     pub fn algorithm(&self) -> KeyAlgorithm {
         self.key.algorithm()
     }
 
+    /// The crypto library that signs with it.
     pub fn backend(&self) -> Backend {
         self.backend
     }
 
     /// Signs a policy: canned when `form` allows and the policy fits, else custom.
-    #[tracing::instrument(level = "trace", skip(self, policy), fields(key_pair_id = %self.id))]
     pub fn sign(
         &self,
         policy: &Policy,
@@ -249,16 +230,23 @@ impl PublicKey {
     }
 
     /// Loads a public key from a PEM file.
-    pub fn from_file(id: KeyPairId, path: &Path, backend: Backend) -> Result<Self, Error> {
+    pub fn from_file(
+        id: KeyPairId,
+        path: impl AsRef<Path>,
+        backend: Backend,
+    ) -> Result<Self, Error> {
+        let path = path.as_ref();
         let source = KeySource::File(path.to_owned());
         let text = read_pem_file(path).map_err(|e| e.context(format!("public key {id}")))?;
         Self::from_pem(id, &text, source, backend)
     }
 
+    /// The key pair id of this key in the key group.
     pub fn id(&self) -> &KeyPairId {
         &self.id
     }
 
+    /// The key's type and size.
     pub fn algorithm(&self) -> KeyAlgorithm {
         self.key.algorithm()
     }
@@ -369,7 +357,7 @@ impl PublicKeys {
         }
         let mut map = HashMap::with_capacity(keys.len());
         for key in keys {
-            let id = key.id.0.clone();
+            let id = key.id.as_str().to_owned();
             if map.insert(id.clone(), key).is_some() {
                 return Err(Error::new(
                     ErrorKind::InvalidKeyRing,
@@ -385,10 +373,12 @@ impl PublicKeys {
         self.keys.get(id)
     }
 
+    /// How many keys the group holds.
     pub fn len(&self) -> usize {
         self.keys.len()
     }
 
+    /// True for a group without keys.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }

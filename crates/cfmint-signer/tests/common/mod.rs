@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use cfmint::signer::{Backend, KeyPairId, KeySource, KeySpec, PrivateKey, PublicKeys};
+use cfmint_signer::{Backend, KeyPairId, KeySource, KeySpec, PrivateKey, PublicKeys};
 use serde::Deserialize;
 
 pub const VECTORS_JSON: &str = include_str!("../fixtures/cloudfront-sep/test-cases.json");
@@ -14,10 +14,19 @@ pub const RSA_PUBLIC_PEM: &str = include_str!("../fixtures/cloudfront-sep/test-r
 pub const ECDSA_PUBLIC_PEM: &str =
     include_str!("../fixtures/cloudfront-sep/test-ecdsa-public-key.pem");
 
+/// A fixture file, from this crate's tests or from the cfmint service's
+/// (which include this module from the workspace root).
 pub fn fixture_path(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/cloudfront-sep")
-        .join(name)
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    [
+        "tests/fixtures/cloudfront-sep",
+        "crates/cfmint-signer/tests/fixtures/cloudfront-sep",
+    ]
+    .iter()
+    .map(|dir| root.join(dir))
+    .find(|dir| dir.is_dir())
+    .expect("the cloudfront-sep fixtures")
+    .join(name)
 }
 
 #[derive(Debug, Deserialize)]

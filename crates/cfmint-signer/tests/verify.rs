@@ -5,7 +5,7 @@ mod common;
 
 use std::net::IpAddr;
 
-use cfmint::signer::{
+use cfmint_signer::{
     Denial, DenialKind, HashAlgorithm, Policy, PolicyForm, PublicKeys, SignedPolicy, Verdict,
     ViewerRequest, verify,
 };
@@ -15,11 +15,11 @@ const BASE: &str = "https://d.example";
 const EXPIRES: u64 = 1_900_000_000;
 const NOW: u64 = EXPIRES - 100;
 
-fn policy(resource: &str) -> cfmint::signer::PolicyBuilder {
+fn policy(resource: &str) -> cfmint_signer::PolicyBuilder {
     Policy::builder(resource).expires(EXPIRES)
 }
 
-fn sign(fixture: &Fixture, policy: cfmint::signer::PolicyBuilder) -> SignedPolicy {
+fn sign(fixture: &Fixture, policy: cfmint_signer::PolicyBuilder) -> SignedPolicy {
     fixture
         .signer
         .sign(
@@ -197,8 +197,8 @@ fn every_malformed_or_missing_part_is_named() {
         let policy_cookie = format!(
             "CloudFront-Policy={}",
             match signed.policy() {
-                cfmint::signer::PolicyParam::Custom { encoded } => encoded.clone(),
-                cfmint::signer::PolicyParam::Canned { .. } => unreachable!(),
+                cfmint_signer::PolicyParam::Custom { encoded } => encoded.clone(),
+                cfmint_signer::PolicyParam::Canned { .. } => unreachable!(),
             }
         );
         let signature_cookie = format!("CloudFront-Signature={}", signed.signature());

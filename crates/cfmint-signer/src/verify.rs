@@ -33,32 +33,42 @@ pub struct ViewerRequest<'a> {
 /// Where the signature was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CredentialSource {
+    /// The URL's query parameters.
     SignedUrl,
+    /// The `CloudFront-*` cookies.
     Cookies,
 }
 
 /// What was presented, decoded as far as it could be.
 #[derive(Debug, Clone, Default)]
 pub struct Inspection {
+    /// Where the signature was found, if anywhere.
     pub source: Option<CredentialSource>,
+    /// The key pair id presented.
     pub key_pair_id: Option<String>,
+    /// The algorithm of the key group's key with that id.
     pub key_algorithm: Option<KeyAlgorithm>,
+    /// The digest named by `Hash-Algorithm` (SHA-1 when absent).
     pub hash: HashAlgorithm,
     /// True for a custom policy, false for canned, None before it is known.
     pub custom_policy: Option<bool>,
     /// The policy bytes the signature covers (rebuilt for a canned policy).
     pub policy_json: Option<String>,
+    /// The policy, parsed.
     pub policy: Option<ParsedPolicy>,
 }
 
 /// The answer: allowed, or denied with a reason, and what was seen.
 #[derive(Debug, Clone)]
 pub struct Verdict {
+    /// What the request carried.
     pub inspection: Inspection,
+    /// Allowed, or why not.
     pub result: Result<(), Denial>,
 }
 
 impl Verdict {
+    /// True when CloudFront would serve the request.
     pub fn is_allowed(&self) -> bool {
         self.result.is_ok()
     }
@@ -70,7 +80,10 @@ pub enum Denial {
     /// Neither signed-URL parameters nor CloudFront cookies.
     NoCredentials,
     /// A signature was presented but one of its parts is absent.
-    Missing { name: &'static str },
+    Missing {
+        /// The parameter or cookie that is absent.
+        name: &'static str,
+    },
     /// The key pair id is not in the key group.
     UnknownKeyPairId(String),
     /// The policy (or canned `Expires`) cannot be decoded or parsed.
@@ -80,33 +93,64 @@ pub enum Denial {
     /// `Hash-Algorithm` names something other than SHA1 or SHA256.
     UnsupportedHashAlgorithm(String),
     /// The signature does not match the policy under that key.
-    BadSignature { canned: bool },
+    BadSignature {
+        /// True when the policy was canned (rebuilt from the URL).
+        canned: bool,
+    },
     /// `now` is at or past `DateLessThan`.
-    Expired { expires: u64, now: u64 },
+    Expired {
+        /// `DateLessThan`.
+        expires: u64,
+        /// The time of the check.
+        now: u64,
+    },
     /// `now` is before `DateGreaterThan`.
-    NotYetValid { active: u64, now: u64 },
+    NotYetValid {
+        /// `DateGreaterThan`.
+        active: u64,
+        /// The time of the check.
+        now: u64,
+    },
     /// The viewer's address is outside `IpAddress`, or unknown, or IPv6.
     IpNotAllowed {
+        /// The policy's `IpAddress`.
         range: Ipv4Net,
+        /// The viewer's address, if known.
         client: Option<IpAddr>,
     },
     /// The request URL does not match the policy's `Resource`.
-    ResourceMismatch { resource: String, url: String },
+    ResourceMismatch {
+        /// The policy's `Resource`.
+        resource: String,
+        /// The request URL.
+        url: String,
+    },
 }
 
 /// A denial's reason without its details, for matching and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DenialKind {
+    /// [`Denial::NoCredentials`]
     NoCredentials,
+    /// [`Denial::Missing`]
     Missing,
+    /// [`Denial::UnknownKeyPairId`]
     UnknownKeyPairId,
+    /// [`Denial::MalformedPolicy`]
     MalformedPolicy,
+    /// [`Denial::MalformedSignature`]
     MalformedSignature,
+    /// [`Denial::UnsupportedHashAlgorithm`]
     UnsupportedHashAlgorithm,
+    /// [`Denial::BadSignature`]
     BadSignature,
+    /// [`Denial::Expired`]
     Expired,
+    /// [`Denial::NotYetValid`]
     NotYetValid,
+    /// [`Denial::IpNotAllowed`]
     IpNotAllowed,
+    /// [`Denial::ResourceMismatch`]
     ResourceMismatch,
 }
 
@@ -130,6 +174,7 @@ impl DenialKind {
 }
 
 impl Denial {
+    /// The reason without its details.
     pub fn kind(&self) -> DenialKind {
         match self {
             Self::NoCredentials => DenialKind::NoCredentials,

@@ -227,9 +227,13 @@ fn push_json_string(out: &mut String, value: &str) {
 /// A policy as found in a cookie or URL, before any check against a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedPolicy {
+    /// `Resource`: the URL or pattern.
     pub resource: String,
+    /// `DateLessThan`, epoch seconds.
     pub expires: u64,
+    /// `DateGreaterThan`, epoch seconds, if present.
     pub active: Option<u64>,
+    /// `IpAddress`, if present.
     pub source_ip: Option<Ipv4Net>,
 }
 
@@ -321,7 +325,7 @@ mod tests {
     fn the_writer_escapes_an_injected_ip_string_as_the_sdk_vector_expects() {
         // cfmint refuses this CIDR before it gets here; the writer must still be safe.
         let cases: serde_json::Value = serde_json::from_str(include_str!(
-            "../../tests/fixtures/cloudfront-sep/test-cases.json"
+            "../tests/fixtures/cloudfront-sep/test-cases.json"
         ))
         .unwrap();
         let case = cases

@@ -4,13 +4,18 @@
 use super::backend::HashAlgorithm;
 use super::encoding;
 use super::error::{Error, ErrorKind};
-use super::keys::KeyPairId;
+use super::id::KeyPairId;
 use super::query;
 
+/// The custom policy, in CloudFront base64.
 pub const COOKIE_POLICY: &str = "CloudFront-Policy";
+/// The canned policy's expiry, in epoch seconds.
 pub const COOKIE_EXPIRES: &str = "CloudFront-Expires";
+/// The signature, in CloudFront base64.
 pub const COOKIE_SIGNATURE: &str = "CloudFront-Signature";
+/// The id of the public key that verifies the signature.
 pub const COOKIE_KEY_PAIR_ID: &str = "CloudFront-Key-Pair-Id";
+/// `SHA256` when the signature is over SHA-256; absent for SHA-1.
 pub const COOKIE_HASH_ALGORITHM: &str = "CloudFront-Hash-Algorithm";
 
 /// Every cookie cfmint may set, e.g. for clearing them all at logout.
@@ -26,9 +31,15 @@ pub const ALL_COOKIES: [&str; 5] = [
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PolicyParam {
     /// Canned: CloudFront rebuilds the policy from the URL and this expiry.
-    Canned { expires: u64 },
+    Canned {
+        /// `DateLessThan`, epoch seconds.
+        expires: u64,
+    },
     /// Custom: the policy JSON in CloudFront base64.
-    Custom { encoded: String },
+    Custom {
+        /// The policy JSON, encoded.
+        encoded: String,
+    },
 }
 
 /// The outcome of signing: everything CloudFront needs, already encoded.
@@ -64,14 +75,17 @@ impl SignedPolicy {
         }
     }
 
+    /// The id of the key that signed.
     pub fn key_pair_id(&self) -> &KeyPairId {
         &self.key_pair_id
     }
 
+    /// The digest the signature is over.
     pub fn hash(&self) -> HashAlgorithm {
         self.hash
     }
 
+    /// The policy as it travels: canned expiry or encoded custom policy.
     pub fn policy(&self) -> &PolicyParam {
         &self.policy
     }

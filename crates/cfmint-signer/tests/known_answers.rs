@@ -3,13 +3,13 @@
 
 mod common;
 
-use cfmint::signer::{
+use cfmint_signer::{
     Backend, ErrorKind, HashAlgorithm, KeyAlgorithm, KeyPairId, KeySource, Policy, PolicyForm,
     PublicKey, decode_base64, encode_base64,
 };
 use common::{Case, cases, key, query_map};
 
-fn policy_for(case: &Case) -> Result<Policy, cfmint::signer::Error> {
+fn policy_for(case: &Case) -> Result<Policy, cfmint_signer::Error> {
     let input = &case.input;
     let mut builder = Policy::builder(input.resource.clone());
     if let Some(expires) = input.expiration_date {

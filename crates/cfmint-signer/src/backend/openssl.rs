@@ -10,8 +10,8 @@ use openssl::sign::Verifier;
 use zeroize::Zeroizing;
 
 use super::{GeneratedKey, HashAlgorithm, KeyAlgorithm, KeySpec, SigningKey, VerifyingKey};
-use crate::signer::error::Error;
-use crate::signer::pem::{PrivateDer, PublicDer};
+use crate::error::Error;
+use crate::pem::{PrivateDer, PublicDer};
 
 struct PrivateKey {
     key: PKey<Private>,

@@ -5,13 +5,13 @@ mod common;
 
 use std::fs;
 
-use cfmint::signer::{
+use cfmint_signer::{
     Backend, ErrorKind, HashAlgorithm, KeyAlgorithm, KeyPairId, KeyRing, KeySource, Policy,
     PolicyForm, PrivateKey, PublicKey, PublicKeys,
 };
 use common::{generated_ecdsa_pem, generated_rsa_pem, key, openssl};
 
-fn load(pem: &str, backend: Backend) -> Result<PrivateKey, cfmint::signer::Error> {
+fn load(pem: &str, backend: Backend) -> Result<PrivateKey, cfmint_signer::Error> {
     PrivateKey::from_pem(
         KeyPairId::new("KTEST").unwrap(),
         pem,
@@ -232,7 +232,7 @@ fn sha256_signatures_verify_and_differ_from_sha1() {
             let signed = signer
                 .sign(&policy, PolicyForm::Auto, HashAlgorithm::Sha256)
                 .unwrap();
-            let signature = cfmint::signer::decode_base64(signed.signature()).unwrap();
+            let signature = cfmint_signer::decode_base64(signed.signature()).unwrap();
             assert!(verifier.verify(HashAlgorithm::Sha256, json.as_bytes(), &signature));
             assert!(!verifier.verify(HashAlgorithm::Sha1, json.as_bytes(), &signature));
         }
@@ -273,7 +273,7 @@ mod cross_backend {
                 let signed = key("K", generated_ecdsa_pem(), signer)
                     .sign(&policy, PolicyForm::Auto, hash)
                     .unwrap();
-                let signature = cfmint::signer::decode_base64(signed.signature()).unwrap();
+                let signature = cfmint_signer::decode_base64(signed.signature()).unwrap();
                 let public = key("K", generated_ecdsa_pem(), verifier)
                     .public_key()
                     .unwrap();
@@ -301,4 +301,14 @@ mod cross_backend {
             assert_eq!(a, b);
         }
     }
+}
+
+#[test]
+fn the_tests_run_on_both_backends() {
+    // The crate's dev-dependency on itself turns both backends on, so every
+    // test that loops over `Backend::ALL` compares OpenSSL with pure Rust.
+    assert_eq!(
+        Backend::ALL,
+        [Backend::OpenSsl, Backend::RustCrypto].as_slice()
+    );
 }

@@ -52,7 +52,10 @@ impl HashAlgorithm {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyAlgorithm {
     /// RSA, PKCS#1 v1.5 signatures.
-    Rsa { bits: u32 },
+    Rsa {
+        /// The modulus size: 2048 for CloudFront key groups.
+        bits: u32,
+    },
     /// ECDSA on P-256, DER signatures.
     EcdsaP256,
 }
@@ -66,16 +69,23 @@ impl fmt::Display for KeyAlgorithm {
     }
 }
 
-/// A key to generate with `cfmint keygen`.
+/// A key to generate with [`Backend::generate`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeySpec {
-    Rsa { bits: u32 },
+    /// RSA of this many bits (CloudFront key groups take 2048).
+    Rsa {
+        /// The modulus size.
+        bits: u32,
+    },
+    /// ECDSA on P-256.
     EcdsaP256,
 }
 
 /// A freshly generated key pair in PEM: PKCS#8 private, SPKI public.
 pub struct GeneratedKey {
+    /// The private key as PKCS#8 PEM, wiped on drop.
     pub private_pem: Zeroizing<String>,
+    /// The public key as SPKI PEM, the form CloudFront's console takes.
     pub public_pem: String,
 }
 

@@ -15,8 +15,8 @@ use sha1::{Digest, Sha1};
 use sha2::Sha256;
 
 use super::{GeneratedKey, HashAlgorithm, KeyAlgorithm, KeySpec, SigningKey, VerifyingKey};
-use crate::signer::error::Error;
-use crate::signer::pem::{PrivateDer, PublicDer};
+use crate::error::Error;
+use crate::pem::{PrivateDer, PublicDer};
 
 const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
