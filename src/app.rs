@@ -179,15 +179,7 @@ impl Application {
             .filter_map(|origin| origin.parse().ok())
             .collect();
         let state = AppState::new(Shared {
-            limits: match store.redis() {
-                Some((pool, prefix)) => RateLimits::shared(
-                    &settings.rate_limit,
-                    pool,
-                    prefix,
-                    settings.session.store_timeout,
-                ),
-                None => RateLimits::new(&settings.rate_limit),
-            },
+            limits: rate_limits(&settings, &store),
             settings: settings.clone(),
             minter: Arc::new(minter),
             users,
@@ -371,4 +363,20 @@ fn startup_problems(problems: &[String]) -> String {
             text
         }
     }
+}
+
+/// Rate limits shared through Redis when sessions live there, else in process.
+fn rate_limits(settings: &Settings, store: &Store) -> RateLimits {
+    #[cfg(feature = "redis")]
+    if let Some((pool, prefix)) = store.redis() {
+        return RateLimits::shared(
+            &settings.rate_limit,
+            pool,
+            prefix,
+            settings.session.store_timeout,
+        );
+    }
+    #[cfg(not(feature = "redis"))]
+    let _ = store;
+    RateLimits::new(&settings.rate_limit)
 }

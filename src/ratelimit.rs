@@ -8,7 +8,9 @@ use std::hash::Hash;
 use std::net::IpAddr;
 use std::time::Duration;
 
+#[cfg(feature = "redis")]
 use fred::interfaces::LuaInterface;
+#[cfg(feature = "redis")]
 use fred::prelude::Pool;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -65,6 +67,7 @@ impl LimitName {
     }
 
     /// This limit's configured rate; `None` when `off`.
+    #[cfg(feature = "redis")]
     fn rate(self, rates: &crate::config::RateLimits) -> Option<Rate> {
         match self {
             Self::LoginPerAddress => rates.login_per_address,
@@ -97,10 +100,12 @@ pub struct RateLimits {
     login_per_identity: Option<Limiter<String>>,
     mint_per_address: Option<Limiter<IpAddr>>,
     mint_per_identity: Option<Limiter<String>>,
+    #[cfg(feature = "redis")]
     shared: Option<Shared>,
 }
 
 /// The limits kept in Redis.
+#[cfg(feature = "redis")]
 struct Shared {
     pool: Pool,
     prefix: String,
@@ -108,6 +113,7 @@ struct Shared {
     rates: crate::config::RateLimits,
 }
 
+#[cfg(feature = "redis")]
 /// GCRA on Redis's clock: the key holds the theoretical arrival time in
 /// microseconds. Returns 0 (and records the request) or the wait in µs.
 const GCRA: &str = r"
@@ -131,11 +137,13 @@ impl RateLimits {
             login_per_identity: settings.login_per_identity.map(Limiter::new),
             mint_per_address: settings.mint_per_address.map(Limiter::new),
             mint_per_identity: settings.mint_per_identity.map(Limiter::new),
+            #[cfg(feature = "redis")]
             shared: None,
         }
     }
 
     /// The limits kept in Redis under `prefix`, each check bounded by `timeout`.
+    #[cfg(feature = "redis")]
     pub fn shared(
         settings: &crate::config::RateLimits,
         pool: Pool,
@@ -188,6 +196,7 @@ impl RateLimits {
         limit: LimitName,
         key: K,
     ) -> Result<(), Refusal> {
+        #[cfg(feature = "redis")]
         if let Some(shared) = &self.shared {
             return shared.check(limit, &key.to_string()).await;
         }
@@ -207,6 +216,7 @@ impl RateLimits {
     }
 }
 
+#[cfg(feature = "redis")]
 impl Shared {
     async fn check(&self, limit: LimitName, key: &str) -> Result<(), Refusal> {
         let Some(rate) = limit.rate(&self.rates) else {

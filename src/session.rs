@@ -8,9 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+#[cfg(feature = "redis")]
 use fred::interfaces::{ClientLike, KeysInterface, SetsInterface};
+#[cfg(feature = "redis")]
 use fred::prelude::{Builder, Config, Pool, ReconnectPolicy, ServerConfig, TlsConnector};
+#[cfg(feature = "redis")]
 use fred::types::{Expiration, SetOptions};
+#[cfg(feature = "redis")]
 use secrecy::ExposeSecret;
 use time::OffsetDateTime;
 use tower_sessions::session::{Id, Record};
@@ -33,13 +37,17 @@ fn subject(record: &Record) -> Option<String> {
 #[derive(Debug, Clone)]
 pub struct Store {
     backend: Backend,
+    /// The bound on each Redis call, and where its failures are counted.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     timeout: Duration,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     metrics: Arc<Metrics>,
 }
 
 #[derive(Debug, Clone)]
 enum Backend {
     Memory(MemoryStore),
+    #[cfg(feature = "redis")]
     Redis(RedisSessions),
 }
 
@@ -49,6 +57,11 @@ impl Store {
     pub fn new(settings: &SessionSettings, metrics: Arc<Metrics>) -> Result<Self, String> {
         let backend = match &settings.store {
             StoreKind::Memory => Backend::Memory(MemoryStore::default()),
+            #[cfg(not(feature = "redis"))]
+            StoreKind::Redis { .. } => {
+                return Err(format!("session.store: {}", crate::config::REDIS_NOT_BUILT));
+            }
+            #[cfg(feature = "redis")]
             StoreKind::Redis { url, ca_file } => {
                 let mut config = Config::from_url(url.expose_secret())
                     .map_err(|e| format!("session.redis_url: {}", e.details()))?;
@@ -93,6 +106,7 @@ impl Store {
     pub fn kind(&self) -> &'static str {
         match self.backend {
             Backend::Memory(_) => "memory",
+            #[cfg(feature = "redis")]
             Backend::Redis(_) => "redis",
         }
     }
@@ -101,6 +115,7 @@ impl Store {
     pub async fn ping(&self) -> Result<(), String> {
         match &self.backend {
             Backend::Memory(_) => Ok(()),
+            #[cfg(feature = "redis")]
             Backend::Redis(redis) => {
                 let ping = redis.pool.next().ping::<String>(None);
                 match tokio::time::timeout(self.timeout, ping).await {
@@ -114,12 +129,15 @@ impl Store {
 
     /// Drops expired in-memory sessions (Redis expires its own keys).
     pub fn purge_expired(&self) {
-        if let Backend::Memory(memory) = &self.backend {
-            memory.purge_expired();
+        match &self.backend {
+            Backend::Memory(memory) => memory.purge_expired(),
+            #[cfg(feature = "redis")]
+            Backend::Redis(_) => {}
         }
     }
 
     pub async fn close(&self) {
+        #[cfg(feature = "redis")]
         if let Backend::Redis(redis) = &self.backend {
             let _ = redis.pool.quit().await;
         }
@@ -127,8 +145,10 @@ impl Store {
 
     /// The Redis connection pool, when sessions live in Redis (rate limits
     /// share it).
+    #[cfg(feature = "redis")]
     pub fn redis(&self) -> Option<(Pool, String)> {
         match &self.backend {
+            #[cfg(feature = "redis")]
             Backend::Redis(redis) => Some((redis.pool.clone(), redis.prefix.clone())),
             Backend::Memory(_) => None,
         }
@@ -138,10 +158,12 @@ impl Store {
     pub async fn revoke(&self, sub: &str) -> session_store::Result<usize> {
         match &self.backend {
             Backend::Memory(memory) => Ok(memory.revoke(sub)),
+            #[cfg(feature = "redis")]
             Backend::Redis(redis) => self.bounded("revoke", redis.revoke(sub)).await,
         }
     }
 
+    #[cfg(feature = "redis")]
     async fn bounded<T>(
         &self,
         operation: &'static str,
@@ -167,6 +189,7 @@ impl SessionStore for Store {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         match &self.backend {
             Backend::Memory(store) => store.create(record).await,
+            #[cfg(feature = "redis")]
             Backend::Redis(redis) => self.bounded("create", redis.create(record)).await,
         }
     }
@@ -174,6 +197,7 @@ impl SessionStore for Store {
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         match &self.backend {
             Backend::Memory(store) => store.save(record).await,
+            #[cfg(feature = "redis")]
             Backend::Redis(redis) => self.bounded("save", redis.save(record)).await,
         }
     }
@@ -181,6 +205,7 @@ impl SessionStore for Store {
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
         match &self.backend {
             Backend::Memory(store) => store.load(id).await,
+            #[cfg(feature = "redis")]
             Backend::Redis(redis) => self.bounded("load", redis.load(id)).await,
         }
     }
@@ -188,6 +213,7 @@ impl SessionStore for Store {
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
         match &self.backend {
             Backend::Memory(store) => store.delete(id).await,
+            #[cfg(feature = "redis")]
             Backend::Redis(redis) => self.bounded("delete", redis.delete(id)).await,
         }
     }
@@ -196,6 +222,7 @@ impl SessionStore for Store {
 /// Sessions in Redis: `<prefix>session:<id>` holds the record as JSON and
 /// expires with it; `<prefix>subject:<sub>` is the set of that subject's
 /// session ids, kept for `session.max_lifetime` after its last change.
+#[cfg(feature = "redis")]
 #[derive(Debug, Clone)]
 struct RedisSessions {
     pool: Pool,
@@ -203,10 +230,12 @@ struct RedisSessions {
     index_lifetime: Duration,
 }
 
+#[cfg(feature = "redis")]
 fn backend(error: impl std::fmt::Display) -> session_store::Error {
     session_store::Error::Backend(error.to_string())
 }
 
+#[cfg(feature = "redis")]
 impl RedisSessions {
     fn session_key(&self, id: &str) -> String {
         format!("{}session:{id}", self.prefix)
@@ -293,6 +322,7 @@ impl RedisSessions {
 
 /// TLS for `rediss://`: the system's trusted CAs plus `session.redis_ca_file`,
 /// the server's name checked against the URL's host.
+#[cfg(feature = "redis")]
 fn tls_connector(ca_file: Option<&std::path::Path>) -> Result<TlsConnector, String> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;

@@ -4,20 +4,29 @@
 //! JWKS lacks triggers one fresh discovery before it is refused.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(feature = "oidc")]
+use std::time::Instant;
 
+#[cfg(feature = "oidc")]
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient};
+#[cfg(feature = "oidc")]
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
     EndpointSet, IssuerUrl, LogoutRequest, Nonce, PkceCodeChallenge, PkceCodeVerifier,
     PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl, Scope, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "oidc")]
 use serde_json::{Map, Value};
+#[cfg(feature = "oidc")]
 use tokio::sync::RwLock;
 
-use super::{Identity, Method};
+use super::Identity;
+#[cfg(feature = "oidc")]
+use super::Method;
 
+#[cfg(feature = "oidc")]
 /// A client built from discovery: authorization endpoint known, token and
 /// userinfo endpoints as the provider announced them.
 type Client = CoreClient<
@@ -87,6 +96,7 @@ impl OidcError {
     }
 }
 
+#[cfg(feature = "oidc")]
 pub struct OidcClient {
     settings: OidcSettings,
     claims_needed: BTreeSet<String>,
@@ -95,6 +105,7 @@ pub struct OidcClient {
     metadata: RwLock<Option<(ProviderMetadataWithLogout, Instant)>>,
 }
 
+#[cfg(feature = "oidc")]
 impl OidcClient {
     pub fn new(
         settings: OidcSettings,
@@ -279,7 +290,53 @@ impl OidcClient {
     }
 }
 
+/// A build without the `oidc` feature has no OpenID client: configuration
+/// validation refuses `[auth.oidc]`, and no value of this type can exist.
+#[cfg(not(feature = "oidc"))]
+pub enum OidcClient {}
+
+#[cfg(not(feature = "oidc"))]
+impl OidcClient {
+    pub fn new(
+        _settings: OidcSettings,
+        _claims_needed: BTreeSet<String>,
+        _paths_claim: Option<String>,
+    ) -> Result<Self, String> {
+        Err(NOT_BUILT.to_owned())
+    }
+
+    pub async fn begin(&self, _return_to: String) -> Result<(String, Pending), OidcError> {
+        match *self {}
+    }
+
+    pub async fn finish(
+        &self,
+        _pending: &Pending,
+        _code: &str,
+        _state: &str,
+    ) -> Result<Identity, OidcError> {
+        match *self {}
+    }
+
+    pub async fn end_session_url(&self) -> Result<Option<String>, OidcError> {
+        match *self {}
+    }
+
+    pub fn mint_on_login(&self) -> bool {
+        match *self {}
+    }
+
+    pub fn return_url(&self, _return_to: Option<&str>) -> Result<String, OidcError> {
+        match *self {}
+    }
+}
+
+/// Why `[auth.oidc]` is refused by a build without the `oidc` feature.
+pub const NOT_BUILT: &str = "this build of cfmint has no OpenID Connect support \
+                             (built without the `oidc` cargo feature)";
+
 /// openidconnect's HTTP requests, sent with cfmint's reqwest.
+#[cfg(feature = "oidc")]
 async fn send(
     client: reqwest::Client,
     request: openidconnect::HttpRequest,

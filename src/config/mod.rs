@@ -22,6 +22,10 @@ pub use settings::{
 /// The embedded local default: loopback, in-memory sessions, a throwaway key.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
+/// Why `session.store = "redis"` is refused by a build without the `redis` feature.
+pub const REDIS_NOT_BUILT: &str = "this build of cfmint has no Redis support \
+                                   (built without the `redis` cargo feature)";
+
 /// Keys whose environment value is a comma-separated list.
 const LIST_KEYS: &[&str] = &[
     "server.trusted_proxies",
@@ -151,5 +155,51 @@ fn type_problem(error: &config::ConfigError) -> Problem {
     match text.rsplit_once(" for key `") {
         Some((message, key)) => Problem::new(key.trim_end_matches(['`', ' ']), message),
         None => Problem::new("(file)", text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// OIDC and Redis are cargo features (on by default): a build without
+    /// one refuses its configuration by key rather than starting without it.
+    #[test]
+    fn a_feature_this_build_lacks_is_refused_by_key() {
+        let toml = r#"
+            [cloudfront]
+            base_url = "https://cdn.example.com"
+            [session]
+            store = "redis"
+            redis_url = "redis://127.0.0.1:6379"
+            [auth.oidc]
+            issuer = "https://login.example.com/"
+            client_id = "cfmint"
+            client_secret = "from the provider's client registration"
+            redirect_url = "https://auth.example.com/callback"
+            return_urls = ["https://app.example.com/"]
+        "#;
+        let problems = match Settings::load(toml, std::iter::empty()) {
+            Ok(_) => Vec::new(),
+            Err(error) => error.problems,
+        };
+        let refused = |key: &str| {
+            problems
+                .iter()
+                .any(|p| p.key == key && p.message.contains("cargo feature"))
+        };
+        assert_eq!(
+            refused("session.store"),
+            !cfg!(feature = "redis"),
+            "{problems:?}"
+        );
+        assert_eq!(
+            refused("auth.oidc"),
+            !cfg!(feature = "oidc"),
+            "{problems:?}"
+        );
+        if cfg!(all(feature = "redis", feature = "oidc")) {
+            assert!(problems.is_empty(), "{problems:?}");
+        }
     }
 }

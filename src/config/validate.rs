@@ -572,6 +572,9 @@ fn mint(check: &mut Check, raw: &RawConfig) -> MintSettings {
 
 fn session(check: &mut Check, raw: &RawConfig) -> SessionSettings {
     let s = &raw.session;
+    if s.store == "redis" && !cfg!(feature = "redis") {
+        check.fail("session.store", super::REDIS_NOT_BUILT);
+    }
     let store = match (s.store.as_str(), &s.redis_url) {
         ("memory", _) => StoreKind::Memory,
         ("redis", Some(url)) if !url.expose_secret().is_empty() => {
@@ -707,6 +710,9 @@ fn auth(check: &mut Check, raw: &RawConfig, server: &Server) -> Auth {
     });
     let jwt = raw.auth.jwt.as_ref().and_then(|j| jwt(check, j));
     let oidc = raw.auth.oidc.as_ref().map(|o| oidc(check, o));
+    if oidc.is_some() && !cfg!(feature = "oidc") {
+        check.fail("auth.oidc", crate::auth::oidc::NOT_BUILT);
+    }
     if oidc.as_ref().is_some_and(|o| o.mint_on_login) && raw.mint.default_path.is_none() {
         check.fail(
             "auth.oidc.mint_on_login",
