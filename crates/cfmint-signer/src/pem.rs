@@ -161,6 +161,33 @@ mod tests {
     }
 
     #[test]
+    fn reads_any_line_length_and_decodes_the_same_bytes() {
+        let expected = match decode(RSA_PKCS8) {
+            Ok(KeyDer::Private(PrivateDer::Pkcs8(der))) => der,
+            _ => panic!("the fixture is PKCS#8"),
+        };
+        let body: String = RSA_PKCS8
+            .lines()
+            .filter(|line| !line.starts_with("-----"))
+            .collect();
+        for width in [body.len(), 76, 17] {
+            let lines: Vec<&str> = body
+                .as_bytes()
+                .chunks(width)
+                .map(|chunk| std::str::from_utf8(chunk).unwrap())
+                .collect();
+            let text = format!(
+                "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+                lines.join("\n")
+            );
+            match decode(&text) {
+                Ok(KeyDer::Private(PrivateDer::Pkcs8(der))) => assert_eq!(*der, *expected),
+                other => panic!("width {width}: {}", describe(other)),
+            }
+        }
+    }
+
+    #[test]
     fn skips_ec_parameters_before_a_sec1_key() {
         let text = "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n\
                     -----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n";
