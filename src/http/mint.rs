@@ -381,23 +381,51 @@ async fn check_access(
 
 /// The lifetime a caller asked for, within `mint.min_ttl` and `mint.max_ttl`.
 /// Seconds as any JSON writer may put them: `600`, or `600.0` (an integer
-/// to JSON Schema too); a fraction or a negative number is refused.
+/// to JSON Schema too); a fraction, a negative number or a string is refused.
 fn whole_seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
-    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
-        return Ok(None);
-    };
-    number
-        .as_u64()
-        .or_else(|| {
-            number
-                .as_f64()
-                .filter(|f| f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(f))
-                .map(|f| f as u64)
-        })
-        .map(Some)
-        .ok_or_else(|| {
-            serde::de::Error::custom(format!("{number} is not a whole number of seconds"))
-        })
+    use serde::de::{Error, Unexpected, Visitor};
+
+    struct WholeSeconds;
+
+    impl<'de> Visitor<'de> for WholeSeconds {
+        type Value = Option<u64>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a whole number of seconds")
+        }
+
+        fn visit_none<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, inner: D) -> Result<Self::Value, D::Error> {
+            inner.deserialize_any(self)
+        }
+
+        fn visit_u64<E: Error>(self, seconds: u64) -> Result<Self::Value, E> {
+            Ok(Some(seconds))
+        }
+
+        fn visit_i64<E: Error>(self, seconds: i64) -> Result<Self::Value, E> {
+            u64::try_from(seconds)
+                .map(Some)
+                .map_err(|_| E::invalid_value(Unexpected::Signed(seconds), &self))
+        }
+
+        fn visit_f64<E: Error>(self, seconds: f64) -> Result<Self::Value, E> {
+            if seconds.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&seconds) {
+                Ok(Some(seconds as u64))
+            } else {
+                Err(E::invalid_value(Unexpected::Float(seconds), &self))
+            }
+        }
+    }
+
+    deserializer.deserialize_option(WholeSeconds)
 }
 
 fn lifetime(state: &AppState, ttl: Option<u64>) -> Result<Option<Duration>, ApiError> {

@@ -168,9 +168,16 @@ async fn only_a_json_object_is_a_body() {
         );
     }
     assert_eq!(app.signatures().await, 0);
-    // The object forms still work.
+    // The object forms still work, and a whole number written as a float
+    // (JSON Schema's integer too) is that many seconds.
     let response = send("/mint", r#" {"path":"/users/alice/"}"#).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+    let response = send("/mint", r#"{"path":"/users/alice/","ttl":60.0}"#)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let minted: Value = response.json().await.unwrap();
+    assert_eq!(minted["expires_in"], 60, "{minted}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,8 +185,16 @@ async fn a_malformed_body_is_refused_naming_the_field() {
     let (app, client) = logged_in().await;
     for (body, message) in [
         (
+            json!({ "path": "/users/alice/", "ttl": 1.5 }),
+            "the JSON body is invalid: ttl: invalid value: floating point `1.5`, expected a whole number of seconds",
+        ),
+        (
+            json!({ "path": "/users/alice/", "ttl": -5 }),
+            "the JSON body is invalid: ttl: invalid value: integer `-5`, expected a whole number of seconds",
+        ),
+        (
             json!({ "path": "/users/alice/", "ttl": "60" }),
-            "the JSON body is invalid: ttl: invalid type: string \"60\", expected u64",
+            "the JSON body is invalid: ttl: invalid type: string \"60\", expected a whole number of seconds",
         ),
         (
             json!({ "path": ["/users/alice/"] }),
