@@ -101,8 +101,7 @@ pub enum LogFormat {
 pub struct CloudFront {
     /// `https://cdn.example.com`, no trailing slash.
     pub base_url: String,
-    pub cookie_domain: Option<String>,
-    /// The CloudFront cookies' attributes, with `cookie_domain`.
+    /// The CloudFront cookies' attributes, `Domain` from `cookie_domain`.
     pub cookies: CookieAttributes,
     pub policy: PolicyForm,
     pub hash_algorithm: HashAlgorithm,

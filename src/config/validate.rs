@@ -315,14 +315,13 @@ fn cloudfront(check: &mut Check, raw: &RawConfig) -> Option<CloudFront> {
     if let Err(e) = check_base_url(&c.base_url) {
         check.fail("cloudfront.base_url", e);
     }
-    let cookie_domain = c.cookie_domain.clone().filter(|d| !d.is_empty());
-    let mut cookies = CookieAttributes::new();
-    if let Some(domain) = &cookie_domain {
-        match CookieAttributes::new().domain(domain) {
-            Ok(with_domain) => cookies = with_domain,
-            Err(e) => check.fail("cloudfront.cookie_domain", e.to_string()),
-        }
-    }
+    let cookies = match c.cookie_domain.as_deref().filter(|d| !d.is_empty()) {
+        None => CookieAttributes::new(),
+        Some(domain) => CookieAttributes::new().domain(domain).unwrap_or_else(|e| {
+            check.fail("cloudfront.cookie_domain", e.to_string());
+            CookieAttributes::new()
+        }),
+    };
     let policy = match c.policy.as_str() {
         "auto" => Some(PolicyForm::Auto),
         "custom" => Some(PolicyForm::Custom),
@@ -351,7 +350,6 @@ fn cloudfront(check: &mut Check, raw: &RawConfig) -> Option<CloudFront> {
     };
     Some(CloudFront {
         base_url: c.base_url.trim_end_matches('/').to_owned(),
-        cookie_domain,
         cookies,
         policy: policy?,
         hash_algorithm: hash_algorithm?,

@@ -29,8 +29,7 @@ pub struct Resource(String);
 impl Resource {
     /// The one file at `path` below `base_url`, e.g. `https://cdn.example.com/a/b.mp4`.
     pub fn exact(base_url: &str, path: &str) -> Result<Self, Error> {
-        check_path(path)
-            .map_err(|why| Error::policy(format!("{why} (\"{}\")", path.escape_debug())))?;
+        checked(path)?;
         if path.ends_with('/') {
             return Err(Error::policy(format!(
                 "\"{}\" ends in / and names a folder; use Resource::folder",
@@ -42,8 +41,7 @@ impl Resource {
 
     /// Everything below the folder `path` (which ends in `/`): `<base><path>*`.
     pub fn folder(base_url: &str, path: &str) -> Result<Self, Error> {
-        check_path(path)
-            .map_err(|why| Error::policy(format!("{why} (\"{}\")", path.escape_debug())))?;
+        checked(path)?;
         if !path.ends_with('/') {
             return Err(Error::policy(format!(
                 "a folder path ends in / (\"{}\")",
@@ -56,8 +54,7 @@ impl Resource {
     /// Every URL starting with `path`: `<base><path>*`, e.g. a playlist's
     /// name without its extension, covering the playlist and its segments.
     pub fn prefix(base_url: &str, path: &str) -> Result<Self, Error> {
-        check_path(path)
-            .map_err(|why| Error::policy(format!("{why} (\"{}\")", path.escape_debug())))?;
+        checked(path)?;
         Ok(Self(format!("{}{path}*", base(base_url)?)))
     }
 
@@ -84,6 +81,11 @@ impl From<Resource> for String {
     fn from(resource: Resource) -> Self {
         resource.0
     }
+}
+
+/// [`check_path`] as the signer's error, quoting the path.
+fn checked(path: &str) -> Result<(), Error> {
+    check_path(path).map_err(|why| Error::policy(format!("{why} (\"{}\")", path.escape_debug())))
 }
 
 /// The distribution's base URL without a trailing `/`: absolute http(s),
