@@ -18,9 +18,16 @@ use crate::auth::users::Users;
 use crate::config::Settings;
 use crate::http::cookies::CloudFrontCookies;
 use crate::http::{AppState, Shared, admin_router, router};
-use crate::keyring::{ConfigSource, KeyHolder, key_ring, reload_on_signal};
+use crate::keyring::{
+    ConfigSource, KeyHolder, connect_remote_keys, key_ring, reload_on_signal, watch_remote_keys,
+};
 use crate::metrics::Metrics;
-use crate::minter::Minter;
+use crate::minter::{Minter, RemoteSigning};
+use crate::signer::ErrorKind;
+
+/// How often keys in stores are checked, and reconnected when they were
+/// unreachable.
+const REMOTE_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 use crate::ratelimit::RateLimits;
 use crate::session::Store;
 use crate::tls::{self, Tls};
@@ -43,9 +50,25 @@ impl Application {
         let mut problems = Vec::new();
         let ring = noted(&mut problems, key_ring(&settings));
         if let Some(ring) = &ring {
+            // A store that answers with the wrong kind of key is a
+            // configuration error; one that does not answer yet is waited
+            // for, with /readyz failing until it does.
+            let timeout = settings.keys.remote_timeout;
+            for (id, result) in connect_remote_keys(ring, &settings, timeout).await {
+                match result {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == ErrorKind::Unavailable => tracing::warn!(
+                        key_pair_id = %id,
+                        error = %e,
+                        "the key's store is not reachable yet; /readyz fails until it is"
+                    ),
+                    Err(e) => problems.push(format!("keys: key {id}: {e}")),
+                }
+            }
             tracing::info!(
                 key_pair_id = %ring.active().id(),
-                algorithm = %ring.active().algorithm(),
+                algorithm = %ring.active().algorithm().map_or("not yet known".to_owned(), |a| a.to_string()),
+                source = %ring.active().source(),
                 keys = ring.keys().len(),
                 "signing key loaded"
             );
@@ -171,7 +194,13 @@ impl Application {
             return Err(startup_problems(&problems));
         };
         let minter = Minter::new(ring, settings.cloudfront.clone(), settings.mint.clone())
-            .map_err(|e| format!("mint.signing: cannot start the signing threads: {e}"))?;
+            .map_err(|e| format!("mint.signing: cannot start the signing threads: {e}"))?
+            .with_remote(RemoteSigning::new(
+                settings.keys.remote_concurrency,
+                settings.keys.remote_timeout,
+                REMOTE_CHECK_INTERVAL,
+                Some(metrics.clone()),
+            ));
         let allowed_origins = settings
             .cors
             .allowed_origins
@@ -243,6 +272,16 @@ impl Application {
         let bound = self.shutdown_timeout;
         let drain_delay = self.state.settings.server.drain_delay;
         let maintenance = tokio::spawn(maintain(self.state.clone()));
+        let holder = KeyHolder::new(
+            self.state.minter.clone(),
+            self.state.metrics.clone(),
+            &self.state.settings,
+        );
+        let key_watcher = tokio::spawn(watch_remote_keys(
+            holder,
+            self.state.settings.keys.remote_timeout,
+            REMOTE_CHECK_INTERVAL,
+        ));
         let reloader = self.source.map(|source| {
             let watch = self.state.settings.keys.watch;
             let holder = KeyHolder::new(
@@ -302,6 +341,7 @@ impl Application {
             }
         };
         maintenance.abort();
+        key_watcher.abort();
         if let Some(reloader) = reloader {
             reloader.abort();
         }

@@ -9,7 +9,10 @@ use std::time::{Duration, SystemTime};
 use crate::config::{KeyKind, KeyLocation, Settings};
 use crate::metrics::Metrics;
 use crate::minter::Minter;
-use crate::signer::{KeyAlgorithm, KeyPairId, KeyRing, KeySource, KeySpec, PrivateKey};
+use crate::signer::remote::RemoteKey;
+use crate::signer::{
+    ErrorKind, KeyAlgorithm, KeyPairId, KeyRing, KeySource, KeySpec, PrivateKey, Remote,
+};
 
 /// Where the configuration is read again from on reload.
 #[derive(Debug, Clone)]
@@ -54,7 +57,7 @@ impl KeyHolder {
             .iter()
             .filter_map(|key| match &key.location {
                 KeyLocation::File(path) => Some(path.clone()),
-                KeyLocation::Env(_) => None,
+                _ => None,
             })
             .collect();
         Self {
@@ -73,15 +76,38 @@ pub async fn reload(state: &KeyHolder, source: &ConfigSource) -> Result<KeyPairI
         if settings.keys.keys.is_empty() {
             return Err("no [[keys.key]] configured; keeping the current keys".to_owned());
         }
-        tokio::task::spawn_blocking(move || key_ring(&settings))
-            .await
-            .map_err(|e| format!("key loading failed: {e}"))?
+        let timeout = settings.keys.remote_timeout;
+        let (ring, settings) =
+            tokio::task::spawn_blocking(move || key_ring(&settings).map(|ring| (ring, settings)))
+                .await
+                .map_err(|e| format!("key loading failed: {e}"))??;
+        // Keys in stores must be reachable before they replace working ones:
+        // the active key without fail, the others unless merely unreachable.
+        let mut refused = Vec::new();
+        for (entry, result) in connect_remote_keys(&ring, &settings, timeout).await {
+            match result {
+                Err(e) if *ring.active().id() == entry || e.kind() != ErrorKind::Unavailable => {
+                    refused.push(format!("{entry}: {e}"));
+                }
+                Err(e) => tracing::warn!(
+                    key_pair_id = %entry,
+                    error = %e,
+                    "a key's store is unreachable; it will be retried"
+                ),
+                Ok(_) => {}
+            }
+        }
+        if !refused.is_empty() {
+            return Err(refused.join("\n"));
+        }
+        Ok(ring)
     }
     .await;
     match result {
         Ok(ring) => {
             let active = ring.active().id().clone();
             let (algorithm, keys) = (ring.active().algorithm(), ring.keys().len());
+            let algorithm = algorithm.map_or("unknown".to_owned(), |a| a.to_string());
             // Swap first: once the log says the new key signs, it does.
             state.minter.replace_ring(ring);
             state.metrics.key_reload("ok");
@@ -176,11 +202,15 @@ pub fn key_ring(settings: &Settings) -> Result<KeyRing, String> {
     }
     let mut keys = Vec::new();
     let mut problems = Vec::new();
+    let stores = RemoteStores::new(settings);
     for (index, entry) in settings.keys.keys.iter().enumerate() {
         let id = &entry.id;
         let key = match &entry.location {
             KeyLocation::File(path) => PrivateKey::from_file(id.clone(), path, backend),
             KeyLocation::Env(name) => PrivateKey::from_env(id.clone(), name, backend),
+            KeyLocation::Kms(_) | KeyLocation::Pkcs11(_) => stores
+                .key(&entry.location)
+                .map(|remote| PrivateKey::remote(id.clone(), remote)),
         };
         let key = match key {
             Ok(key) => key,
@@ -189,16 +219,12 @@ pub fn key_ring(settings: &Settings) -> Result<KeyRing, String> {
                 continue;
             }
         };
-        let matches = matches!(
-            (entry.kind, key.algorithm()),
-            (None, _)
-                | (Some(KeyKind::Rsa), KeyAlgorithm::Rsa { .. })
-                | (Some(KeyKind::Ecdsa), KeyAlgorithm::EcdsaP256)
-        );
-        if !matches {
+        // A key in a store is checked once the store reports it.
+        if let Some(algorithm) = key.algorithm()
+            && !kind_matches(entry.kind, algorithm)
+        {
             problems.push(format!(
-                "keys.key[{index}] ({id}): the file holds an {} key, not the configured type",
-                key.algorithm()
+                "keys.key[{index}] ({id}): the file holds an {algorithm} key, not the configured type",
             ));
             continue;
         }
@@ -214,4 +240,187 @@ pub fn key_ring(settings: &Settings) -> Result<KeyRing, String> {
         .as_ref()
         .expect("validated: an active key");
     KeyRing::new(keys, active).map_err(|e| format!("keys.active: {e}"))
+}
+
+fn kind_matches(kind: Option<KeyKind>, algorithm: KeyAlgorithm) -> bool {
+    matches!(
+        (kind, algorithm),
+        (None, _)
+            | (Some(KeyKind::Rsa), KeyAlgorithm::Rsa { .. })
+            | (Some(KeyKind::Ecdsa), KeyAlgorithm::EcdsaP256)
+    )
+}
+
+/// The key stores the configuration names, set up once per key ring.
+struct RemoteStores<'a> {
+    settings: &'a Settings,
+    #[cfg(feature = "aws-kms")]
+    kms: Arc<crate::signer::remote::kms::KmsStore>,
+}
+
+impl<'a> RemoteStores<'a> {
+    fn new(settings: &'a Settings) -> Self {
+        Self {
+            settings,
+            #[cfg(feature = "aws-kms")]
+            kms: crate::signer::remote::kms::KmsStore::new(
+                settings.cloudfront.backend,
+                settings.keys.remote_timeout,
+            ),
+        }
+    }
+
+    fn key(&self, location: &KeyLocation) -> Result<Arc<dyn RemoteKey>, crate::signer::Error> {
+        let _ = self.settings;
+        match location {
+            #[cfg(feature = "aws-kms")]
+            KeyLocation::Kms(key_id) => Ok(Arc::new(self.kms.key(key_id.clone()))),
+            #[cfg(feature = "pkcs11")]
+            KeyLocation::Pkcs11(uri) => {
+                use crate::signer::remote::pkcs11::{Pkcs11Key, Pkcs11Options};
+                use secrecy::ExposeSecret;
+                let pkcs11 = self.settings.keys.pkcs11.as_ref();
+                let options = Pkcs11Options {
+                    module: pkcs11.and_then(|p| p.module.clone()),
+                    pin: pkcs11
+                        .and_then(|p| p.pin.as_ref())
+                        .map(|pin| zeroize::Zeroizing::new(pin.expose_secret().to_owned())),
+                    backend: self.settings.cloudfront.backend,
+                };
+                Ok(Arc::new(Pkcs11Key::new(uri, options)?))
+            }
+            other => Err(crate::signer::Error::new(
+                ErrorKind::InvalidKey,
+                format!("{other:?}: not a key store this build supports"),
+            )),
+        }
+    }
+}
+
+/// Reaches one key's store, within `timeout`. A store whose calls block is
+/// reached from a blocking thread.
+pub async fn connect_key(
+    remote: &Remote,
+    timeout: Duration,
+) -> Result<KeyAlgorithm, crate::signer::Error> {
+    let connect = async {
+        if remote.key().blocks() {
+            let (remote, handle) = (remote.clone(), tokio::runtime::Handle::current());
+            tokio::task::spawn_blocking(move || handle.block_on(remote.connect()))
+                .await
+                .unwrap_or_else(|e| Err(unavailable(format!("the connect task failed: {e}"))))
+        } else {
+            remote.connect().await
+        }
+    };
+    tokio::time::timeout(timeout, connect)
+        .await
+        .unwrap_or_else(|_| Err(unavailable(format!("no answer within {timeout:?}"))))
+}
+
+/// Asks one connected key's store whether it still works, within `timeout`.
+async fn check_key(remote: &Remote, timeout: Duration) -> Result<(), crate::signer::Error> {
+    let check = async {
+        if remote.key().blocks() {
+            let (remote, handle) = (remote.clone(), tokio::runtime::Handle::current());
+            tokio::task::spawn_blocking(move || handle.block_on(remote.check()))
+                .await
+                .unwrap_or_else(|e| Err(unavailable(format!("the check task failed: {e}"))))
+        } else {
+            remote.check().await
+        }
+    };
+    let result = tokio::time::timeout(timeout, check)
+        .await
+        .unwrap_or_else(|_| Err(unavailable(format!("no answer within {timeout:?}"))));
+    if result.is_err() {
+        remote.disconnect();
+    }
+    result
+}
+
+fn unavailable(message: String) -> crate::signer::Error {
+    crate::signer::Error::new(ErrorKind::Unavailable, message)
+}
+
+/// Connects every key of `ring` held by a store, checking each against its
+/// configured `type`. One result per remote key, by key pair id.
+pub async fn connect_remote_keys(
+    ring: &KeyRing,
+    settings: &Settings,
+    timeout: Duration,
+) -> Vec<(KeyPairId, Result<KeyAlgorithm, crate::signer::Error>)> {
+    let mut results = Vec::new();
+    for key in ring.keys() {
+        let Some(remote) = key.remote_key() else {
+            continue;
+        };
+        let kind = settings
+            .keys
+            .keys
+            .iter()
+            .find(|entry| &entry.id == key.id())
+            .and_then(|entry| entry.kind);
+        let result = connect_key(remote, timeout).await.and_then(|algorithm| {
+            if kind_matches(kind, algorithm) {
+                Ok(algorithm)
+            } else {
+                remote.disconnect();
+                Err(crate::signer::Error::new(
+                    ErrorKind::InvalidKey,
+                    format!("the store holds an {algorithm} key, not the configured type"),
+                ))
+            }
+        });
+        results.push((key.id().clone(), result));
+    }
+    results
+}
+
+/// Keeps the keys in stores usable: every `interval`, a key whose store was
+/// unreachable is connected again, and a connected one is asked whether it
+/// still works (a PKCS#11 token removed or logged out). `/readyz` follows.
+pub async fn watch_remote_keys(state: KeyHolder, timeout: Duration, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let ring = state.minter.ring();
+        for key in ring.keys() {
+            let Some(remote) = key.remote_key() else {
+                continue;
+            };
+            let store = remote.key().store();
+            let was_up = remote.is_connected();
+            let result = if was_up {
+                check_key(remote, timeout).await.map(|()| None)
+            } else {
+                connect_key(remote, timeout).await.map(Some)
+            };
+            match (&result, was_up) {
+                (Ok(Some(algorithm)), _) => tracing::info!(
+                    key_pair_id = %key.id(),
+                    store,
+                    algorithm = %algorithm,
+                    "key store reachable: the key signs"
+                ),
+                (Err(e), true) => tracing::error!(
+                    key_pair_id = %key.id(),
+                    store,
+                    error = %e,
+                    "key store unavailable: this key cannot sign until it is back"
+                ),
+                (Err(e), false) => tracing::debug!(
+                    key_pair_id = %key.id(),
+                    store,
+                    error = %e,
+                    "key store still unavailable"
+                ),
+                (Ok(None), _) => {}
+            }
+            state
+                .metrics
+                .remote_key_up(key.id().as_str(), store, remote.is_connected());
+        }
+    }
 }

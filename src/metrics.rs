@@ -64,6 +64,20 @@ pub struct Metrics {
     mint_refresh: Counter,
     refresh_remaining: Histogram,
     ready: Gauge,
+    remote_signatures: Family<RemoteLabels, Counter>,
+    remote_keys_up: Family<RemoteKeyLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RemoteLabels {
+    store: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RemoteKeyLabels {
+    key_pair_id: String,
+    store: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -177,6 +191,19 @@ impl Metrics {
             "1 when /readyz would answer 200 at this scrape (not draining, session store answering), else 0",
             ready.clone(),
         );
+        let remote_signatures = Family::<RemoteLabels, Counter>::default();
+        registry.register(
+            "remote_signatures",
+            "Signatures asked of key stores by result (ok; joined: shared another request's \
+             identical signature; throttled, unavailable, timeout: answered 503; error)",
+            remote_signatures.clone(),
+        );
+        let remote_keys_up = Family::<RemoteKeyLabels, Gauge>::default();
+        registry.register(
+            "remote_key_up",
+            "1 while a key in a key store (KMS, PKCS#11) is reachable and usable, else 0",
+            remote_keys_up.clone(),
+        );
         let mint_first = mints.get_or_create(&KindLabels { kind: "first" }).clone();
         let mint_refresh = mints.get_or_create(&KindLabels { kind: "refresh" }).clone();
         let minted = mint_outcomes
@@ -192,6 +219,8 @@ impl Metrics {
             .get_or_create(&ResultLabels { result: "miss" })
             .clone();
         Self {
+            remote_signatures,
+            remote_keys_up,
             minted,
             cache_hit,
             cache_miss,
@@ -260,6 +289,21 @@ impl Metrics {
         self.key_reloads
             .get_or_create(&ResultLabels { result })
             .inc();
+    }
+
+    pub fn remote_signature(&self, store: &'static str, result: &'static str) {
+        self.remote_signatures
+            .get_or_create(&RemoteLabels { store, result })
+            .inc();
+    }
+
+    pub fn remote_key_up(&self, key_pair_id: &str, store: &'static str, up: bool) {
+        self.remote_keys_up
+            .get_or_create(&RemoteKeyLabels {
+                key_pair_id: key_pair_id.to_owned(),
+                store,
+            })
+            .set(i64::from(up));
     }
 
     pub fn signature_cache(&self, hit: bool) {

@@ -2,20 +2,30 @@
 //! IP binding), signed with the active key. Identical policies signed by the
 //! same key reuse one signature from a bounded cache while they are valid, so
 //! with rounded expiry a refresh storm costs one signature per path and window.
-//! No HTTP types here.
+//! Keys in a key store (KMS, PKCS#11) sign through [`RemoteSigning`]: a
+//! bounded number at once, each within a timeout, and identical policies
+//! under way are signed once for all who ask (single flight). No HTTP types
+//! here.
 
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use moka::Expiry;
 use moka::sync::Cache;
 
+use tokio::sync::{Semaphore, watch};
+use tokio::time::timeout_at;
+
 use crate::auth::path::RequestedPath;
 use crate::config::{CloudFront, MintSettings, SigningMode};
+use crate::metrics::Metrics;
 use crate::pool::{PoolError, SigningPool};
-use crate::signer::{self, KeyRing, Policy, SignedPolicy};
+use crate::signer::{self, ErrorKind, KeyRing, Policy, PrivateKey, SignedPolicy};
+
+type CacheKey = (String, String);
 
 /// The active key ring (swapped whole on reload) and the settings every
 /// policy is built from.
@@ -23,8 +33,105 @@ pub struct Minter {
     ring: ArcSwap<KeyRing>,
     cloudfront: CloudFront,
     mint: MintSettings,
-    cache: Option<Cache<(String, String), Arc<SignedPolicy>>>,
+    cache: Option<Cache<CacheKey, Arc<SignedPolicy>>>,
     signing: Signing,
+    remote: RemoteSigning,
+}
+
+/// How signatures from key stores are bounded and shared.
+pub struct RemoteSigning {
+    permits: Arc<Semaphore>,
+    timeout: Duration,
+    /// Seconds a client is told to wait when the store is unreachable.
+    retry_unavailable: u64,
+    flights: Mutex<HashMap<CacheKey, Flight>>,
+    metrics: Option<Arc<Metrics>>,
+}
+
+/// A signature under way; followers wait for what the leader sends.
+type Flight = watch::Receiver<Option<Result<Arc<SignedPolicy>, MintError>>>;
+
+impl RemoteSigning {
+    /// At most `concurrency` signatures at once, each given up after
+    /// `timeout` (waiting for a slot included); `retry_unavailable` is the
+    /// `Retry-After` when the store cannot be reached.
+    pub fn new(
+        concurrency: usize,
+        timeout: Duration,
+        retry_unavailable: Duration,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(concurrency)),
+            timeout,
+            retry_unavailable: retry_unavailable.as_secs().max(1),
+            flights: Mutex::default(),
+            metrics,
+        }
+    }
+
+    fn count(&self, store: &'static str, result: &'static str) {
+        if let Some(metrics) = &self.metrics {
+            metrics.remote_signature(store, result);
+        }
+    }
+
+    fn failure(&self, error: signer::Error) -> MintError {
+        let (failure, retry_after) = match error.kind() {
+            ErrorKind::Throttled => (RemoteFailure::Throttled, 1),
+            ErrorKind::Unavailable => (RemoteFailure::Unavailable, self.retry_unavailable),
+            _ => return MintError::Signer(error),
+        };
+        MintError::Remote {
+            failure,
+            retry_after,
+            message: error.to_string(),
+        }
+    }
+
+    fn timed_out(&self, waiting_for: &str) -> MintError {
+        MintError::Remote {
+            failure: RemoteFailure::Timeout,
+            retry_after: 1,
+            message: format!(
+                "the key store did not sign within keys.remote_timeout ({:?}): {waiting_for}",
+                self.timeout
+            ),
+        }
+    }
+}
+
+/// Removes a flight when its leader finishes or is cancelled; followers of a
+/// cancelled leader see the channel close and try again.
+struct FlightGuard<'a> {
+    flights: &'a Mutex<HashMap<CacheKey, Flight>>,
+    key: &'a CacheKey,
+}
+
+impl Drop for FlightGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut flights) = self.flights.lock() {
+            flights.remove(self.key);
+        }
+    }
+}
+
+/// Why a key store did not sign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteFailure {
+    Throttled,
+    Unavailable,
+    Timeout,
+}
+
+impl RemoteFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Throttled => "throttled",
+            Self::Unavailable => "unavailable",
+            Self::Timeout => "timeout",
+        }
+    }
 }
 
 /// Where private-key operations run (`mint.signing`).
@@ -34,23 +141,48 @@ enum Signing {
     Pool(SigningPool),
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum MintError {
     #[error(transparent)]
     Signer(#[from] signer::Error),
     #[error(transparent)]
     Pool(#[from] PoolError),
     #[error("the signing task failed: {0}")]
-    Task(#[from] tokio::task::JoinError),
+    Task(String),
+    /// The key store did not sign now; the caller may retry after
+    /// `retry_after` seconds.
+    #[error("{message}")]
+    Remote {
+        failure: RemoteFailure,
+        retry_after: u64,
+        message: String,
+    },
+}
+
+impl From<tokio::task::JoinError> for MintError {
+    fn from(error: tokio::task::JoinError) -> Self {
+        Self::Task(error.to_string())
+    }
+}
+
+impl MintError {
+    /// Seconds to tell the client to wait, for a failure that passes.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::Remote { retry_after, .. } => Some(*retry_after),
+            Self::Pool(PoolError::Overloaded(_)) => Some(1),
+            _ => None,
+        }
+    }
 }
 
 /// Cached signatures live until their policy expires.
 struct UntilExpiry;
 
-impl Expiry<(String, String), Arc<SignedPolicy>> for UntilExpiry {
+impl Expiry<CacheKey, Arc<SignedPolicy>> for UntilExpiry {
     fn expire_after_create(
         &self,
-        _key: &(String, String),
+        _key: &CacheKey,
         signed: &Arc<SignedPolicy>,
         _created_at: Instant,
     ) -> Option<Duration> {
@@ -116,7 +248,14 @@ impl Minter {
             mint,
             cache,
             signing,
+            remote: RemoteSigning::new(64, Duration::from_secs(2), Duration::from_secs(5), None),
         })
+    }
+
+    /// How keys in key stores are bounded, timed out and counted.
+    pub fn with_remote(mut self, remote: RemoteSigning) -> Self {
+        self.remote = remote;
+        self
     }
 
     /// The ring signing now.
@@ -160,18 +299,19 @@ impl Minter {
         }
         let policy = builder.build()?;
         let ring = self.ring.load_full();
-        let (signed, signing) = match &self.cache {
-            None => self.sign(ring, policy).await?,
-            Some(cache) => {
-                let key = (ring.active().id().as_str().to_owned(), policy.to_json());
-                match cache.get(&key) {
-                    Some(signed) => (signed, None),
-                    None => {
-                        let (signed, signing) = self.sign(ring, policy).await?;
-                        cache.insert(key, signed.clone());
-                        (signed, signing)
-                    }
+        let key = (ring.active().id().as_str().to_owned(), policy.to_json());
+        let cached = self.cache.as_ref().and_then(|cache| cache.get(&key));
+        let (signed, signing) = match cached {
+            Some(signed) => (signed, None),
+            None if ring.active().remote_key().is_some() => {
+                self.sign_remote(ring.active().clone(), policy, key).await?
+            }
+            None => {
+                let (signed, signing) = self.sign(ring, policy).await?;
+                if let Some(cache) = &self.cache {
+                    cache.insert(key, signed.clone());
                 }
+                (signed, signing)
             }
         };
         let lifetime = expires_at - issued_at;
@@ -204,6 +344,108 @@ impl Minter {
             Signing::Blocking => tokio::task::spawn_blocking(sign).await??,
             Signing::Pool(pool) => pool.run(sign).await??,
         })
+    }
+
+    /// Signs with a key in a key store. Identical policies under way are
+    /// signed once: the first caller leads, later ones wait for its result.
+    /// The signature is cached before the flight ends, so no caller after it
+    /// signs again.
+    async fn sign_remote(
+        &self,
+        key: PrivateKey,
+        policy: Policy,
+        cache_key: CacheKey,
+    ) -> Result<(Arc<SignedPolicy>, Option<Duration>), MintError> {
+        let deadline = tokio::time::Instant::now() + self.remote.timeout;
+        let store = key
+            .remote_key()
+            .map_or("local", |remote| remote.key().store());
+        loop {
+            let (leader, mut flight) = {
+                let mut flights = self
+                    .remote
+                    .flights
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                match flights.get(&cache_key) {
+                    Some(flight) => (None, flight.clone()),
+                    None => {
+                        let (sender, flight) = watch::channel(None);
+                        flights.insert(cache_key.clone(), flight.clone());
+                        (Some(sender), flight)
+                    }
+                }
+            };
+            let Some(sender) = leader else {
+                match timeout_at(deadline, flight.wait_for(Option::is_some)).await {
+                    Ok(Ok(result)) => {
+                        self.remote.count(store, "joined");
+                        let result = result.clone().expect("waited for a result");
+                        return result.map(|signed| (signed, None));
+                    }
+                    // The leader was cancelled (its client went away): lead now.
+                    Ok(Err(_)) => continue,
+                    Err(_) => {
+                        self.remote.count(store, "timeout");
+                        return Err(self.remote.timed_out("waiting for the same signature"));
+                    }
+                }
+            };
+            let _flight = FlightGuard {
+                flights: &self.remote.flights,
+                key: &cache_key,
+            };
+            let result = self.sign_remote_now(&key, policy, deadline).await;
+            self.remote.count(
+                store,
+                match &result {
+                    Ok(_) => "ok",
+                    Err(MintError::Remote { failure, .. }) => failure.as_str(),
+                    Err(_) => "error",
+                },
+            );
+            if let (Ok((signed, _)), Some(cache)) = (&result, &self.cache) {
+                cache.insert(cache_key.clone(), signed.clone());
+            }
+            let _ = sender.send(Some(result.clone().map(|(signed, _)| signed)));
+            return result;
+        }
+    }
+
+    /// One call to the key store, within the concurrency bound and the
+    /// deadline. A store whose calls block (PKCS#11) is called on a blocking
+    /// thread, which keeps its slot until the call returns.
+    async fn sign_remote_now(
+        &self,
+        key: &PrivateKey,
+        policy: Policy,
+        deadline: tokio::time::Instant,
+    ) -> Result<(Arc<SignedPolicy>, Option<Duration>), MintError> {
+        let permit = timeout_at(deadline, self.remote.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| self.remote.timed_out("every key-store slot stayed busy"))?
+            .expect("the semaphore is never closed");
+        let (form, hash) = (self.cloudfront.policy, self.cloudfront.hash_algorithm);
+        let started = Instant::now();
+        let blocks = key.remote_key().is_some_and(|remote| remote.key().blocks());
+        let signed = if blocks {
+            let (key, handle) = (key.clone(), tokio::runtime::Handle::current());
+            let call = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                handle.block_on(key.sign_async(&policy, form, hash))
+            });
+            timeout_at(deadline, call)
+                .await
+                .map_err(|_| self.remote.timed_out("the device did not answer"))??
+        } else {
+            let signed = timeout_at(deadline, key.sign_async(&policy, form, hash))
+                .await
+                .map_err(|_| self.remote.timed_out("the store did not answer"));
+            drop(permit);
+            signed?
+        };
+        let signed = signed.map_err(|e| self.remote.failure(e))?;
+        Ok((Arc::new(signed), Some(started.elapsed())))
     }
 
     /// `now + ttl`, rounded up to the configured granularity so that callers

@@ -23,7 +23,7 @@ pub struct SigningPool {
     jobs: Sender<Job>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum PoolError {
     #[error("the signing pool is overloaded ({0} signatures waiting)")]
     Overloaded(usize),

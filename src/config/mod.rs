@@ -15,8 +15,8 @@ pub use rate::Rate;
 pub use settings::{
     Auth, AuthorizeMode, AuthorizeSettings, CloudFront, CookieLifetime, Cors, Ipv6Binding,
     JwtKeySource, JwtSettings, KeyEntry, KeyKind, KeyLocation, KeySettings, LogFormat,
-    MintSettings, RateLimits, Server, SessionSettings, Settings, SigningMode, StoreKind,
-    UsersSettings,
+    MintSettings, Pkcs11Settings, RateLimits, Server, SessionSettings, Settings, SigningMode,
+    StoreKind, UsersSettings,
 };
 
 /// The embedded local default: loopback, in-memory sessions, a throwaway key.
@@ -25,6 +25,14 @@ pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 /// Why `session.store = "redis"` is refused by a build without the `redis` feature.
 pub const REDIS_NOT_BUILT: &str = "this build of cfmint has no Redis support \
                                    (built without the `redis` cargo feature)";
+
+/// Why `keys.key[].kms_key_id` is refused by a build without `aws-kms`.
+pub const KMS_NOT_BUILT: &str = "this build of cfmint has no AWS KMS support \
+                                 (built without the `aws-kms` cargo feature)";
+
+/// Why `keys.key[].pkcs11_uri` is refused by a build without `pkcs11`.
+pub const PKCS11_NOT_BUILT: &str = "this build of cfmint has no PKCS#11 support \
+                                    (built without the `pkcs11` cargo feature)";
 
 /// Keys whose environment value is a comma-separated list.
 const LIST_KEYS: &[&str] = &[

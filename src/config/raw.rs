@@ -80,12 +80,35 @@ impl Default for RawCloudFront {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(default)]
 pub struct RawKeys {
     pub active: Option<String>,
     pub watch: bool,
     pub key: Vec<RawKey>,
+    pub pkcs11: Option<RawPkcs11>,
+    pub remote_concurrency: usize,
+    pub remote_timeout: String,
+}
+
+impl Default for RawKeys {
+    fn default() -> Self {
+        Self {
+            active: None,
+            watch: false,
+            key: Vec::new(),
+            pkcs11: None,
+            remote_concurrency: 64,
+            remote_timeout: "2s".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPkcs11 {
+    pub module: Option<String>,
+    pub pin: Option<SecretString>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,6 +117,8 @@ pub struct RawKey {
     pub id: String,
     pub file: Option<String>,
     pub env: Option<String>,
+    pub kms_key_id: Option<String>,
+    pub pkcs11_uri: Option<String>,
     #[serde(rename = "type")]
     pub key_type: Option<String>,
 }

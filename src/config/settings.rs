@@ -115,6 +115,19 @@ pub struct KeySettings {
     pub active: Option<KeyPairId>,
     /// Reload when the config or a key file changes (besides SIGHUP).
     pub watch: bool,
+    /// How the PKCS#11 module is reached, when a key is in a token.
+    pub pkcs11: Option<Pkcs11Settings>,
+    /// At most this many signatures wait on key stores at once.
+    pub remote_concurrency: usize,
+    /// A signature from a key store (queueing included) gives up after this.
+    pub remote_timeout: Duration,
+}
+
+/// `[keys.pkcs11]`: the module and the user PIN (never logged).
+#[derive(Debug, Clone)]
+pub struct Pkcs11Settings {
+    pub module: Option<PathBuf>,
+    pub pin: Option<SecretString>,
 }
 
 /// One configured signing key.
@@ -136,6 +149,17 @@ pub enum KeyKind {
 pub enum KeyLocation {
     File(PathBuf),
     Env(String),
+    /// A key id, alias or ARN in AWS KMS.
+    Kms(String),
+    /// An RFC 7512 URI of a key in a PKCS#11 token.
+    Pkcs11(String),
+}
+
+impl KeyLocation {
+    /// True for a key held by a key store rather than read into memory.
+    pub fn is_remote(&self) -> bool {
+        matches!(self, Self::Kms(_) | Self::Pkcs11(_))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -60,6 +60,9 @@ impl Settings {
         let cloudfront = cloudfront(&mut check, &raw);
         let keys = keys(&mut check, &raw);
         refuse_throwaway_key_off_loopback(&mut check, &keys, &server);
+        if let Some(cloudfront) = &cloudfront {
+            refuse_kms_with_sha1(&mut check, &keys, cloudfront);
+        }
         let mint = mint(&mut check, &raw);
         let session = session(&mut check, &raw);
         let auth = auth(&mut check, &raw, &server);
@@ -379,12 +382,12 @@ fn keys(check: &mut Check, raw: &RawConfig) -> KeySettings {
             &format!("{prefix}.id"),
             KeyPairId::new(&key.id).map_err(|e| e.to_string()),
         );
-        let location = match (&key.file, &key.env) {
-            (Some(file), None) => {
+        let location = match (&key.file, &key.env, &key.kms_key_id, &key.pkcs11_uri) {
+            (Some(file), None, None, None) => {
                 check.readable(&format!("{prefix}.file"), file);
                 Some(KeyLocation::File(file.into()))
             }
-            (None, Some(env)) => {
+            (None, Some(env), None, None) => {
                 if std::env::var_os(env).is_none_or(|value| value.is_empty()) {
                     check.fail(
                         &format!("{prefix}.env"),
@@ -393,8 +396,41 @@ fn keys(check: &mut Check, raw: &RawConfig) -> KeySettings {
                 }
                 Some(KeyLocation::Env(env.clone()))
             }
+            (None, None, Some(key_id), None) => {
+                let field = format!("{prefix}.kms_key_id");
+                if !cfg!(feature = "aws-kms") {
+                    check.fail(&field, super::KMS_NOT_BUILT);
+                } else if key_id.trim().is_empty() || key_id.chars().any(char::is_whitespace) {
+                    check.fail(&field, "must be a KMS key id, alias or ARN");
+                }
+                Some(KeyLocation::Kms(key_id.clone()))
+            }
+            (None, None, None, Some(uri)) => {
+                let field = format!("{prefix}.pkcs11_uri");
+                if !cfg!(feature = "pkcs11") {
+                    check.fail(&field, super::PKCS11_NOT_BUILT);
+                }
+                #[cfg(feature = "pkcs11")]
+                match uri.parse::<crate::signer::remote::pkcs11::Pkcs11Uri>() {
+                    Err(e) => check.fail(&field, e),
+                    Ok(parsed) => {
+                        let module = raw.keys.pkcs11.as_ref().and_then(|p| p.module.as_ref());
+                        if parsed.module_path.is_none() && module.is_none() {
+                            check.fail(
+                                &field,
+                                "no PKCS#11 module: set keys.pkcs11.module \
+                                 (or module-path in the URI)",
+                            );
+                        }
+                    }
+                }
+                Some(KeyLocation::Pkcs11(uri.clone()))
+            }
             _ => {
-                check.fail(&prefix, "needs exactly one of file or env");
+                check.fail(
+                    &prefix,
+                    "needs exactly one of file, env, kms_key_id or pkcs11_uri",
+                );
                 None
             }
         };
@@ -439,10 +475,45 @@ fn keys(check: &mut Check, raw: &RawConfig) -> KeySettings {
         _ => {}
     }
     let active = active.or_else(|| keys.first().map(|key| key.id.clone()));
+    let pkcs11 = raw.keys.pkcs11.as_ref().map(|p| {
+        if let Some(module) = &p.module {
+            check.readable("keys.pkcs11.module", module);
+        }
+        Pkcs11Settings {
+            module: p.module.as_ref().map(PathBuf::from),
+            pin: p.pin.clone().filter(|pin| !pin.expose_secret().is_empty()),
+        }
+    });
+    if !(1..=4096).contains(&raw.keys.remote_concurrency) {
+        check.fail("keys.remote_concurrency", "must be from 1 to 4096");
+    }
+    let remote_timeout = check.duration("keys.remote_timeout", &raw.keys.remote_timeout);
+    if remote_timeout < Duration::from_millis(10) || remote_timeout > Duration::from_secs(60) {
+        check.fail("keys.remote_timeout", "must be from 10ms to 60s");
+    }
     KeySettings {
         keys,
         active,
         watch: raw.keys.watch,
+        pkcs11,
+        remote_concurrency: raw.keys.remote_concurrency,
+        remote_timeout,
+    }
+}
+
+/// KMS signs over SHA-256 only; a SHA-1 deployment would mint cookies that
+/// CloudFront refuses.
+fn refuse_kms_with_sha1(check: &mut Check, keys: &KeySettings, cloudfront: &CloudFront) {
+    let kms = keys
+        .keys
+        .iter()
+        .any(|key| matches!(key.location, KeyLocation::Kms(_)));
+    if kms && cloudfront.hash_algorithm == HashAlgorithm::Sha1 {
+        check.fail(
+            "cloudfront.hash_algorithm",
+            "is sha1, but a key is in AWS KMS, which signs over SHA-256 only: set \
+             hash_algorithm = \"sha256\" (CloudFront takes SHA-256 signatures since April 2026)",
+        );
     }
 }
 

@@ -81,6 +81,10 @@ pub enum ApiError {
     /// 503: signing failed (cause logged).
     #[error("signing is unavailable; retry shortly")]
     SignerUnavailable(String),
+    /// 503 with `Retry-After`: the key store is throttling, unreachable or
+    /// slow (cause logged).
+    #[error("the key store is not signing now; retry after the time given")]
+    KeyStoreUnavailable { cause: String, retry_after: u64 },
     /// 400, 401 or 502: an OpenID Connect login failed.
     #[error(transparent)]
     Oidc(#[from] OidcError),
@@ -117,6 +121,7 @@ impl ApiError {
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::StoreUnavailable(_)
             | Self::SignerUnavailable(_)
+            | Self::KeyStoreUnavailable { .. }
             | Self::AuthorizerUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Oidc(error) => match error {
                 OidcError::State | OidcError::ReturnUrl(_) => StatusCode::BAD_REQUEST,
@@ -149,6 +154,7 @@ impl ApiError {
             Self::RateLimited(_) => "rate_limited",
             Self::StoreUnavailable(_) => "session_store_unavailable",
             Self::SignerUnavailable(_) => "signer_unavailable",
+            Self::KeyStoreUnavailable { .. } => "key_store_unavailable",
             Self::Oidc(error) => match error {
                 OidcError::State => "oidc_state_mismatch",
                 OidcError::ReturnUrl(_) => "return_url_not_allowed",
@@ -163,7 +169,8 @@ impl ApiError {
         match self {
             Self::StoreUnavailable(cause)
             | Self::SignerUnavailable(cause)
-            | Self::AuthorizerUnavailable(cause) => Some(cause.clone()),
+            | Self::AuthorizerUnavailable(cause)
+            | Self::KeyStoreUnavailable { cause, .. } => Some(cause.clone()),
             Self::RateLimited(limited) => Some(limited.limit.as_str().to_owned()),
             Self::Oidc(error) => error.detail(),
             _ => None,
@@ -177,12 +184,32 @@ impl From<tower_sessions::session::Error> for ApiError {
     }
 }
 
+impl From<crate::minter::MintError> for ApiError {
+    fn from(error: crate::minter::MintError) -> Self {
+        match (&error, error.retry_after()) {
+            (crate::minter::MintError::Remote { .. }, Some(retry_after)) => {
+                Self::KeyStoreUnavailable {
+                    cause: error.to_string(),
+                    retry_after,
+                }
+            }
+            _ => Self::SignerUnavailable(error.to_string()),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({ "error": self.code(), "message": self.to_string() });
         let mut response = (self.status(), Json(body)).into_response();
-        if let Self::RateLimited(limited) = &self {
-            let seconds = limited.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+        let retry_after = match &self {
+            Self::RateLimited(limited) => {
+                Some(limited.retry_after.as_secs_f64().ceil().max(1.0) as u64)
+            }
+            Self::KeyStoreUnavailable { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));

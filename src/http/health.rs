@@ -1,5 +1,5 @@
-//! `GET /healthz` (the process serves), `GET /readyz` (a key is loaded and the
-//! session store answers) and `GET /metrics` (admin listener only).
+//! `GET /healthz` (the process serves), `GET /readyz` (the active key can
+//! sign, its key store reachable if it has one, and the session store answers) and `GET /metrics` (admin listener only).
 
 use axum::Json;
 use axum::extract::State;
@@ -40,7 +40,18 @@ async fn readiness(state: &AppState) -> Result<String, String> {
         .ping()
         .await
         .map_err(|reason| format!("the session store is unavailable: {reason}"))?;
-    Ok(state.minter.ring().active().id().as_str().to_owned())
+    let ring = state.minter.ring();
+    let active = ring.active();
+    if let Some(remote) = active.remote_key()
+        && !remote.is_connected()
+    {
+        return Err(format!(
+            "the active key {} ({}) is not reachable in its key store",
+            active.id(),
+            active.source()
+        ));
+    }
+    Ok(active.id().as_str().to_owned())
 }
 
 /// The metrics, with `cfmint_ready` evaluated as `/readyz` would answer now.

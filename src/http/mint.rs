@@ -479,11 +479,7 @@ fn bound_ip(state: &AppState, ip: IpAddr) -> Result<Option<Ipv4Addr>, ApiError> 
 }
 
 async fn sign(state: &AppState, request: minter::MintRequest<'_>) -> Result<Minted, ApiError> {
-    let minted = state
-        .minter
-        .mint(request)
-        .await
-        .map_err(|e| ApiError::SignerUnavailable(e.to_string()))?;
+    let minted = state.minter.mint(request).await.map_err(ApiError::from)?;
     match minted.signing {
         None => state.metrics.signature_cache(true),
         Some(elapsed) => {

@@ -17,6 +17,11 @@ pub enum ErrorKind {
     InvalidEncoding,
     /// The crypto library failed while signing or generating.
     Crypto,
+    /// The key store holding a remote key cannot be reached or cannot use
+    /// the key now (network down, token removed, not yet connected).
+    Unavailable,
+    /// The key store refused for rate (a request quota, a busy device).
+    Throttled,
 }
 
 /// An error from the signer core. The message names what was wrong.
@@ -27,7 +32,8 @@ pub struct Error {
 }
 
 impl Error {
-    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+    /// An error of `kind`; key stores outside this crate report with it.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
             kind,
             message: message.into(),
@@ -52,7 +58,7 @@ impl Error {
     }
 
     /// Prefixes the message with where the problem was found, e.g. which key.
-    pub(crate) fn context(mut self, what: impl fmt::Display) -> Self {
+    pub fn context(mut self, what: impl fmt::Display) -> Self {
         self.message = format!("{what}: {}", self.message);
         self
     }

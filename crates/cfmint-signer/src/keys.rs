@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use zeroize::Zeroizing;
 
@@ -15,6 +15,7 @@ use super::error::{Error, ErrorKind};
 use super::id::KeyPairId;
 use super::pem::{self, KeyDer};
 use super::policy::{Policy, PolicyForm};
+use super::remote::RemoteKey;
 use super::sign::SignedPolicy;
 
 /// RSA sizes CloudFront accepts; 1024 only for legacy key pairs.
@@ -33,6 +34,13 @@ pub enum KeySource {
     Env(String),
     /// Text or bytes handed over by the caller.
     Inline,
+    /// A key store that signs on request.
+    Store {
+        /// The store's short name: `aws-kms`, `pkcs11`.
+        store: &'static str,
+        /// The key's ARN or URI.
+        location: String,
+    },
 }
 
 impl fmt::Display for KeySource {
@@ -41,6 +49,7 @@ impl fmt::Display for KeySource {
             Self::File(path) => write!(f, "file {}", path.display()),
             Self::Env(name) => write!(f, "environment variable {name}"),
             Self::Inline => f.write_str("inline PEM"),
+            Self::Store { store, location } => write!(f, "{store} {location}"),
         }
     }
 }
@@ -75,13 +84,113 @@ fn check_signing_algorithm(algorithm: KeyAlgorithm) -> Result<(), Error> {
     }
 }
 
-/// A private signing key with its key pair id.
+/// A private signing key with its key pair id: parsed into this process
+/// (local), or held by a key store that signs on request (remote).
 #[derive(Clone)]
 pub struct PrivateKey {
     id: KeyPairId,
     source: KeySource,
-    backend: Backend,
-    key: Arc<dyn SigningKey>,
+    signer: Signer,
+}
+
+#[derive(Clone)]
+enum Signer {
+    Local {
+        backend: Backend,
+        key: Arc<dyn SigningKey>,
+    },
+    Remote(Remote),
+}
+
+/// A key in a key store, with the public key the store reported when last
+/// reached. Clones share that state.
+#[derive(Clone)]
+pub struct Remote {
+    key: Arc<dyn RemoteKey>,
+    public: Arc<RwLock<Option<Arc<dyn VerifyingKey>>>>,
+}
+
+impl Remote {
+    /// The key store's handle on the key.
+    pub fn key(&self) -> &Arc<dyn RemoteKey> {
+        &self.key
+    }
+
+    /// True once the store was reached and reported the public key, until
+    /// it becomes unavailable.
+    pub fn is_connected(&self) -> bool {
+        self.public.read().is_ok_and(|public| public.is_some())
+    }
+
+    /// Reaches the store and keeps the public key it reports. For a store
+    /// that [`blocks`](RemoteKey::blocks), poll this where blocking is allowed.
+    pub async fn connect(&self) -> Result<KeyAlgorithm, Error> {
+        let public = self.key.connect().await?;
+        let algorithm = public.algorithm();
+        check_signing_algorithm(algorithm)?;
+        if let Ok(mut slot) = self.public.write() {
+            *slot = Some(Arc::from(public));
+        }
+        Ok(algorithm)
+    }
+
+    /// Asks the store whether the key still works; an unavailable store
+    /// disconnects the key.
+    pub async fn check(&self) -> Result<(), Error> {
+        if !self.is_connected() {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                "the key store has not been reached yet",
+            ));
+        }
+        let result = self.key.check().await;
+        if result
+            .as_ref()
+            .is_err_and(|e| e.kind() == ErrorKind::Unavailable)
+        {
+            self.disconnect();
+        }
+        result
+    }
+
+    /// Forgets the public key: the key counts as unavailable until
+    /// [`connect`](Self::connect) succeeds again.
+    pub fn disconnect(&self) {
+        if let Ok(mut slot) = self.public.write() {
+            *slot = None;
+        }
+    }
+
+    fn public(&self) -> Option<Arc<dyn VerifyingKey>> {
+        self.public.read().ok().and_then(|public| public.clone())
+    }
+
+    /// Signs through the store and checks the signature against the public
+    /// key before anyone sees it. An unavailable store disconnects the key.
+    async fn sign(&self, hash: HashAlgorithm, message: &[u8]) -> Result<Vec<u8>, Error> {
+        let Some(public) = self.public() else {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                "the key store has not been reached yet",
+            ));
+        };
+        let signature = match self.key.sign(hash, message).await {
+            Ok(signature) => signature,
+            Err(e) => {
+                if e.kind() == ErrorKind::Unavailable {
+                    self.disconnect();
+                }
+                return Err(e);
+            }
+        };
+        if !public.verify(hash, message, &signature) {
+            return Err(Error::crypto(
+                "the key store returned a signature that does not verify under the key's \
+                 public key",
+            ));
+        }
+        Ok(signature)
+    }
 }
 
 impl PrivateKey {
@@ -113,8 +222,10 @@ impl PrivateKey {
         Ok(Self {
             id,
             source,
-            backend,
-            key: Arc::from(key),
+            signer: Signer::Local {
+                backend,
+                key: Arc::from(key),
+            },
         })
     }
 
@@ -143,45 +254,135 @@ impl PrivateKey {
         Self::from_pem(id, &text, KeySource::Env(name.to_owned()), backend)
     }
 
+    /// A key held by a key store. It signs once [`Remote::connect`] has
+    /// reached the store; until then [`sign_async`](Self::sign_async) fails
+    /// with [`ErrorKind::Unavailable`].
+    pub fn remote(id: KeyPairId, key: Arc<dyn RemoteKey>) -> Self {
+        let source = KeySource::Store {
+            store: key.store(),
+            location: key.location().to_owned(),
+        };
+        Self {
+            id,
+            source,
+            signer: Signer::Remote(Remote {
+                key,
+                public: Arc::default(),
+            }),
+        }
+    }
+
     /// The key pair id CloudFront knows the public half by.
     pub fn id(&self) -> &KeyPairId {
         &self.id
     }
 
-    /// The key's type and size.
-    pub fn algorithm(&self) -> KeyAlgorithm {
-        self.key.algorithm()
+    /// Where the key came from, or which store holds it.
+    pub fn source(&self) -> &KeySource {
+        &self.source
     }
 
-    /// The crypto library that signs with it.
-    pub fn backend(&self) -> Backend {
-        self.backend
+    /// The key's type and size; `None` for a remote key whose store has not
+    /// been reached.
+    pub fn algorithm(&self) -> Option<KeyAlgorithm> {
+        match &self.signer {
+            Signer::Local { key, .. } => Some(key.algorithm()),
+            Signer::Remote(remote) => remote.public().map(|public| public.algorithm()),
+        }
     }
 
-    /// Signs a policy: canned when `form` allows and the policy fits, else custom.
+    /// The crypto library that signs with a local key.
+    pub fn backend(&self) -> Option<Backend> {
+        match &self.signer {
+            Signer::Local { backend, .. } => Some(*backend),
+            Signer::Remote(_) => None,
+        }
+    }
+
+    /// The key store's handle, for a remote key.
+    pub fn remote_key(&self) -> Option<&Remote> {
+        match &self.signer {
+            Signer::Local { .. } => None,
+            Signer::Remote(remote) => Some(remote),
+        }
+    }
+
+    /// Signs a policy with a local key: canned when `form` allows and the
+    /// policy fits, else custom. A remote key signs with
+    /// [`sign_async`](Self::sign_async).
     pub fn sign(
         &self,
         policy: &Policy,
         form: PolicyForm,
         hash: HashAlgorithm,
     ) -> Result<SignedPolicy, Error> {
+        let Signer::Local { key, .. } = &self.signer else {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!("key {} ({}) signs with sign_async", self.id, self.source),
+            ));
+        };
         let json = policy.to_json();
-        let signature = self.key.sign(hash, json.as_bytes())?;
-        let canned = form == PolicyForm::Auto && policy.fits_canned();
-        Ok(SignedPolicy::new(
-            self.id.clone(),
-            hash,
-            if canned { None } else { Some(&json) },
-            policy.expires(),
-            &signature,
-        ))
+        let signature = key.sign(hash, json.as_bytes())?;
+        Ok(self.signed(policy, form, hash, &json, &signature))
     }
 
-    /// The matching public key, for verifying what this key signed.
+    /// Signs a policy with either kind of key. For a remote key whose store
+    /// [`blocks`](RemoteKey::blocks), poll this where blocking is allowed.
+    pub async fn sign_async(
+        &self,
+        policy: &Policy,
+        form: PolicyForm,
+        hash: HashAlgorithm,
+    ) -> Result<SignedPolicy, Error> {
+        let remote = match &self.signer {
+            Signer::Local { .. } => return self.sign(policy, form, hash),
+            Signer::Remote(remote) => remote,
+        };
+        let json = policy.to_json();
+        let signature = remote
+            .sign(hash, json.as_bytes())
+            .await
+            .map_err(|e| e.context(format!("key {} ({})", self.id, self.source)))?;
+        Ok(self.signed(policy, form, hash, &json, &signature))
+    }
+
+    fn signed(
+        &self,
+        policy: &Policy,
+        form: PolicyForm,
+        hash: HashAlgorithm,
+        json: &str,
+        signature: &[u8],
+    ) -> SignedPolicy {
+        let canned = form == PolicyForm::Auto && policy.fits_canned();
+        SignedPolicy::new(
+            self.id.clone(),
+            hash,
+            if canned { None } else { Some(json) },
+            policy.expires(),
+            signature,
+        )
+    }
+
+    /// The matching public key, for verifying what this key signed. A
+    /// remote key has one once its store was reached.
     pub fn public_key(&self) -> Result<PublicKey, Error> {
+        let key: Arc<dyn VerifyingKey> = match &self.signer {
+            Signer::Local { key, .. } => Arc::from(key.verifying_key()?),
+            Signer::Remote(remote) => remote.public().ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Unavailable,
+                    format!(
+                        "key {} ({}): the key store has not reported the public key yet",
+                        self.id, self.source
+                    ),
+                )
+            })?,
+        };
         Ok(PublicKey {
             id: self.id.clone(),
-            key: Arc::from(self.key.verifying_key()?),
+            key,
         })
     }
 }
@@ -191,7 +392,7 @@ impl fmt::Debug for PrivateKey {
         f.debug_struct("PrivateKey")
             .field("id", &self.id)
             .field("algorithm", &self.algorithm())
-            .field("backend", &self.backend)
+            .field("backend", &self.backend())
             .field("source", &self.source)
             .finish_non_exhaustive()
     }

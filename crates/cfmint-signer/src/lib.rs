@@ -59,6 +59,7 @@ mod keys;
 mod pem;
 mod policy;
 mod query;
+pub mod remote;
 mod resource;
 mod sign;
 mod verify;
@@ -72,7 +73,7 @@ pub use encoding::{decode as decode_base64, encode as encode_base64};
 pub use error::{Error, ErrorKind};
 pub use id::KeyPairId;
 pub use keys::{
-    KeyRing, KeySource, MAX_KEY_GROUP_SIZE, PrivateKey, PublicKey, PublicKeys, RSA_BITS,
+    KeyRing, KeySource, MAX_KEY_GROUP_SIZE, PrivateKey, PublicKey, PublicKeys, RSA_BITS, Remote,
 };
 pub use policy::{
     ParsedPolicy, Policy, PolicyBuilder, PolicyForm, parse as parse_policy, parse_cidr,

@@ -157,6 +157,33 @@ impl Backend {
         }
     }
 
+    /// Loads a public key from DER: SubjectPublicKeyInfo (`spki`) or a
+    /// PKCS#1 `RSAPublicKey`. Key stores hand their public keys over so.
+    #[cfg_attr(not(any(feature = "aws-kms", feature = "pkcs11")), allow(dead_code))]
+    pub(crate) fn load_public_der(
+        self,
+        der: Vec<u8>,
+        spki: bool,
+    ) -> Result<Box<dyn VerifyingKey>, Error> {
+        let der = if spki {
+            PublicDer::Spki(der)
+        } else {
+            PublicDer::Pkcs1(der)
+        };
+        self.load_public(&der)
+    }
+
+    /// The digest of `message`, for key stores that sign a digest.
+    #[cfg_attr(not(feature = "pkcs11"), allow(dead_code))]
+    pub(crate) fn digest(self, hash: HashAlgorithm, message: &[u8]) -> Vec<u8> {
+        match self {
+            #[cfg(feature = "openssl")]
+            Self::OpenSsl => openssl::digest_of(hash, message),
+            #[cfg(feature = "rustcrypto")]
+            Self::RustCrypto => rustcrypto::digest_of(hash, message),
+        }
+    }
+
     /// Generates a new key pair.
     pub fn generate(self, spec: KeySpec) -> Result<GeneratedKey, Error> {
         match self {

@@ -55,6 +55,13 @@ fn digest(hash: HashAlgorithm) -> MessageDigest {
     }
 }
 
+pub(super) fn digest_of(hash: HashAlgorithm, message: &[u8]) -> Vec<u8> {
+    match hash {
+        HashAlgorithm::Sha1 => openssl::sha::sha1(message).to_vec(),
+        HashAlgorithm::Sha256 => openssl::sha::sha256(message).to_vec(),
+    }
+}
+
 fn crypto(what: &str) -> impl FnOnce(openssl::error::ErrorStack) -> Error + '_ {
     move |stack| Error::crypto(format!("OpenSSL failed to {what}: {stack}"))
 }

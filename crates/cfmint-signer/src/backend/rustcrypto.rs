@@ -34,6 +34,10 @@ enum PublicKey {
 }
 
 /// The policy digest and the matching PKCS#1 v1.5 padding scheme.
+pub(super) fn digest_of(hash: HashAlgorithm, message: &[u8]) -> Vec<u8> {
+    digest(hash, message).0
+}
+
 fn digest(hash: HashAlgorithm, message: &[u8]) -> (Vec<u8>, Pkcs1v15Sign) {
     match hash {
         HashAlgorithm::Sha1 => (Sha1::digest(message).to_vec(), Pkcs1v15Sign::new::<Sha1>()),
