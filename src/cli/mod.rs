@@ -5,6 +5,7 @@ mod demo;
 mod edge;
 mod healthcheck;
 mod keygen;
+mod keys;
 mod serve;
 mod sessions;
 mod sign;
@@ -50,6 +51,9 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Write a new key pair: private.pem (PKCS#8, 0600) and public.pem (SPKI).
     Keygen(keygen::KeygenArgs),
+    /// Keys in stores and files: `cfmint keys public` prints the public key.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// The whole flow on loopback: mint service, local edge, audiobook page.
     Demo(demo::DemoArgs),
     /// Run the minting service.
@@ -112,6 +116,7 @@ pub fn run() -> ExitCode {
         Command::Sign(command) => sign::run(command),
         Command::Verify(args) => verify::run(args),
         Command::Keygen(args) => keygen::run(args),
+        Command::Keys(command) => keys::run(command),
         Command::Demo(args) => demo::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Edge(args) => edge::run(args),

@@ -10,6 +10,8 @@ mod edge;
 mod harness;
 mod hostile;
 mod jwt;
+#[cfg(any(feature = "aws-kms", feature = "pkcs11"))]
+mod key_stores;
 mod kubernetes;
 mod limits;
 mod monitoring;

@@ -134,13 +134,18 @@ impl KmsKey {
                 output.key_usage().map(KeyUsageType::as_str)
             )));
         }
-        match output.key_spec() {
-            Some(KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 | KeySpec::EccNistP256) => {
-            }
+        // KeySpec, or its deprecated twin that older answers carry alone.
+        #[allow(deprecated)]
+        let spec = output
+            .key_spec()
+            .map(KeySpec::as_str)
+            .or(output.customer_master_key_spec().map(|spec| spec.as_str()));
+        match spec {
+            Some("RSA_2048" | "RSA_3072" | "RSA_4096" | "ECC_NIST_P256") => {}
             other => {
                 return Err(Error::key(format!(
                     "key spec {}; CloudFront takes RSA_2048 or ECC_NIST_P256",
-                    other.map_or("unknown", KeySpec::as_str)
+                    other.unwrap_or("unknown")
                 )));
             }
         }

@@ -352,6 +352,12 @@ impl Pkcs11Key {
             .as_slice()
         {
             [key] => *key,
+            [] if self.pin.is_none() => {
+                return Err(Error::key(
+                    "no private key in the token matches the URI (no PIN was given, and \
+                     private keys are visible only after login)",
+                ));
+            }
             [] => return Err(Error::key("no private key in the token matches the URI")),
             many => {
                 return Err(Error::key(format!(
