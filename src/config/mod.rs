@@ -210,4 +210,111 @@ mod tests {
             assert!(problems.is_empty(), "{problems:?}");
         }
     }
+
+    fn problems(toml: &str) -> Vec<Problem> {
+        match Settings::load(toml, std::iter::empty()) {
+            Ok(_) => Vec::new(),
+            Err(error) => error.problems,
+        }
+    }
+
+    /// Keys in stores are cargo features too; their settings are checked
+    /// (by key) before anything is reached.
+    #[test]
+    fn keys_in_stores_are_refused_without_their_feature_and_checked_with_it() {
+        let toml = r#"
+            [cloudfront]
+            base_url = "https://cdn.example.com"
+            hash_algorithm = "sha256"
+            [keys]
+            active = "KKMS"
+            [[keys.key]]
+            id = "KKMS"
+            kms_key_id = "arn:aws:kms:us-east-1:111122223333:key/1234abcd"
+            [[keys.key]]
+            id = "KHSM"
+            pkcs11_uri = "pkcs11:token=cfmint;object=cf?module-path=/usr/lib/softhsm/libsofthsm2.so"
+            [auth.users]
+            demo = true
+        "#;
+        let found = problems(toml);
+        let refused = |key: &str| {
+            found
+                .iter()
+                .any(|p| p.key == key && p.message.contains("cargo feature"))
+        };
+        assert_eq!(
+            refused("keys.key[0].kms_key_id"),
+            !cfg!(feature = "aws-kms"),
+            "{found:?}"
+        );
+        assert_eq!(
+            refused("keys.key[1].pkcs11_uri"),
+            !cfg!(feature = "pkcs11"),
+            "{found:?}"
+        );
+        if cfg!(all(feature = "aws-kms", feature = "pkcs11")) {
+            assert!(found.is_empty(), "{found:?}");
+        }
+
+        let bad = [
+            (
+                "hash_algorithm = \"sha256\"",
+                "hash_algorithm = \"sha1\"",
+                "cloudfront.hash_algorithm",
+                "SHA-256 only",
+            ),
+            (
+                "[keys]",
+                "[keys]\nremote_timeout = \"5ms\"",
+                "keys.remote_timeout",
+                "10ms to 60s",
+            ),
+            (
+                "[keys]",
+                "[keys]\nremote_concurrency = 0",
+                "keys.remote_concurrency",
+                "1 to 4096",
+            ),
+            (
+                "kms_key_id = \"arn",
+                "file = \"/k.pem\"\nkms_key_id = \"arn",
+                "keys.key[0]",
+                "exactly one of",
+            ),
+        ];
+        for (from, to, key, says) in bad {
+            let found = problems(&toml.replace(from, to));
+            if key == "cloudfront.hash_algorithm" && !cfg!(feature = "aws-kms") {
+                continue;
+            }
+            assert!(
+                found
+                    .iter()
+                    .any(|p| p.key == key && p.message.contains(says)),
+                "{key}: {found:?}"
+            );
+        }
+        if cfg!(feature = "pkcs11") {
+            for (uri, says) in [
+                (
+                    "pkcs11:token=cfmint;object=cf?pin-value=1234",
+                    "does not belong in the URI",
+                ),
+                ("pkcs11:token=cfmint;object=cf", "keys.pkcs11.module"),
+            ] {
+                let text = toml.replace(
+                    "pkcs11:token=cfmint;object=cf?module-path=/usr/lib/softhsm/libsofthsm2.so",
+                    uri,
+                );
+                let found = problems(&text);
+                assert!(
+                    found
+                        .iter()
+                        .any(|p| p.key == "keys.key[1].pkcs11_uri" && p.message.contains(says)),
+                    "{uri}: {found:?}"
+                );
+            }
+        }
+    }
 }
