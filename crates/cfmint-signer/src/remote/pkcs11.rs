@@ -590,6 +590,47 @@ mod tests {
         }
     }
 
+    /// Whatever the configuration holds, parsing answers; it never panics
+    /// (multi-byte text around `%` escapes, truncated escapes, empty parts).
+    #[test]
+    fn any_text_parses_or_is_refused_without_panicking() {
+        let pieces = [
+            "pkcs11:",
+            "token=",
+            "object=",
+            "id=",
+            ";",
+            "?",
+            "&",
+            "=",
+            "%",
+            "%4",
+            "%41",
+            "%zz",
+            "é",
+            "漢",
+            "module-path=",
+            "slot-id=",
+            "9999999999999999999999",
+            "type=private",
+            "pin-value=",
+            "a",
+            " ",
+            "\u{0}",
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            for _ in 0..(state % 9) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                text.push_str(pieces[(state % pieces.len() as u64) as usize]);
+            }
+            let _ = text.parse::<Pkcs11Uri>();
+        }
+    }
+
     #[test]
     fn a_key_without_a_module_says_where_to_give_one() {
         let options = Pkcs11Options {
