@@ -249,7 +249,10 @@ mod tests {
                 }
             }
         }
-        assert_eq!(with, ["cookies", "url", "verify", "keygen", "edge"]);
+        assert_eq!(
+            with,
+            ["cookies", "url", "verify", "keygen", "public", "edge"]
+        );
     }
 
     #[test]

@@ -359,9 +359,14 @@ fn check_cookies(cookies: &str, id: &str, pem: &Path, hash: &str, path: &str) {
         },
     );
     assert!(verdict.is_allowed(), "{:?}", verdict.result);
-    let dir = tempfile::tempdir().unwrap();
     let policy = signer::decode_base64(&cookie(cookies, "CloudFront-Policy")).unwrap();
     let signature = signer::decode_base64(&cookie(cookies, "CloudFront-Signature")).unwrap();
+    openssl_verifies(&policy, &signature, pem, hash);
+}
+
+/// `openssl dgst -verify`: the signature is over the policy bytes.
+fn openssl_verifies(policy: &[u8], signature: &[u8], pem: &Path, hash: &str) {
+    let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("policy"), policy).unwrap();
     std::fs::write(dir.path().join("signature"), signature).unwrap();
     let out = Command::new("openssl")
@@ -375,8 +380,16 @@ fn check_cookies(cookies: &str, id: &str, pem: &Path, hash: &str, path: &str) {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Verified OK");
 }
 
-/// A signed URL from `/sign-urls`, verified with the store's public key.
-async fn check_signed_url(serve: &ServeProcess, client: &reqwest::Client, id: &str, pem: &Path) {
+/// A signed URL from `/sign-urls` (a canned policy), verified with the
+/// store's public key by cfmint's verifier and by `openssl` over the canned
+/// policy CloudFront rebuilds from the URL and its expiry.
+async fn check_signed_url(
+    serve: &ServeProcess,
+    client: &reqwest::Client,
+    id: &str,
+    pem: &Path,
+    hash: &str,
+) {
     let answer: Value = client
         .post(serve.url("/sign-urls"))
         .json(&json!({ "urls": ["/users/alice/book.m4b"] }))
@@ -398,6 +411,21 @@ async fn check_signed_url(serve: &ServeProcess, client: &reqwest::Client, id: &s
         },
     );
     assert!(verdict.is_allowed(), "{:?}", verdict.result);
+    let (resource, query) = url.split_once('?').unwrap();
+    let param = |name: &str| {
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name} in {url}"))
+    };
+    let expires: u64 = param("Expires").parse().unwrap();
+    let canned = signer::Policy::builder(resource)
+        .expires(expires)
+        .build()
+        .unwrap()
+        .to_json();
+    let signature = signer::decode_base64(param("Signature")).unwrap();
+    openssl_verifies(canned.as_bytes(), &signature, pem, hash);
 }
 
 /// Points `keys.active` at `id` and reloads with SIGHUP.
@@ -455,7 +483,7 @@ type = "ecdsa""#,
         let (status, _, cookies) = mint(&serve, &client, "/users/alice/").await;
         assert_eq!(status, StatusCode::OK, "{id}");
         check_cookies(&cookies, id, &pem, "sha256", "/users/alice/");
-        check_signed_url(&serve, &client, id, &pem).await;
+        check_signed_url(&serve, &client, id, &pem, "sha256").await;
     }
     activate(&mut serve, &config, KEY_ID);
     let (_, _, cookies) = mint(&serve, &client, "/users/alice/").await;
@@ -770,12 +798,12 @@ async fn pkcs11_keys_sign_with_sha1_and_sha256_and_rotate_with_a_local_key_on_si
         let (status, _, cookies) = mint(&serve, &client, "/users/alice/").await;
         assert_eq!(status, StatusCode::OK);
         check_cookies(&cookies, "KHSMRSA", &rsa, hash, "/users/alice/");
-        check_signed_url(&serve, &client, "KHSMRSA", &rsa).await;
+        check_signed_url(&serve, &client, "KHSMRSA", &rsa, hash).await;
         activate(&mut serve, &config, "KHSMECDSA");
         let (status, _, cookies) = mint(&serve, &client, "/users/alice/").await;
         assert_eq!(status, StatusCode::OK);
         check_cookies(&cookies, "KHSMECDSA", &ecdsa, hash, "/users/alice/");
-        check_signed_url(&serve, &client, "KHSMECDSA", &ecdsa).await;
+        check_signed_url(&serve, &client, "KHSMECDSA", &ecdsa, hash).await;
         activate(&mut serve, &config, KEY_ID);
         let (_, _, cookies) = mint(&serve, &client, "/users/alice/").await;
         assert_eq!(cookie(&cookies, "CloudFront-Key-Pair-Id"), KEY_ID);

@@ -81,9 +81,13 @@ impl KmsStore {
                             .operation_timeout(self.timeout)
                             .build(),
                     )
-                    // One retry for a dropped connection; throttling is the
-                    // caller's to report, not to wait out here.
-                    .retry_config(RetryConfig::standard().with_max_attempts(2))
+                    // One quick retry, for a dropped connection: throttling
+                    // is the caller's to report, not to wait out here.
+                    .retry_config(
+                        RetryConfig::standard()
+                            .with_max_attempts(2)
+                            .with_max_backoff(Duration::from_millis(50)),
+                    )
                     .load()
                     .await
             })
