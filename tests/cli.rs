@@ -846,7 +846,7 @@ fn completions_and_the_manual_page_cover_every_command() {
         .unwrap();
     assert_eq!(
         stdout(&completed).trim(),
-        "keygen",
+        "keygen keys",
         "{}",
         stderr(&completed)
     );

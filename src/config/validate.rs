@@ -508,7 +508,8 @@ fn refuse_kms_with_sha1(check: &mut Check, keys: &KeySettings, cloudfront: &Clou
         .keys
         .iter()
         .any(|key| matches!(key.location, KeyLocation::Kms(_)));
-    if kms && cloudfront.hash_algorithm == HashAlgorithm::Sha1 {
+    // Without the feature, the key is refused for that alone.
+    if kms && cfg!(feature = "aws-kms") && cloudfront.hash_algorithm == HashAlgorithm::Sha1 {
         check.fail(
             "cloudfront.hash_algorithm",
             "is sha1, but a key is in AWS KMS, which signs over SHA-256 only: set \
