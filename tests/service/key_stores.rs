@@ -213,8 +213,8 @@ fn aws_env(port: u16) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// A `cfmint serve` configuration with `keys` (TOML) and `extra` sections.
-fn write_config(dir: &Path, hash: &str, keys: &str, extra: &str) -> PathBuf {
+/// A `cfmint serve` configuration signing with `keys` (TOML) over `hash`.
+fn write_config(dir: &Path, hash: &str, keys: &str) -> PathBuf {
     let config = dir.join("cfmint.toml");
     let text = format!(
         r#"
@@ -238,7 +238,6 @@ login_per_address = "off"
 login_per_identity = "off"
 mint_per_address = "off"
 mint_per_identity = "off"
-{extra}
 "#,
         users = fixtures().users_file.display(),
     );
@@ -469,7 +468,7 @@ kms_key_id = "{ecdsa}"
 type = "ecdsa""#,
         local = fixtures().signing_key.display()
     );
-    let config = write_config(dir.path(), "sha256", &keys, "");
+    let config = write_config(dir.path(), "sha256", &keys);
     let mut serve = start(&config, &env);
     let client = logged_in(&serve).await;
     let (status, _, cookies) = mint(&serve, &client, "/users/alice/").await;
@@ -504,7 +503,7 @@ type = "ecdsa""#,
 fn a_kms_key_with_sha1_signatures_is_refused_at_start_saying_why() {
     let dir = tempfile::tempdir().unwrap();
     let keys = "[keys]\n[[keys.key]]\nid = \"KKMS\"\nkms_key_id = \"alias/cloudfront\"";
-    let config = write_config(dir.path(), "sha1", keys, "");
+    let config = write_config(dir.path(), "sha1", keys);
     let out = Command::new(env!("CARGO_BIN_EXE_cfmint"))
         .args(["serve", "--config", config.to_str().unwrap()])
         .output()
@@ -527,7 +526,7 @@ async fn an_unreachable_or_throttling_kms_gets_503_with_retry_after_and_cfmint_r
     let keys = format!(
         "[keys]\nremote_timeout = \"1s\"\n[[keys.key]]\nid = \"KKMS\"\nkms_key_id = \"{arn}\""
     );
-    let config = write_config(dir.path(), "sha256", &keys, "");
+    let config = write_config(dir.path(), "sha256", &keys);
 
     // Unreachable at start: serving, not ready, and mints refused at once.
     proxy.set(Fault::BlackHole);
@@ -606,7 +605,7 @@ async fn identical_concurrent_mints_share_one_kms_signature() {
     let env = aws_env(proxy.port);
     let dir = tempfile::tempdir().unwrap();
     let keys = format!("[keys]\n[[keys.key]]\nid = \"KKMS\"\nkms_key_id = \"{arn}\"");
-    let config = write_config(dir.path(), "sha256", &keys, "");
+    let config = write_config(dir.path(), "sha256", &keys);
     let serve = start(&config, &env);
     wait_until_ready(&serve, StatusCode::OK, Duration::from_secs(15)).await;
     let client = logged_in(&serve).await;
@@ -791,7 +790,7 @@ async fn pkcs11_keys_sign_with_sha1_and_sha256_and_rotate_with_a_local_key_on_si
         &env,
     );
     for hash in ["sha1", "sha256"] {
-        let config = write_config(dir.path(), hash, &hsm_keys("KHSMRSA"), "");
+        let config = write_config(dir.path(), hash, &hsm_keys("KHSMRSA"));
         let mut serve = start(&config, &env);
         wait_until_ready(&serve, StatusCode::OK, Duration::from_secs(10)).await;
         let client = logged_in(&serve).await;
@@ -819,7 +818,7 @@ async fn a_removed_token_fails_readiness_and_mints_until_it_is_back() {
     let hsm = SoftHsm::new();
     let env = hsm.env();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), "sha256", &hsm_keys("KHSMRSA"), "");
+    let config = write_config(dir.path(), "sha256", &hsm_keys("KHSMRSA"));
     let mut serve = start(&config, &env);
     wait_until_ready(&serve, StatusCode::OK, Duration::from_secs(10)).await;
     let client = logged_in(&serve).await;
