@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use crate::config::{KeyKind, KeyLocation, Settings};
 use crate::metrics::Metrics;
 use crate::minter::Minter;
-use crate::signer::remote::RemoteKey;
+use crate::signer::remote::{BoxFuture, RemoteKey};
 use crate::signer::{
     ErrorKind, KeyAlgorithm, KeyPairId, KeyRing, KeySource, KeySpec, PrivateKey, Remote,
 };
@@ -253,6 +253,7 @@ fn kind_matches(kind: Option<KeyKind>, algorithm: KeyAlgorithm) -> bool {
 
 /// The key stores the configuration names, set up once per key ring.
 struct RemoteStores<'a> {
+    #[cfg_attr(not(feature = "pkcs11"), allow(dead_code))]
     settings: &'a Settings,
     #[cfg(feature = "aws-kms")]
     kms: Arc<crate::signer::remote::kms::KmsStore>,
@@ -271,7 +272,6 @@ impl<'a> RemoteStores<'a> {
     }
 
     fn key(&self, location: &KeyLocation) -> Result<Arc<dyn RemoteKey>, crate::signer::Error> {
-        let _ = self.settings;
         match location {
             #[cfg(feature = "aws-kms")]
             KeyLocation::Kms(key_id) => Ok(Arc::new(self.kms.key(key_id.clone()))),
@@ -297,42 +297,39 @@ impl<'a> RemoteStores<'a> {
     }
 }
 
-/// Reaches one key's store, within `timeout`. A store whose calls block is
-/// reached from a blocking thread.
-pub async fn connect_key(
+/// Runs `call` on a key's store within `timeout`. A store whose calls
+/// block is called from a blocking thread.
+async fn on_store<T: Send + 'static>(
     remote: &Remote,
     timeout: Duration,
-) -> Result<KeyAlgorithm, crate::signer::Error> {
-    let connect = async {
+    call: for<'a> fn(&'a Remote) -> BoxFuture<'a, Result<T, crate::signer::Error>>,
+) -> Result<T, crate::signer::Error> {
+    let run = async {
         if remote.key().blocks() {
             let (remote, handle) = (remote.clone(), tokio::runtime::Handle::current());
-            tokio::task::spawn_blocking(move || handle.block_on(remote.connect()))
+            tokio::task::spawn_blocking(move || handle.block_on(call(&remote)))
                 .await
-                .unwrap_or_else(|e| Err(unavailable(format!("the connect task failed: {e}"))))
+                .unwrap_or_else(|e| Err(unavailable(format!("the key-store task failed: {e}"))))
         } else {
-            remote.connect().await
+            call(remote).await
         }
     };
-    tokio::time::timeout(timeout, connect)
+    tokio::time::timeout(timeout, run)
         .await
         .unwrap_or_else(|_| Err(unavailable(format!("no answer within {timeout:?}"))))
 }
 
+/// Reaches one key's store, within `timeout`.
+pub async fn connect_key(
+    remote: &Remote,
+    timeout: Duration,
+) -> Result<KeyAlgorithm, crate::signer::Error> {
+    on_store(remote, timeout, |remote| Box::pin(remote.connect())).await
+}
+
 /// Asks one connected key's store whether it still works, within `timeout`.
 async fn check_key(remote: &Remote, timeout: Duration) -> Result<(), crate::signer::Error> {
-    let check = async {
-        if remote.key().blocks() {
-            let (remote, handle) = (remote.clone(), tokio::runtime::Handle::current());
-            tokio::task::spawn_blocking(move || handle.block_on(remote.check()))
-                .await
-                .unwrap_or_else(|e| Err(unavailable(format!("the check task failed: {e}"))))
-        } else {
-            remote.check().await
-        }
-    };
-    let result = tokio::time::timeout(timeout, check)
-        .await
-        .unwrap_or_else(|_| Err(unavailable(format!("no answer within {timeout:?}"))));
+    let result = on_store(remote, timeout, |remote| Box::pin(remote.check())).await;
     if result.is_err() {
         remote.disconnect();
     }

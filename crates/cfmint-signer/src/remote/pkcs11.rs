@@ -253,11 +253,10 @@ impl Pkcs11Key {
     /// Asks the token whether it is still there and the sessions logged in.
     fn check_now(&self) -> Result<(), Error> {
         let device = self.device()?;
-        let info = device
+        device
             .context
             .get_token_info(device.slot)
-            .map_err(|e| self.failed(e, "reading token information"));
-        info?;
+            .map_err(|e| self.failed(e, "reading token information"))?;
         let sessions = device
             .sessions
             .lock()
