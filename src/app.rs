@@ -19,7 +19,8 @@ use crate::config::Settings;
 use crate::http::cookies::CloudFrontCookies;
 use crate::http::{AppState, Shared, admin_router, router};
 use crate::keyring::{
-    ConfigSource, KeyHolder, connect_remote_keys, key_ring, reload_on_signal, watch_remote_keys,
+    ConfigSource, KeyHolder, connect_remote_keys, key_ring, reload_on_signal, resolve_ring,
+    watch_remote_keys,
 };
 use crate::metrics::Metrics;
 use crate::minter::{Minter, RemoteSigning};
@@ -43,12 +44,17 @@ pub struct Application {
 
 impl Application {
     /// Loads everything the service needs; any failure names what and where.
-    pub async fn build(settings: Settings) -> Result<Self, String> {
+    pub async fn build(mut settings: Settings) -> Result<Self, String> {
         let metrics = Arc::new(Metrics::new());
         // Every step that reads a file, the environment or the network is
         // tried, and all their problems are reported together.
         let mut problems = Vec::new();
-        let ring = noted(&mut problems, key_ring(&settings));
+        // With the ring in a secret or file, its keys are read first.
+        let ring_version = noted(&mut problems, resolve_ring(&mut settings).await);
+        let ring = match ring_version {
+            Some(_) => noted(&mut problems, key_ring(&settings)),
+            None => None,
+        };
         if let Some(ring) = &ring {
             // A store that answers with the wrong kind of key is a
             // configuration error; one that does not answer yet is waited
@@ -200,7 +206,8 @@ impl Application {
                 settings.keys.remote_timeout,
                 REMOTE_CHECK_INTERVAL,
                 Some(metrics.clone()),
-            ));
+            ))
+            .with_ring_version(ring_version.flatten());
         let allowed_origins = settings
             .cors
             .allowed_origins

@@ -7,6 +7,8 @@
 
 pub mod app;
 pub mod auth;
+#[cfg(feature = "aws-secrets")]
+pub mod aws;
 pub mod cli;
 pub mod client_ip;
 pub mod config;

@@ -12,7 +12,7 @@ use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use moka::Expiry;
 use moka::sync::Cache;
 
@@ -31,6 +31,7 @@ type CacheKey = (String, String);
 /// policy is built from.
 pub struct Minter {
     ring: ArcSwap<KeyRing>,
+    ring_version: ArcSwapOption<String>,
     cloudfront: CloudFront,
     mint: MintSettings,
     cache: Option<Cache<CacheKey, Arc<SignedPolicy>>>,
@@ -244,12 +245,19 @@ impl Minter {
         };
         Ok(Self {
             ring: ArcSwap::from_pointee(ring),
+            ring_version: ArcSwapOption::empty(),
             cloudfront,
             mint,
             cache,
             signing,
             remote: RemoteSigning::new(64, Duration::from_secs(2), Duration::from_secs(5), None),
         })
+    }
+
+    /// The version of the key ring document `ring` came from.
+    pub fn with_ring_version(self, version: Option<String>) -> Self {
+        self.ring_version.store(version.map(Arc::new));
+        self
     }
 
     /// How keys in key stores are bounded, timed out and counted.
@@ -263,9 +271,15 @@ impl Minter {
         self.ring.load_full()
     }
 
+    /// The version of the key ring document the ring came from, if any.
+    pub fn ring_version(&self) -> Option<Arc<String>> {
+        self.ring_version.load_full()
+    }
+
     /// Replaces the ring; mints already under way finish with the old one.
-    pub fn replace_ring(&self, ring: KeyRing) {
+    pub fn replace_ring(&self, ring: KeyRing, version: Option<String>) {
         self.ring.store(Arc::new(ring));
+        self.ring_version.store(version.map(Arc::new));
         if let Some(cache) = &self.cache {
             cache.invalidate_all();
         }

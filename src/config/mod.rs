@@ -14,7 +14,7 @@ use config::{Config, Environment, File, FileFormat};
 pub use rate::Rate;
 pub use settings::{
     Auth, AuthorizeMode, AuthorizeSettings, CloudFront, CookieLifetime, Cors, Ipv6Binding,
-    JwtKeySource, JwtSettings, KeyEntry, KeyKind, KeyLocation, KeySettings, LogFormat,
+    JwtKeySource, JwtSettings, KeyEntry, KeyKind, KeyLocation, KeySettings, LogFormat, RingSource,
     MintSettings, Pkcs11Settings, RateLimits, Server, SessionSettings, Settings, SigningMode,
     StoreKind, UsersSettings,
 };
@@ -33,6 +33,10 @@ pub const KMS_NOT_BUILT: &str = "this build of cfmint has no AWS KMS support \
 /// Why `keys.key[].pkcs11_uri` is refused by a build without `pkcs11`.
 pub const PKCS11_NOT_BUILT: &str = "this build of cfmint has no PKCS#11 support \
                                     (built without the `pkcs11` cargo feature)";
+
+/// Why `keys.secret_id` is refused by a build without `aws-secrets`.
+pub const SECRETS_NOT_BUILT: &str = "this build of cfmint has no AWS Secrets Manager support \
+                                     (built without the `aws-secrets` cargo feature)";
 
 /// Keys whose environment value is a comma-separated list.
 const LIST_KEYS: &[&str] = &[

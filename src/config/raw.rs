@@ -89,6 +89,9 @@ pub struct RawKeys {
     pub pkcs11: Option<RawPkcs11>,
     pub remote_concurrency: usize,
     pub remote_timeout: String,
+    pub secret_id: Option<String>,
+    pub ring_file: Option<String>,
+    pub secret_poll_interval: String,
 }
 
 impl Default for RawKeys {
@@ -100,6 +103,9 @@ impl Default for RawKeys {
             pkcs11: None,
             remote_concurrency: 64,
             remote_timeout: "2s".to_owned(),
+            secret_id: None,
+            ring_file: None,
+            secret_poll_interval: "60s".to_owned(),
         }
     }
 }

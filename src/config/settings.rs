@@ -121,6 +121,28 @@ pub struct KeySettings {
     pub remote_concurrency: usize,
     /// A signature from a key store (queueing included) gives up after this.
     pub remote_timeout: Duration,
+    /// Where the whole key ring is kept, instead of `[[keys.key]]`.
+    pub ring: Option<RingSource>,
+    /// How often the ring's store is asked for a new version.
+    pub ring_poll_interval: Duration,
+}
+
+/// `keys.secret_id` or `keys.ring_file`: a key ring document
+/// (`keyring::document`) that `cfmint keys rotate` maintains.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RingSource {
+    /// An AWS Secrets Manager secret: name or ARN.
+    Secret(String),
+    File(PathBuf),
+}
+
+impl std::fmt::Display for RingSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Secret(id) => write!(f, "secret {id}"),
+            Self::File(path) => write!(f, "file {}", path.display()),
+        }
+    }
 }
 
 /// `[keys.pkcs11]`: the module and the user PIN (never logged).
@@ -153,6 +175,8 @@ pub enum KeyLocation {
     Kms(String),
     /// An RFC 7512 URI of a key in a PKCS#11 token.
     Pkcs11(String),
+    /// PEM text from the key ring's store.
+    Inline(secrecy::SecretString),
 }
 
 impl KeyLocation {

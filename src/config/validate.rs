@@ -491,6 +491,15 @@ fn keys(check: &mut Check, raw: &RawConfig) -> KeySettings {
     if remote_timeout < Duration::from_millis(10) || remote_timeout > Duration::from_secs(60) {
         check.fail("keys.remote_timeout", "must be from 10ms to 60s");
     }
+    let ring = ring_source(check, raw, !keys.is_empty());
+    let ring_poll_interval = check.duration(
+        "keys.secret_poll_interval",
+        &raw.keys.secret_poll_interval,
+    );
+    if ring_poll_interval < Duration::from_secs(1) || ring_poll_interval > Duration::from_secs(86_400)
+    {
+        check.fail("keys.secret_poll_interval", "must be from 1s to 1d");
+    }
     KeySettings {
         keys,
         active,
@@ -498,7 +507,45 @@ fn keys(check: &mut Check, raw: &RawConfig) -> KeySettings {
         pkcs11,
         remote_concurrency: raw.keys.remote_concurrency,
         remote_timeout,
+        ring,
+        ring_poll_interval,
     }
+}
+
+/// `keys.secret_id` or `keys.ring_file`: the whole ring from one document,
+/// so neither goes with `[[keys.key]]` or `keys.active`.
+fn ring_source(check: &mut Check, raw: &RawConfig, listed: bool) -> Option<RingSource> {
+    let secret = raw.keys.secret_id.as_deref().filter(|id| !id.is_empty());
+    let file = raw.keys.ring_file.as_deref().filter(|path| !path.is_empty());
+    let (field, source) = match (secret, file) {
+        (None, None) => return None,
+        (Some(_), Some(_)) => {
+            check.fail("keys.ring_file", "cannot be combined with keys.secret_id");
+            return None;
+        }
+        (Some(id), None) => {
+            if !cfg!(feature = "aws-secrets") {
+                check.fail("keys.secret_id", super::SECRETS_NOT_BUILT);
+            } else if id.chars().any(char::is_whitespace) {
+                check.fail("keys.secret_id", "must be a secret name or ARN");
+            }
+            ("keys.secret_id", RingSource::Secret(id.to_owned()))
+        }
+        (None, Some(path)) => ("keys.ring_file", RingSource::File(path.into())),
+    };
+    if listed {
+        check.fail(
+            field,
+            "holds the whole key ring, so [[keys.key]] must not be configured as well",
+        );
+    }
+    if raw.keys.active.as_deref().is_some_and(|a| !a.is_empty()) {
+        check.fail(
+            field,
+            "names the active key itself, so keys.active must not be set as well",
+        );
+    }
+    Some(source)
 }
 
 /// KMS signs over SHA-256 only; a SHA-1 deployment would mint cookies that
@@ -735,7 +782,7 @@ fn session(check: &mut Check, raw: &RawConfig) -> SessionSettings {
 /// With no configured key cfmint signs with a throwaway one, which no
 /// CloudFront key group knows: fine on a laptop, never for a real listener.
 fn refuse_throwaway_key_off_loopback(check: &mut Check, keys: &KeySettings, server: &Server) {
-    if !keys.keys.is_empty() {
+    if !keys.keys.is_empty() || keys.ring.is_some() {
         return;
     }
     let exposed = std::iter::once(server.listen)

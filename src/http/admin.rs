@@ -1,5 +1,6 @@
 //! The admin listener's actions: `POST /admin/sessions/revoke` ends every
-//! session of a subject, on every replica sharing the store.
+//! session of a subject, on every replica sharing the store; `GET
+//! /admin/keys` reports the key ring this replica signs with.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -44,6 +45,38 @@ pub async fn revoke_sessions(
     Ok(Json(
         serde_json::json!({ "sub": request.sub, "revoked": revoked }),
     ))
+}
+
+/// The ring signing now: the active key pair id, every key with where it
+/// is held, and the version of the ring document it came from. Key ids,
+/// algorithms and locations only; never key material.
+pub async fn keys(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    admit(state.settings.server.admin_token.as_ref(), peer, &headers)?;
+    let ring = state.minter.ring();
+    let keys: Vec<_> = ring
+        .keys()
+        .iter()
+        .map(|key| {
+            let remote = key.remote_key();
+            serde_json::json!({
+                "key_pair_id": key.id().as_str(),
+                "active": key.id() == ring.active().id(),
+                "algorithm": key.algorithm().map(|a| a.to_string()),
+                "source": key.source().to_string(),
+                "connected": remote.map(|remote| remote.is_connected()),
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({
+        "active": ring.active().id().as_str(),
+        "ring_source": state.settings.keys.ring.as_ref().map(|s| s.to_string()),
+        "ring_version": state.minter.ring_version().as_deref(),
+        "keys": keys,
+    })))
 }
 
 /// With `server.admin_token`, the caller must present it as a bearer token

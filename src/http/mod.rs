@@ -73,7 +73,7 @@ pub fn router(state: AppState) -> Router {
     Router::new().fallback_service(service)
 }
 
-/// The admin listener: metrics, health, session revocation and the API's
+/// The admin listener: metrics, health, session revocation, the key ring and the API's
 /// description, never exposed with the API.
 pub fn admin_router(state: AppState) -> Router {
     let description = axum::body::Bytes::from(openapi::description(&state.settings));
@@ -82,6 +82,7 @@ pub fn admin_router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/admin/sessions/revoke", post(admin::revoke_sessions))
+        .route("/admin/keys", get(admin::keys))
         .route(
             "/openapi.json",
             get(move || async move { ([(header::CONTENT_TYPE, "application/json")], description) }),

@@ -1,18 +1,26 @@
 //! The signing key ring: loaded from the configured keys at start, and
 //! reloaded on SIGHUP (or when a watched file changes) without downtime. A
 //! reload that fails in any way is refused and the previous ring keeps signing.
+//! With `keys.secret_id` or `keys.ring_file` the ring is one document
+//! ([`document`]) in a store ([`store`]), polled for new versions.
+
+pub mod document;
+pub mod store;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::config::{KeyKind, KeyLocation, Settings};
+use crate::config::{KeyKind, KeyLocation, RingSource, Settings};
 use crate::metrics::Metrics;
 use crate::minter::Minter;
 use crate::signer::remote::{BoxFuture, RemoteKey};
 use crate::signer::{
-    ErrorKind, KeyAlgorithm, KeyPairId, KeyRing, KeySource, KeySpec, PrivateKey, Remote,
+    ErrorKind, HashAlgorithm, KeyAlgorithm, KeyPairId, KeyRing, KeySource, KeySpec, PrivateKey,
+    Remote,
 };
+use secrecy::ExposeSecret;
+use store::{RingStore, StoreError};
 
 /// Where the configuration is read again from on reload.
 #[derive(Debug, Clone)]
@@ -46,6 +54,9 @@ pub struct KeyHolder {
     minter: Arc<Minter>,
     metrics: Arc<Metrics>,
     key_files: Vec<PathBuf>,
+    /// The ring's store, polled every interval.
+    ring: Option<(RingSource, Duration)>,
+    remote_timeout: Duration,
 }
 
 impl KeyHolder {
@@ -60,19 +71,54 @@ impl KeyHolder {
                 _ => None,
             })
             .collect();
+        let ring = settings
+            .keys
+            .ring
+            .clone()
+            .map(|source| (source, settings.keys.ring_poll_interval));
         Self {
             minter,
             metrics,
             key_files,
+            ring,
+            remote_timeout: settings.keys.remote_timeout,
         }
     }
+}
+
+/// With `keys.secret_id` or `keys.ring_file`, reads the ring document and
+/// puts its keys into `settings` as if configured there. The document's
+/// version, or `None` when the keys are configured directly.
+pub async fn resolve_ring(settings: &mut Settings) -> Result<Option<String>, String> {
+    let Some(source) = settings.keys.ring.clone() else {
+        return Ok(None);
+    };
+    let store = RingStore::new(&source, settings.keys.remote_timeout)?;
+    let stored = store.read().await.map_err(|e| e.to_string())?;
+    let (entries, active) = stored
+        .document
+        .entries()
+        .map_err(|e| format!("{source}: {e}"))?;
+    let kms = entries
+        .iter()
+        .any(|entry| matches!(entry.location, KeyLocation::Kms(_)));
+    if kms && settings.cloudfront.hash_algorithm == HashAlgorithm::Sha1 {
+        return Err(format!(
+            "cloudfront.hash_algorithm: is sha1, but a key of {source} is in AWS KMS, \
+             which signs over SHA-256 only: set hash_algorithm = \"sha256\""
+        ));
+    }
+    settings.keys.keys = entries;
+    settings.keys.active = Some(active);
+    Ok(Some(stored.version))
 }
 
 /// Reads the configuration again and swaps in its key ring. On any failure
 /// the old ring stays, the failure is logged (never key material) and counted.
 pub async fn reload(state: &KeyHolder, source: &ConfigSource) -> Result<KeyPairId, String> {
     let result = async {
-        let settings = source.load()?;
+        let mut settings = source.load()?;
+        let version = resolve_ring(&mut settings).await?;
         if settings.keys.keys.is_empty() {
             return Err("no [[keys.key]] configured; keeping the current keys".to_owned());
         }
@@ -100,21 +146,22 @@ pub async fn reload(state: &KeyHolder, source: &ConfigSource) -> Result<KeyPairI
         if !refused.is_empty() {
             return Err(refused.join("\n"));
         }
-        Ok(ring)
+        Ok((ring, version))
     }
     .await;
     match result {
-        Ok(ring) => {
+        Ok((ring, version)) => {
             let active = ring.active().id().clone();
             let (algorithm, keys) = (ring.active().algorithm(), ring.keys().len());
             let algorithm = algorithm.map_or("unknown".to_owned(), |a| a.to_string());
             // Swap first: once the log says the new key signs, it does.
-            state.minter.replace_ring(ring);
+            state.minter.replace_ring(ring, version.clone());
             state.metrics.key_reload("ok");
             tracing::info!(
                 key_pair_id = %active,
                 algorithm = %algorithm,
                 keys,
+                ring_version = version.as_deref(),
                 "key ring reloaded; signing with the active key"
             );
             Ok(active)
@@ -131,8 +178,9 @@ pub async fn reload(state: &KeyHolder, source: &ConfigSource) -> Result<KeyPairI
     }
 }
 
-/// Reloads on SIGHUP, and (with `keys.watch`) when the config file or a key
-/// file changes, polled every two seconds.
+/// Reloads on SIGHUP, (with `keys.watch`) when the config file or a key
+/// file changes, polled every two seconds, and when the ring's store holds a
+/// new version, polled every `keys.secret_poll_interval`.
 pub async fn reload_on_signal(state: KeyHolder, source: ConfigSource, watch: bool) {
     let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
     else {
@@ -141,11 +189,49 @@ pub async fn reload_on_signal(state: KeyHolder, source: ConfigSource, watch: boo
     };
     let mut seen = fingerprint(&state, &source);
     let mut tick = tokio::time::interval(Duration::from_secs(2));
+    let ring = state.ring.clone();
+    let poll_interval = ring.as_ref().map_or(Duration::from_secs(3600), |(_, every)| *every);
+    let store = ring.and_then(|(ring, _)| {
+        RingStore::new(&ring, state.remote_timeout)
+            .map(|store| (ring, store))
+            .ok()
+    });
+    let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + poll_interval, poll_interval);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A version that was refused is not tried again until it changes.
+    let mut refused: Option<String> = None;
     loop {
         tokio::select! {
             _ = hangup.recv() => {
                 tracing::info!("SIGHUP: reloading keys");
                 let _ = reload(&state, &source).await;
+            }
+            _ = poll.tick(), if store.is_some() => {
+                let (ring, store) = store.as_ref().expect("polled only with a store");
+                let version = match store.read().await {
+                    Ok(stored) => stored.version,
+                    Err(StoreError::Invalid { version, .. }) => version,
+                    Err(error) => {
+                        state.metrics.key_reload("unreachable");
+                        tracing::warn!(
+                            source = %ring,
+                            error = %error,
+                            "cannot read the key ring; the current keys keep signing"
+                        );
+                        continue;
+                    }
+                };
+                let current = state.minter.ring_version();
+                if current.as_deref().map(String::as_str) != Some(version.as_str())
+                    && refused.as_deref() != Some(version.as_str())
+                {
+                    tracing::info!(
+                        source = %ring,
+                        ring_version = %version,
+                        "the key ring has a new version: reloading keys"
+                    );
+                    refused = reload(&state, &source).await.err().map(|_| version);
+                }
             }
             _ = tick.tick(), if watch => {
                 let now = fingerprint(&state, &source);
@@ -208,6 +294,9 @@ pub fn key_ring(settings: &Settings) -> Result<KeyRing, String> {
         let key = match &entry.location {
             KeyLocation::File(path) => PrivateKey::from_file(id.clone(), path, backend),
             KeyLocation::Env(name) => PrivateKey::from_env(id.clone(), name, backend),
+            KeyLocation::Inline(pem) => {
+                PrivateKey::from_pem(id.clone(), pem.expose_secret(), KeySource::Inline, backend)
+            }
             KeyLocation::Kms(_) | KeyLocation::Pkcs11(_) => stores
                 .key(&entry.location)
                 .map(|remote| PrivateKey::remote(id.clone(), remote)),
@@ -215,7 +304,7 @@ pub fn key_ring(settings: &Settings) -> Result<KeyRing, String> {
         let key = match key {
             Ok(key) => key,
             Err(e) => {
-                problems.push(format!("keys.key[{index}] ({id}): {e}"));
+                problems.push(format!("{} ({id}): {e}", field(settings, index)));
                 continue;
             }
         };
@@ -224,7 +313,8 @@ pub fn key_ring(settings: &Settings) -> Result<KeyRing, String> {
             && !kind_matches(entry.kind, algorithm)
         {
             problems.push(format!(
-                "keys.key[{index}] ({id}): the file holds an {algorithm} key, not the configured type",
+                "{} ({id}): the key is an {algorithm} key, not the configured type",
+                field(settings, index)
             ));
             continue;
         }
@@ -240,6 +330,14 @@ pub fn key_ring(settings: &Settings) -> Result<KeyRing, String> {
         .as_ref()
         .expect("validated: an active key");
     KeyRing::new(keys, active).map_err(|e| format!("keys.active: {e}"))
+}
+
+/// Where a key is configured, for messages.
+fn field(settings: &Settings, index: usize) -> String {
+    match &settings.keys.ring {
+        Some(source) => format!("{source}: keys[{index}]"),
+        None => format!("keys.key[{index}]"),
+    }
 }
 
 fn kind_matches(kind: Option<KeyKind>, algorithm: KeyAlgorithm) -> bool {

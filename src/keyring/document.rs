@@ -1,0 +1,294 @@
+//! The key ring as one JSON document, kept in an AWS Secrets Manager secret
+//! or a file (`keys.secret_id`, `keys.ring_file`): which key signs, every
+//! key CloudFront may still see (a private key in PEM or a KMS key id), and
+//! the times `cfmint keys rotate` and `retire` go by.
+//!
+//! ```json
+//! {
+//!   "active": "K2JCJMDEHXQW5F",
+//!   "keys": [
+//!     { "id": "K2JCJMDEHXQW5F", "private_key": "-----BEGIN PRIVATE KEY-----\n…" },
+//!     { "id": "K1T7DNE6BEXAMPLE", "kms_key_id": "arn:aws:kms:…", "type": "ecdsa",
+//!       "inactive_since": "2026-12-01T10:00:00Z" }
+//!   ]
+//! }
+//! ```
+
+use std::fmt;
+use std::time::SystemTime;
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::config::{KeyEntry, KeyKind, KeyLocation};
+use crate::signer::KeyPairId;
+
+/// Secrets Manager holds at most 64 KiB; a ring file is held to the same.
+pub const MAX_DOCUMENT_BYTES: usize = 65_536;
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RingDocument {
+    /// The key pair id that signs; one of `keys`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<String>,
+    #[serde(default)]
+    pub keys: Vec<RingKey>,
+    /// A key made or taken by a rotation under way, not yet a CloudFront
+    /// public key (so without a key pair id). `serve` ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingKey>,
+}
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RingKey {
+    /// The CloudFront key pair id (the public key's id).
+    pub id: String,
+    /// PKCS#8 or PKCS#1 PEM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<Zeroizing<String>>,
+    /// A key id, alias or ARN in AWS KMS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    /// `rsa` or `ecdsa`: a key of another type is refused.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// When it stopped being the active key (RFC 3339). Its cookies stay
+    /// valid for up to `mint.max_ttl` after this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inactive_since: Option<String>,
+}
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingKey {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<Zeroizing<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    /// The SPKI PEM CloudFront is given; how an interrupted rotation finds
+    /// the public key it already created.
+    pub public_key: String,
+}
+
+// Never the key material.
+impl fmt::Debug for RingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RingKey")
+            .field("id", &self.id)
+            .field("kms_key_id", &self.kms_key_id)
+            .field("private_key", &self.private_key.as_ref().map(|_| "[redacted]"))
+            .field("inactive_since", &self.inactive_since)
+            .finish()
+    }
+}
+
+impl fmt::Debug for RingDocument {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RingDocument")
+            .field("active", &self.active)
+            .field("keys", &self.keys)
+            .field("pending", &self.pending.as_ref().map(|p| &p.public_key))
+            .finish()
+    }
+}
+
+impl RingDocument {
+    /// Parses and checks a document; the error names the field at fault.
+    pub fn parse(text: &[u8]) -> Result<Self, String> {
+        if text.len() > MAX_DOCUMENT_BYTES {
+            return Err(format!(
+                "the key ring is {} bytes, over the {MAX_DOCUMENT_BYTES} allowed",
+                text.len()
+            ));
+        }
+        let deserializer = &mut serde_json::Deserializer::from_slice(text);
+        let document: Self = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            let error = e.into_inner();
+            // serde_json's message may quote the input: key material.
+            let reason = match error.classify() {
+                serde_json::error::Category::Data => error.to_string(),
+                _ => format!("not JSON (line {}, column {})", error.line(), error.column()),
+            };
+            let reason = if reason.contains("PRIVATE KEY") {
+                "unexpected value".to_owned()
+            } else {
+                reason
+            };
+            if path == "." {
+                reason
+            } else {
+                format!("{path}: {reason}")
+            }
+        })?;
+        document.check()?;
+        Ok(document)
+    }
+
+    /// Pretty JSON, as written to the store.
+    pub fn to_json(&self) -> Zeroizing<String> {
+        let mut text = serde_json::to_string_pretty(self).expect("a ring serialises");
+        text.push('\n');
+        Zeroizing::new(text)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let mut ids = Vec::new();
+        for (index, key) in self.keys.iter().enumerate() {
+            let field = format!("keys[{index}]");
+            let id = KeyPairId::new(&key.id).map_err(|e| format!("{field}.id: {e}"))?;
+            if ids.contains(&id) {
+                return Err(format!("{field}.id: {id} is listed twice"));
+            }
+            ids.push(id);
+            match (&key.private_key, &key.kms_key_id) {
+                (Some(_), None) | (None, Some(_)) => {}
+                _ => return Err(format!("{field}: needs exactly one of private_key or kms_key_id")),
+            }
+            if let Some(kind) = &key.kind
+                && !matches!(kind.as_str(), "rsa" | "ecdsa")
+            {
+                return Err(format!("{field}.type: \"{kind}\" is not rsa or ecdsa"));
+            }
+            if let Some(since) = &key.inactive_since {
+                parse_time(since).map_err(|e| format!("{field}.inactive_since: {e}"))?;
+            }
+        }
+        match &self.active {
+            Some(active) if !self.keys.iter().any(|key| &key.id == active) => {
+                Err(format!("active: {active} is not one of the keys"))
+            }
+            None if !self.keys.is_empty() => Err("active: no active key is named".to_owned()),
+            _ => Ok(()),
+        }?;
+        if let Some(pending) = &self.pending
+            && pending.private_key.is_some() == pending.kms_key_id.is_some()
+        {
+            return Err("pending: needs exactly one of private_key or kms_key_id".to_owned());
+        }
+        Ok(())
+    }
+
+    /// The keys as configuration entries and the active key pair id, for
+    /// the key ring `serve` signs with.
+    pub fn entries(&self) -> Result<(Vec<KeyEntry>, KeyPairId), String> {
+        let Some(active) = &self.active else {
+            return Err("the key ring has no keys".to_owned());
+        };
+        let mut entries = Vec::new();
+        for key in &self.keys {
+            let id = KeyPairId::new(&key.id).map_err(|e| e.to_string())?;
+            let location = match (&key.private_key, &key.kms_key_id) {
+                (Some(pem), _) => KeyLocation::Inline(SecretString::from(pem.as_str())),
+                (None, Some(key_id)) => {
+                    if !cfg!(feature = "aws-kms") {
+                        return Err(format!(
+                            "key {id}: {}",
+                            crate::config::KMS_NOT_BUILT
+                        ));
+                    }
+                    KeyLocation::Kms(key_id.clone())
+                }
+                (None, None) => unreachable!("checked when parsed"),
+            };
+            let kind = match key.kind.as_deref() {
+                Some("rsa") => Some(KeyKind::Rsa),
+                Some("ecdsa") => Some(KeyKind::Ecdsa),
+                _ => None,
+            };
+            entries.push(KeyEntry { id, location, kind });
+        }
+        let active = KeyPairId::new(active).map_err(|e| e.to_string())?;
+        Ok((entries, active))
+    }
+
+    pub fn key(&self, id: &str) -> Option<&RingKey> {
+        self.keys.iter().find(|key| key.id == id)
+    }
+}
+
+/// An RFC 3339 time, as the document holds them.
+pub fn parse_time(text: &str) -> Result<SystemTime, String> {
+    humantime::parse_rfc3339(text).map_err(|e| format!("\"{text}\" is not an RFC 3339 time ({e})"))
+}
+
+pub fn format_time(time: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RingDocument;
+
+    const PEM: &str = "-----BEGIN PRIVATE KEY-----\\nMIIB\\n-----END PRIVATE KEY-----\\n";
+
+    fn parse(text: &str) -> Result<RingDocument, String> {
+        RingDocument::parse(text.as_bytes())
+    }
+
+    #[test]
+    fn a_ring_round_trips_and_names_its_active_key() {
+        let text = format!(
+            r#"{{"active": "K2ABC", "keys": [
+                {{"id": "K2ABC", "private_key": "{PEM}"}},
+                {{"id": "K3DEF", "kms_key_id": "alias/cf", "type": "ecdsa",
+                  "inactive_since": "2026-12-01T10:00:00Z"}}]}}"#
+        );
+        let ring = parse(&text).unwrap();
+        let again = parse(&ring.to_json()).unwrap();
+        assert_eq!(again.active.as_deref(), Some("K2ABC"));
+        assert_eq!(again.keys.len(), 2);
+        assert_eq!(again.keys[1].kind.as_deref(), Some("ecdsa"));
+        assert!(!format!("{again:?}").contains("MIIB"), "Debug shows no key material");
+    }
+
+    #[test]
+    fn malformed_rings_are_refused_naming_the_field() {
+        let cases = [
+            ("[]", "expected struct"),
+            ("{\"keys\": [], \"extra\": 1}", "unknown field `extra`"),
+            (r#"{"active": "K1", "keys": []}"#, "active: K1 is not one of the keys"),
+            (r#"{"keys": [{"id": "K1", "kms_key_id": "k"}]}"#, "active: no active key"),
+            (r#"{"active": "K1", "keys": [{"id": "K1"}]}"#, "keys[0]: needs exactly one"),
+            (
+                r#"{"active": "K1", "keys": [{"id": "K1", "kms_key_id": "a", "private_key": "b"}]}"#,
+                "keys[0]: needs exactly one",
+            ),
+            (r#"{"active": "k1", "keys": [{"id": "k1", "kms_key_id": "a"}]}"#, "keys[0].id"),
+            (
+                r#"{"active": "K1", "keys": [{"id": "K1", "kms_key_id": "a"}, {"id": "K1", "kms_key_id": "b"}]}"#,
+                "keys[1].id: K1 is listed twice",
+            ),
+            (
+                r#"{"active": "K1", "keys": [{"id": "K1", "kms_key_id": "a", "type": "dsa"}]}"#,
+                "keys[0].type",
+            ),
+            (
+                r#"{"active": "K1", "keys": [{"id": "K1", "kms_key_id": "a", "inactive_since": "yesterday"}]}"#,
+                "keys[0].inactive_since",
+            ),
+            (r#"{"keys": [], "pending": {"public_key": "x"}}"#, "pending: needs exactly one"),
+            (r#"{"keys": [{"id": 5}]}"#, "keys[0].id: invalid type"),
+            ("{\"keys\": [", "not JSON"),
+        ];
+        for (text, expected) in cases {
+            let error = parse(text).unwrap_err();
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+        let huge = format!("{{\"keys\": [], \"pending\": {{\"public_key\": \"{}\"}}}}", "x".repeat(70_000));
+        assert!(parse(&huge).unwrap_err().contains("over the 65536"));
+    }
+
+    #[test]
+    fn parse_errors_never_echo_key_material() {
+        let text = r#"{"active": "K1", "keys": [{"id": "K1", "private_key": -----BEGIN PRIVATE KEY-----"#;
+        let error = parse(text).unwrap_err();
+        assert!(!error.contains("PRIVATE"), "{error}");
+        let text = r#"{"active": "K1", "keys": [{"id": "K1", "private_key": ["-----BEGIN PRIVATE KEY-----"]}]}"#;
+        let error = parse(text).unwrap_err();
+        assert!(!error.contains("PRIVATE"), "{error}");
+    }
+}
