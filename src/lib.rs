@@ -20,6 +20,8 @@ pub mod metrics;
 pub mod minter;
 pub mod pool;
 pub mod ratelimit;
+#[cfg(feature = "aws-cloudfront")]
+pub mod rotation;
 pub mod session;
 pub mod tls;
 pub mod web;

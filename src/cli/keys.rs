@@ -1,5 +1,6 @@
 //! `cfmint keys public`: the public key CloudFront's console takes (SPKI
-//! PEM) for a key in AWS KMS, in a PKCS#11 token, or in a PEM file.
+//! PEM) for a key in AWS KMS, in a PKCS#11 token, or in a PEM file; and
+//! `status`, `rotate`, `retire` (`key_group`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,6 +16,12 @@ use crate::signer::{KeyPairId, PrivateKey};
 pub enum KeysCommand {
     /// Print a signing key's public key as SPKI PEM, for CloudFront's "Public keys".
     Public(PublicArgs),
+    /// Show the key group, each key's state and age, the distributions and the replicas.
+    Status(super::key_group::StatusArgs),
+    /// Make a new key the active one: CloudFront, the key group, the ring and the replicas, in order.
+    Rotate(super::key_group::RotateArgs),
+    /// Remove a key that stopped signing long enough ago from the key group, CloudFront and the ring.
+    Retire(super::key_group::RetireArgs),
 }
 
 #[derive(Debug, Args)]
@@ -42,7 +49,13 @@ pub struct PublicArgs {
 }
 
 pub fn run(command: KeysCommand) -> Result<Outcome, CliError> {
-    let KeysCommand::Public(args) = command;
+    use super::key_group::{GroupCommand, run as group};
+    let args = match command {
+        KeysCommand::Public(args) => args,
+        KeysCommand::Status(args) => return group(GroupCommand::Status(args)),
+        KeysCommand::Rotate(args) => return group(GroupCommand::Rotate(args)),
+        KeysCommand::Retire(args) => return group(GroupCommand::Retire(args)),
+    };
     let backend = args.backend.backend;
     let id = KeyPairId::new("KPUBLIC").expect("a valid id");
     let remote: Arc<dyn RemoteKey> = if let Some(file) = &args.file {

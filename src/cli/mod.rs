@@ -4,6 +4,7 @@
 mod demo;
 mod edge;
 mod healthcheck;
+mod key_group;
 mod keygen;
 mod keys;
 mod serve;
@@ -51,7 +52,7 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Write a new key pair: private.pem (PKCS#8, 0600) and public.pem (SPKI).
     Keygen(keygen::KeygenArgs),
-    /// Keys in stores and files: `cfmint keys public` prints the public key.
+    /// Keys: print a public key; rotate and retire keys with CloudFront's key group.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
     /// The whole flow on loopback: mint service, local edge, audiobook page.
@@ -251,7 +252,7 @@ mod tests {
         }
         assert_eq!(
             with,
-            ["cookies", "url", "verify", "keygen", "public", "edge"]
+            ["cookies", "url", "verify", "keygen", "public", "rotate", "edge"]
         );
     }
 
