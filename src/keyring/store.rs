@@ -191,6 +191,9 @@ mod secret {
                 .await
                 .get_secret_value()
                 .secret_id(&self.id)
+                // The default; named because moto serves the secret's first
+                // version without it once AWSCURRENT has moved.
+                .version_stage("AWSCURRENT")
                 .send()
                 .await
                 .map_err(|e| {

@@ -81,7 +81,7 @@ impl CloudFront {
         let config = KeyGroupConfig::builder()
             .name(&group.name)
             .set_comment(group.comment.clone())
-            .set_items(Some(items))
+            .set_items(Some(items.clone()))
             .build()
             .map_err(|e| format!("UpdateKeyGroup: {e}"))?;
         match self
@@ -94,6 +94,10 @@ impl CloudFront {
             .await
         {
             Ok(_) => Ok(()),
+            // A retry of a call whose answer was lost finds its own change.
+            Err(e) if e.code() == Some("PreconditionFailed") && self.holds(group, &items).await => {
+                Ok(())
+            }
             Err(e) if e.code() == Some("PreconditionFailed") => Err(format!(
                 "key group {} changed after it was read (another rotation at the same time?); \
                  nothing was changed: run the command again",
@@ -106,6 +110,17 @@ impl CloudFront {
             )),
             Err(e) => Err(describe("UpdateKeyGroup", &e)),
         }
+    }
+
+    /// Whether the group holds exactly `items` now.
+    async fn holds(&self, group: &KeyGroup, items: &[String]) -> bool {
+        let Ok(now) = self.key_group(&group.id).await else {
+            return false;
+        };
+        let (mut now, mut items) = (now.items, items.to_vec());
+        now.sort();
+        items.sort();
+        now == items
     }
 
     /// Every public key in the account.

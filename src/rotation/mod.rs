@@ -26,6 +26,9 @@ use crate::config::Settings;
 use crate::keyring::document::{RingDocument, parse_time};
 use crate::keyring::store::{RingStore, Stored};
 
+/// What `retire` adds to the wait by default, for clocks and slow replicas.
+pub const DEFAULT_MARGIN: Duration = Duration::from_secs(300);
+
 /// What every command works on.
 pub struct Context {
     pub cloudfront: CloudFront,

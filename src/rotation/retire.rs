@@ -45,13 +45,20 @@ pub async fn retire(cx: &Context, plan: &RetirePlan) -> Result<(), String> {
             let why = match state {
                 Some(KeyState::Retiring) => format!(
                     "it stopped signing at {}, and cookies it signed stay valid for up to \
-                     mint.max_ttl ({})",
+                     mint.max_ttl ({}), after keys.secret_poll_interval ({}) for the replicas \
+                     to notice, plus --margin ({})",
                     format_time(since),
-                    span(cx.max_ttl)
+                    span(cx.max_ttl),
+                    span(cx.poll_interval),
+                    span(plan.margin)
                 ),
                 _ => format!(
-                    "it is younger than mint.max_ttl ({}) and the margins",
-                    span(cx.max_ttl)
+                    "it was made at {}, and is younger than mint.max_ttl ({}) plus \
+                     keys.secret_poll_interval ({}) and --margin ({})",
+                    format_time(since),
+                    span(cx.max_ttl),
+                    span(cx.poll_interval),
+                    span(plan.margin)
                 ),
             };
             return Err(format!(

@@ -281,7 +281,7 @@ pub async fn rotate(cx: &Context, plan: &RotatePlan) -> Result<(), String> {
             Some(format!(
                 "{} may be retired after {} (cfmint keys retire --key-pair-id {})",
                 key.id,
-                format_time(cx.retirable_at(since, Duration::ZERO)),
+                format_time(cx.retirable_at(since, super::DEFAULT_MARGIN)),
                 key.id
             ))
         })
@@ -338,7 +338,7 @@ fn full_group(cx: &Context, document: &RingDocument, items: &[String]) -> String
         Some((since, id)) => format!(
             "retire one first: the oldest retiring key is {id}, retirable after {} \
              (cfmint keys retire --key-pair-id {id})",
-            format_time(cx.retirable_at(*since, Duration::ZERO))
+            format_time(cx.retirable_at(*since, super::DEFAULT_MARGIN))
         ),
         None => "retire one first (cfmint keys retire --key-pair-id …)".to_owned(),
     };
