@@ -121,7 +121,9 @@ pub fn run(command: GroupCommand) -> Result<Outcome, CliError> {
     let group = command.group();
     let settings = crate::config::Settings::load_file(&group.config)
         .map_err(|e| format!("{}: {e}", group.config.display()))?;
-    let token = std::env::var(&group.token_env).ok().filter(|t| !t.is_empty());
+    let token = std::env::var(&group.token_env)
+        .ok()
+        .filter(|t| !t.is_empty());
     let replicas = Replicas::new(group.replicas.clone(), token)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -174,8 +176,10 @@ pub fn run(command: GroupCommand) -> Result<Outcome, CliError> {
 #[cfg(not(feature = "aws-cloudfront"))]
 pub fn run(command: GroupCommand) -> Result<Outcome, CliError> {
     let _ = command.group();
-    Err("this build of cfmint has no CloudFront API support (built without the \
+    Err(
+        "this build of cfmint has no CloudFront API support (built without the \
          `aws-cloudfront` cargo feature)"
-        .to_owned()
-        .into())
+            .to_owned()
+            .into(),
+    )
 }

@@ -252,7 +252,9 @@ mod tests {
         }
         assert_eq!(
             with,
-            ["cookies", "url", "verify", "keygen", "public", "rotate", "edge"]
+            [
+                "cookies", "url", "verify", "keygen", "public", "rotate", "edge"
+            ]
         );
     }
 

@@ -14,9 +14,9 @@ use config::{Config, Environment, File, FileFormat};
 pub use rate::Rate;
 pub use settings::{
     Auth, AuthorizeMode, AuthorizeSettings, CloudFront, CookieLifetime, Cors, Ipv6Binding,
-    JwtKeySource, JwtSettings, KeyEntry, KeyKind, KeyLocation, KeySettings, LogFormat, RingSource,
-    MintSettings, Pkcs11Settings, RateLimits, Server, SessionSettings, Settings, SigningMode,
-    StoreKind, UsersSettings,
+    JwtKeySource, JwtSettings, KeyEntry, KeyKind, KeyLocation, KeySettings, LogFormat,
+    MintSettings, Pkcs11Settings, RateLimits, RingSource, Server, SessionSettings, Settings,
+    SigningMode, StoreKind, UsersSettings,
 };
 
 /// The embedded local default: loopback, in-memory sessions, a throwaway key.

@@ -492,11 +492,10 @@ fn keys(check: &mut Check, raw: &RawConfig) -> KeySettings {
         check.fail("keys.remote_timeout", "must be from 10ms to 60s");
     }
     let ring = ring_source(check, raw, !keys.is_empty());
-    let ring_poll_interval = check.duration(
-        "keys.secret_poll_interval",
-        &raw.keys.secret_poll_interval,
-    );
-    if ring_poll_interval < Duration::from_secs(1) || ring_poll_interval > Duration::from_secs(86_400)
+    let ring_poll_interval =
+        check.duration("keys.secret_poll_interval", &raw.keys.secret_poll_interval);
+    if ring_poll_interval < Duration::from_secs(1)
+        || ring_poll_interval > Duration::from_secs(86_400)
     {
         check.fail("keys.secret_poll_interval", "must be from 1s to 1d");
     }
@@ -516,7 +515,11 @@ fn keys(check: &mut Check, raw: &RawConfig) -> KeySettings {
 /// so neither goes with `[[keys.key]]` or `keys.active`.
 fn ring_source(check: &mut Check, raw: &RawConfig, listed: bool) -> Option<RingSource> {
     let secret = raw.keys.secret_id.as_deref().filter(|id| !id.is_empty());
-    let file = raw.keys.ring_file.as_deref().filter(|path| !path.is_empty());
+    let file = raw
+        .keys
+        .ring_file
+        .as_deref()
+        .filter(|path| !path.is_empty());
     let (field, source) = match (secret, file) {
         (None, None) => return None,
         (Some(_), Some(_)) => {

@@ -79,7 +79,10 @@ impl fmt::Debug for RingKey {
         f.debug_struct("RingKey")
             .field("id", &self.id)
             .field("kms_key_id", &self.kms_key_id)
-            .field("private_key", &self.private_key.as_ref().map(|_| "[redacted]"))
+            .field(
+                "private_key",
+                &self.private_key.as_ref().map(|_| "[redacted]"),
+            )
             .field("inactive_since", &self.inactive_since)
             .finish()
     }
@@ -111,7 +114,11 @@ impl RingDocument {
             // serde_json's message may quote the input: key material.
             let reason = match error.classify() {
                 serde_json::error::Category::Data => error.to_string(),
-                _ => format!("not JSON (line {}, column {})", error.line(), error.column()),
+                _ => format!(
+                    "not JSON (line {}, column {})",
+                    error.line(),
+                    error.column()
+                ),
             };
             let reason = if reason.contains("PRIVATE KEY") {
                 "unexpected value".to_owned()
@@ -146,7 +153,11 @@ impl RingDocument {
             ids.push(id);
             match (&key.private_key, &key.kms_key_id) {
                 (Some(_), None) | (None, Some(_)) => {}
-                _ => return Err(format!("{field}: needs exactly one of private_key or kms_key_id")),
+                _ => {
+                    return Err(format!(
+                        "{field}: needs exactly one of private_key or kms_key_id"
+                    ));
+                }
             }
             if let Some(kind) = &key.kind
                 && !matches!(kind.as_str(), "rsa" | "ecdsa")
@@ -185,10 +196,7 @@ impl RingDocument {
                 (Some(pem), _) => KeyLocation::Inline(SecretString::from(pem.as_str())),
                 (None, Some(key_id)) => {
                     if !cfg!(feature = "aws-kms") {
-                        return Err(format!(
-                            "key {id}: {}",
-                            crate::config::KMS_NOT_BUILT
-                        ));
+                        return Err(format!("key {id}: {}", crate::config::KMS_NOT_BUILT));
                     }
                     KeyLocation::Kms(key_id.clone())
                 }
@@ -242,7 +250,10 @@ mod tests {
         assert_eq!(again.active.as_deref(), Some("K2ABC"));
         assert_eq!(again.keys.len(), 2);
         assert_eq!(again.keys[1].kind.as_deref(), Some("ecdsa"));
-        assert!(!format!("{again:?}").contains("MIIB"), "Debug shows no key material");
+        assert!(
+            !format!("{again:?}").contains("MIIB"),
+            "Debug shows no key material"
+        );
     }
 
     #[test]
@@ -250,14 +261,26 @@ mod tests {
         let cases = [
             ("[]", "expected struct"),
             ("{\"keys\": [], \"extra\": 1}", "unknown field `extra`"),
-            (r#"{"active": "K1", "keys": []}"#, "active: K1 is not one of the keys"),
-            (r#"{"keys": [{"id": "K1", "kms_key_id": "k"}]}"#, "active: no active key"),
-            (r#"{"active": "K1", "keys": [{"id": "K1"}]}"#, "keys[0]: needs exactly one"),
+            (
+                r#"{"active": "K1", "keys": []}"#,
+                "active: K1 is not one of the keys",
+            ),
+            (
+                r#"{"keys": [{"id": "K1", "kms_key_id": "k"}]}"#,
+                "active: no active key",
+            ),
+            (
+                r#"{"active": "K1", "keys": [{"id": "K1"}]}"#,
+                "keys[0]: needs exactly one",
+            ),
             (
                 r#"{"active": "K1", "keys": [{"id": "K1", "kms_key_id": "a", "private_key": "b"}]}"#,
                 "keys[0]: needs exactly one",
             ),
-            (r#"{"active": "k1", "keys": [{"id": "k1", "kms_key_id": "a"}]}"#, "keys[0].id"),
+            (
+                r#"{"active": "k1", "keys": [{"id": "k1", "kms_key_id": "a"}]}"#,
+                "keys[0].id",
+            ),
             (
                 r#"{"active": "K1", "keys": [{"id": "K1", "kms_key_id": "a"}, {"id": "K1", "kms_key_id": "b"}]}"#,
                 "keys[1].id: K1 is listed twice",
@@ -270,7 +293,10 @@ mod tests {
                 r#"{"active": "K1", "keys": [{"id": "K1", "kms_key_id": "a", "inactive_since": "yesterday"}]}"#,
                 "keys[0].inactive_since",
             ),
-            (r#"{"keys": [], "pending": {"public_key": "x"}}"#, "pending: needs exactly one"),
+            (
+                r#"{"keys": [], "pending": {"public_key": "x"}}"#,
+                "pending: needs exactly one",
+            ),
             (r#"{"keys": [{"id": 5}]}"#, "keys[0].id: invalid type"),
             ("{\"keys\": [", "not JSON"),
         ];
@@ -278,13 +304,17 @@ mod tests {
             let error = parse(text).unwrap_err();
             assert!(error.contains(expected), "{text}: {error}");
         }
-        let huge = format!("{{\"keys\": [], \"pending\": {{\"public_key\": \"{}\"}}}}", "x".repeat(70_000));
+        let huge = format!(
+            "{{\"keys\": [], \"pending\": {{\"public_key\": \"{}\"}}}}",
+            "x".repeat(70_000)
+        );
         assert!(parse(&huge).unwrap_err().contains("over the 65536"));
     }
 
     #[test]
     fn parse_errors_never_echo_key_material() {
-        let text = r#"{"active": "K1", "keys": [{"id": "K1", "private_key": -----BEGIN PRIVATE KEY-----"#;
+        let text =
+            r#"{"active": "K1", "keys": [{"id": "K1", "private_key": -----BEGIN PRIVATE KEY-----"#;
         let error = parse(text).unwrap_err();
         assert!(!error.contains("PRIVATE"), "{error}");
         let text = r#"{"active": "K1", "keys": [{"id": "K1", "private_key": ["-----BEGIN PRIVATE KEY-----"]}]}"#;

@@ -190,13 +190,16 @@ pub async fn reload_on_signal(state: KeyHolder, source: ConfigSource, watch: boo
     let mut seen = fingerprint(&state, &source);
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     let ring = state.ring.clone();
-    let poll_interval = ring.as_ref().map_or(Duration::from_secs(3600), |(_, every)| *every);
+    let poll_interval = ring
+        .as_ref()
+        .map_or(Duration::from_secs(3600), |(_, every)| *every);
     let store = ring.and_then(|(ring, _)| {
         RingStore::new(&ring, state.remote_timeout)
             .map(|store| (ring, store))
             .ok()
     });
-    let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + poll_interval, poll_interval);
+    let mut poll =
+        tokio::time::interval_at(tokio::time::Instant::now() + poll_interval, poll_interval);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // A version that was refused is not tried again until it changes.
     let mut refused: Option<String> = None;

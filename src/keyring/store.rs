@@ -54,7 +54,10 @@ impl RingStore {
             #[cfg(not(feature = "aws-secrets"))]
             RingSource::Secret(_) => {
                 let _ = timeout;
-                Err(format!("keys.secret_id: {}", crate::config::SECRETS_NOT_BUILT))
+                Err(format!(
+                    "keys.secret_id: {}",
+                    crate::config::SECRETS_NOT_BUILT
+                ))
             }
         }
     }
@@ -73,7 +76,11 @@ impl RingStore {
     }
 
     /// Writes `document` if the stored version is still `expected`; the new version.
-    pub async fn write(&self, document: &RingDocument, expected: &str) -> Result<String, StoreError> {
+    pub async fn write(
+        &self,
+        document: &RingDocument,
+        expected: &str,
+    ) -> Result<String, StoreError> {
         match self {
             Self::File(path) => {
                 let (path, document, expected) =
@@ -106,7 +113,8 @@ mod file {
 
     pub fn read(path: &Path) -> Result<Stored, StoreError> {
         let source = format!("keys.ring_file {}", path.display());
-        let text = read_bytes(path).map_err(|e| StoreError::Unavailable(format!("{source}: {e}")))?;
+        let text =
+            read_bytes(path).map_err(|e| StoreError::Unavailable(format!("{source}: {e}")))?;
         parsed(&text, digest(&text), &source)
     }
 
@@ -120,7 +128,11 @@ mod file {
 
     /// Replaces the file whole (a new file renamed over it, mode 0600), so
     /// a reader sees the old ring or the new one, never half of one.
-    pub fn write(path: &Path, document: &RingDocument, expected: &str) -> Result<String, StoreError> {
+    pub fn write(
+        path: &Path,
+        document: &RingDocument,
+        expected: &str,
+    ) -> Result<String, StoreError> {
         let unavailable = |e: std::io::Error| {
             StoreError::Unavailable(format!("keys.ring_file {}: {e}", path.display()))
         };
@@ -197,7 +209,11 @@ mod secret {
                 .send()
                 .await
                 .map_err(|e| {
-                    StoreError::Unavailable(format!("{}: {}", self.source(), describe("GetSecretValue", &e)))
+                    StoreError::Unavailable(format!(
+                        "{}: {}",
+                        self.source(),
+                        describe("GetSecretValue", &e)
+                    ))
                 })?;
             let version = output.version_id().unwrap_or_default().to_owned();
             let text = output.secret_string().ok_or_else(|| StoreError::Invalid {
@@ -210,9 +226,14 @@ mod secret {
         /// Puts the new version under a label of its own, then moves
         /// `AWSCURRENT` to it from `expected`; Secrets Manager refuses the
         /// move when `AWSCURRENT` is no longer on `expected`.
-        pub async fn write(&self, document: &RingDocument, expected: &str) -> Result<String, StoreError> {
+        pub async fn write(
+            &self,
+            document: &RingDocument,
+            expected: &str,
+        ) -> Result<String, StoreError> {
             let client = self.client().await;
-            let unavailable = |e: String| StoreError::Unavailable(format!("{}: {e}", self.source()));
+            let unavailable =
+                |e: String| StoreError::Unavailable(format!("{}: {e}", self.source()));
             let text = document.to_json();
             let put = client
                 .put_secret_value()
@@ -234,7 +255,9 @@ mod secret {
                 .await;
             match moved {
                 Ok(_) => Ok(version),
-                Err(e) if e.code() == Some("InvalidParameterException") => Err(StoreError::Conflict),
+                Err(e) if e.code() == Some("InvalidParameterException") => {
+                    Err(StoreError::Conflict)
+                }
                 Err(e) => Err(unavailable(describe("UpdateSecretVersionStage", &e))),
             }
         }

@@ -225,7 +225,10 @@ impl CloudFront {
                 break;
             };
             ids.extend(list.items().iter().cloned());
-            match list.next_marker().filter(|m| list.is_truncated() && !m.is_empty()) {
+            match list
+                .next_marker()
+                .filter(|m| list.is_truncated() && !m.is_empty())
+            {
                 Some(next) => marker = Some(next.to_owned()),
                 None => break,
             }
@@ -253,7 +256,10 @@ impl CloudFront {
 /// second upload of it rather than making a twin.
 fn caller_reference(pem: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, normalized(pem).as_bytes());
-    let hex: String = digest.as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = digest.as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     format!("cfmint-{hex}")
 }
 

@@ -37,7 +37,8 @@ pub struct Context {
     pub ring_source: String,
     pub key_group_id: String,
     pub replicas: Replicas,
-    /// The longest lifetime `serve` mints (`mint.max_ttl`).
+    /// The longest lifetime `serve` mints: `mint.max_ttl`, and
+    /// `mint.expiry_rounding` that may round it up.
     pub max_ttl: Duration,
     /// How late a replica may see a new ring (`keys.secret_poll_interval`).
     pub poll_interval: Duration,
@@ -68,7 +69,7 @@ impl Context {
             ring_source: source.to_string(),
             key_group_id,
             replicas,
-            max_ttl: settings.mint.max_ttl,
+            max_ttl: settings.mint.max_ttl + settings.mint.expiry_rounding,
             poll_interval: settings.keys.ring_poll_interval,
             check_every,
         })
@@ -154,7 +155,12 @@ fn span(duration: Duration) -> String {
 
 /// Waits until `done` says so, looking every `every`, for at most `limit`;
 /// `done` returns whether to stop, and a line of progress when it changed.
-async fn wait_until<F, Fut>(what: &str, limit: Duration, every: Duration, mut done: F) -> Result<(), String>
+async fn wait_until<F, Fut>(
+    what: &str,
+    limit: Duration,
+    every: Duration,
+    mut done: F,
+) -> Result<(), String>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(bool, String), String>>,
@@ -188,7 +194,13 @@ mod tests {
     #[test]
     fn spans_read_as_people_write_them() {
         assert_eq!(super::span(Duration::from_secs(42)), "42s");
-        assert_eq!(super::span(Duration::from_secs(3 * 3600 + 20 * 60 + 7)), "3h 20m");
-        assert_eq!(super::span(Duration::from_secs(2 * 86_400 + 3 * 3600 + 59)), "2days 3h");
+        assert_eq!(
+            super::span(Duration::from_secs(3 * 3600 + 20 * 60 + 7)),
+            "3h 20m"
+        );
+        assert_eq!(
+            super::span(Duration::from_secs(2 * 86_400 + 3 * 3600 + 59)),
+            "2days 3h"
+        );
     }
 }

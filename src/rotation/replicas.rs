@@ -66,6 +66,9 @@ impl Replicas {
         if !status.is_success() {
             return Err(format!("answered {status}"));
         }
-        response.json().await.map_err(|e| format!("unexpected answer: {e}"))
+        response
+            .json()
+            .await
+            .map_err(|e| format!("unexpected answer: {e}"))
     }
 }

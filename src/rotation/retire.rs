@@ -45,7 +45,7 @@ pub async fn retire(cx: &Context, plan: &RetirePlan) -> Result<(), String> {
             let why = match state {
                 Some(KeyState::Retiring) => format!(
                     "it stopped signing at {}, and cookies it signed stay valid for up to \
-                     mint.max_ttl ({}), after keys.secret_poll_interval ({}) for the replicas \
+                     mint.max_ttl with mint.expiry_rounding ({}), after keys.secret_poll_interval ({}) for the replicas \
                      to notice, plus --margin ({})",
                     format_time(since),
                     span(cx.max_ttl),
@@ -53,7 +53,7 @@ pub async fn retire(cx: &Context, plan: &RetirePlan) -> Result<(), String> {
                     span(plan.margin)
                 ),
                 _ => format!(
-                    "it was made at {}, and is younger than mint.max_ttl ({}) plus \
+                    "it was made at {}, and is younger than mint.max_ttl with mint.expiry_rounding ({}) plus \
                      keys.secret_poll_interval ({}) and --margin ({})",
                     format_time(since),
                     span(cx.max_ttl),
@@ -86,18 +86,33 @@ pub async fn retire(cx: &Context, plan: &RetirePlan) -> Result<(), String> {
     if plan.dry_run {
         let steps = [
             (in_group, format!("remove {id} from key group {}", group.id)),
-            (public_key.is_some(), format!("delete public key {id} from CloudFront")),
-            (in_ring, format!("delete {id} and its private key from {}", cx.ring_source)),
+            (
+                public_key.is_some(),
+                format!("delete public key {id} from CloudFront"),
+            ),
+            (
+                in_ring,
+                format!("delete {id} and its private key from {}", cx.ring_source),
+            ),
         ];
         for (needed, what) in steps {
-            say(if needed { format!("would {what}") } else { format!("done: {what}") });
+            say(if needed {
+                format!("would {what}")
+            } else {
+                format!("done: {what}")
+            });
         }
         say("dry run: nothing was changed");
         return Ok(());
     }
     // 1. CloudFront stops accepting its signatures.
     if in_group {
-        let items = group.items.iter().filter(|item| *item != id).cloned().collect();
+        let items = group
+            .items
+            .iter()
+            .filter(|item| *item != id)
+            .cloned()
+            .collect();
         cx.cloudfront.set_group_keys(&group, items).await?;
         say(format!("[1/3] key group: removed {id} from {}", group.id));
     } else {
@@ -114,7 +129,10 @@ pub async fn retire(cx: &Context, plan: &RetirePlan) -> Result<(), String> {
         document.keys.retain(|key| key.id != id);
         cx.write_ring(&document, &stored.version).await?;
     }
-    say(format!("[3/3] key ring: {id} deleted from {}", cx.ring_source));
+    say(format!(
+        "[3/3] key ring: {id} deleted from {}",
+        cx.ring_source
+    ));
     if let Some(kms) = kms {
         say(format!(
             "note: the KMS key {kms} is no longer used by cfmint; schedule its deletion \

@@ -72,6 +72,28 @@ pub async fn rotate(cx: &Context, plan: &RotatePlan) -> Result<(), String> {
         ));
     }
     let mut target = verifying.first().map(|key| key.id.clone());
+    // A rotation that stopped while the replicas took the new ring is
+    // finished by waiting for them, not by starting another.
+    if let (None, None, Some(active)) = (&target, &document.pending, &document.active)
+        && !cx.replicas.is_empty()
+    {
+        let reports = cx.replicas.reports().await;
+        if reports
+            .iter()
+            .any(|(_, report)| report.as_ref().map_or(true, |r| &r.active != active))
+        {
+            say(format!(
+                "a replica does not sign with {active} yet: finishing the rotation to it \
+                 before starting another"
+            ));
+            step(
+                7,
+                format!("replicas: waiting until every one signs with {active}"),
+            );
+            wait_for_replicas(cx, active, plan.replica_timeout).await?;
+            return finished(cx, active).await;
+        }
+    }
     let taken = match &plan.new_key {
         NewKey::Generate(_) => None,
         key => Some(take(key, plan).await?),
@@ -116,7 +138,9 @@ pub async fn rotate(cx: &Context, plan: &RotatePlan) -> Result<(), String> {
         if let Some(taken) = &taken {
             let keys = cx.cloudfront.public_keys().await?;
             let holds = keys.iter().find(|key| &key.id == id);
-            if holds.is_some_and(|key| normalized(&key.encoded_key) != normalized(&taken.public_key)) {
+            if holds
+                .is_some_and(|key| normalized(&key.encoded_key) != normalized(&taken.public_key))
+            {
                 return Err(format!(
                     "a rotation to {id} is under way with another key; run without \
                      --private-key or --kms-key-id to finish it first"
@@ -134,7 +158,10 @@ pub async fn rotate(cx: &Context, plan: &RotatePlan) -> Result<(), String> {
             .find(|key| normalized(&key.encoded_key) == normalized(&pending.public_key));
         let id = match existing {
             Some(key) => {
-                step(2, format!("public key: {} (uploaded by an earlier run)", key.id));
+                step(
+                    2,
+                    format!("public key: {} (uploaded by an earlier run)", key.id),
+                );
                 key.id.clone()
             }
             None if plan.dry_run => {
@@ -143,7 +170,10 @@ pub async fn rotate(cx: &Context, plan: &RotatePlan) -> Result<(), String> {
             }
             None => {
                 let name = public_key_name(&plan.name);
-                let id = cx.cloudfront.create_public_key(&name, &pending.public_key).await?;
+                let id = cx
+                    .cloudfront
+                    .create_public_key(&name, &pending.public_key)
+                    .await?;
                 step(2, format!("public key: created {id} ({name})"));
                 id
             }
@@ -188,10 +218,16 @@ pub async fn rotate(cx: &Context, plan: &RotatePlan) -> Result<(), String> {
 
     // 5. Every distribution trusting the group has it.
     if plan.dry_run {
-        step(5, "would wait until every distribution using the key group is deployed");
+        step(
+            5,
+            "would wait until every distribution using the key group is deployed",
+        );
         return plan_rest(6);
     }
-    step(5, "distributions: waiting until every one using the key group is deployed");
+    step(
+        5,
+        "distributions: waiting until every one using the key group is deployed",
+    );
     wait_until(
         "the distributions to deploy",
         plan.deploy_timeout,
@@ -204,7 +240,10 @@ pub async fn rotate(cx: &Context, plan: &RotatePlan) -> Result<(), String> {
                 .map(|d| format!("{} {}", d.id, d.status))
                 .collect();
             let progress = if distributions.is_empty() {
-                format!("no distribution uses key group {} (nothing to wait for)", cx.key_group_id)
+                format!(
+                    "no distribution uses key group {} (nothing to wait for)",
+                    cx.key_group_id
+                )
             } else if waiting.is_empty() {
                 format!("all {} deployed", distributions.len())
             } else {
@@ -249,28 +288,41 @@ pub async fn rotate(cx: &Context, plan: &RotatePlan) -> Result<(), String> {
             ),
         );
     } else {
-        step(7, format!("replicas: waiting until every one signs with {id}"));
-        wait_until("the replicas", plan.replica_timeout, cx.check_every, || async {
-            let reports = cx.replicas.reports().await;
-            let behind: Vec<String> = reports
-                .iter()
-                .filter_map(|(url, report)| match report {
-                    Ok(report) if report.active == id => None,
-                    Ok(report) => Some(format!("{url} signs with {}", report.active)),
-                    Err(e) => Some(format!("{url}: {e}")),
-                })
-                .collect();
-            let progress = format!(
-                "{} of {} sign with {id}{}{}",
-                reports.len() - behind.len(),
-                reports.len(),
-                if behind.is_empty() { "" } else { "; " },
-                behind.join("; ")
-            );
-            Ok((behind.is_empty(), progress))
-        })
-        .await?;
+        step(
+            7,
+            format!("replicas: waiting until every one signs with {id}"),
+        );
+        wait_for_replicas(cx, &id, plan.replica_timeout).await?;
     }
+    finished(cx, &id).await
+}
+
+/// Waits until every replica reports signing with `id`.
+async fn wait_for_replicas(cx: &Context, id: &str, limit: Duration) -> Result<(), String> {
+    wait_until("the replicas", limit, cx.check_every, || async {
+        let reports = cx.replicas.reports().await;
+        let behind: Vec<String> = reports
+            .iter()
+            .filter_map(|(url, report)| match report {
+                Ok(report) if report.active == id => None,
+                Ok(report) => Some(format!("{url} signs with {}", report.active)),
+                Err(e) => Some(format!("{url}: {e}")),
+            })
+            .collect();
+        let progress = format!(
+            "{} of {} sign with {id}{}{}",
+            reports.len() - behind.len(),
+            reports.len(),
+            if behind.is_empty() { "" } else { "; " },
+            behind.join("; ")
+        );
+        Ok((behind.is_empty(), progress))
+    })
+    .await
+}
+
+/// The closing lines: what signs, and when the keys it replaced may go.
+async fn finished(cx: &Context, id: &str) -> Result<(), String> {
     let stored = cx.read_ring().await?;
     let retiring: Vec<String> = stored
         .document
@@ -382,13 +434,14 @@ async fn take(key: &NewKey, plan: &RotatePlan) -> Result<PendingKey, String> {
     match key {
         NewKey::Generate(_) => unreachable!("generated, not taken"),
         NewKey::PemFile(path) => {
-            let private = PrivateKey::from_file(id, path, plan.backend).map_err(|e| e.to_string())?;
+            let private =
+                PrivateKey::from_file(id, path, plan.backend).map_err(|e| e.to_string())?;
             let public = private
                 .public_key()
                 .and_then(|public| public.to_pem())
                 .map_err(|e| e.to_string())?;
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
             Ok(PendingKey {
                 private_key: Some(Zeroizing::new(text)),
                 kms_key_id: None,

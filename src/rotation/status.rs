@@ -21,7 +21,13 @@ pub async fn status(cx: &Context, margin: Duration) -> Result<(), String> {
         group.items.len()
     ));
     let mut ids: Vec<&String> = group.items.iter().collect();
-    ids.extend(document.keys.iter().map(|key| &key.id).filter(|id| !group.items.contains(id)));
+    ids.extend(
+        document
+            .keys
+            .iter()
+            .map(|key| &key.id)
+            .filter(|id| !group.items.contains(id)),
+    );
     for id in ids {
         let public_key = public_keys.iter().find(|key| &key.id == id);
         let age = public_key
@@ -41,7 +47,11 @@ pub async fn status(cx: &Context, margin: Duration) -> Result<(), String> {
                 let since = inactive_since(document, id).expect("retiring keys have a time");
                 let at = cx.retirable_at(since, margin);
                 notes.push(match at.duration_since(now) {
-                    Ok(left) => format!("may be retired after {} (in {})", format_time(at), span(left)),
+                    Ok(left) => format!(
+                        "may be retired after {} (in {})",
+                        format_time(at),
+                        span(left)
+                    ),
                     Err(_) => "may be retired now".to_owned(),
                 });
             }
@@ -57,7 +67,9 @@ pub async fn status(cx: &Context, margin: Duration) -> Result<(), String> {
         ));
     }
     if document.pending.is_some() {
-        say("  (a new key is staged in the ring, not yet uploaded: cfmint keys rotate finishes it)");
+        say(
+            "  (a new key is staged in the ring, not yet uploaded: cfmint keys rotate finishes it)",
+        );
     }
     let distributions = cx.cloudfront.distributions(&group.id).await?;
     if distributions.is_empty() {
@@ -68,7 +80,10 @@ pub async fn status(cx: &Context, margin: Duration) -> Result<(), String> {
             say(format!("  {:<20} {}", distribution.id, distribution.status));
         }
     }
-    say(format!("key ring: {}, version {}", cx.ring_source, stored.version));
+    say(format!(
+        "key ring: {}, version {}",
+        cx.ring_source, stored.version
+    ));
     if cx.replicas.is_empty() {
         say("replicas: none given (--replica)");
     } else {
@@ -82,7 +97,11 @@ pub async fn status(cx: &Context, margin: Duration) -> Result<(), String> {
                         report.active,
                         report.keys.len(),
                         report.ring_version.as_deref().unwrap_or("none"),
-                        if current { " (current)" } else { " (not the current one)" }
+                        if current {
+                            " (current)"
+                        } else {
+                            " (not the current one)"
+                        }
                     )
                 }
                 Err(e) => format!("  {url}: {e}"),

@@ -39,6 +39,9 @@ DEPLOY_SECONDS = float(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1] != "set
 lock = threading.Lock()
 faults = {}
 deploying_until = {}
+# Per key group: the keys before its last update, and when the update has
+# reached every edge. Until then some edges trust the old set, some the new.
+edges = {}
 calls = []
 
 
@@ -105,6 +108,7 @@ def update_key_group(request, group_id):
     for item in items:
         if item not in backend().public_keys:
             return error(404, "NoSuchPublicKey", f"no public key {item}")
+    edges[group_id] = (list(group.items), time.time() + DEPLOY_SECONDS)
     group.name, group.items = name, items
     group.etag = uuid.uuid4().hex[:14].upper()
     for dist in backend().distributions.values():
@@ -132,6 +136,23 @@ def distributions_by_key_group(group_id):
     return Response(body, status=200, content_type="text/xml")
 
 
+def state(args):
+    """What a test checks after a rotation: the group's keys, every public
+    key in the account, and the ring as the secret's AWSCURRENT holds it."""
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    group = backend().key_groups[args["group"]]
+    secret = secretsmanager_backends[ACCOUNT]["us-east-1"].secrets[args["secret"]]
+    current = [v for v in secret.versions.values() if "AWSCURRENT" in v["version_stages"]]
+    return {
+        "group": list(group.items),
+        "public_keys": [
+            {"id": k.id, "encoded_key": k.encoded_key} for k in backend().public_keys.values()
+        ],
+        "ring": json.loads(current[0]["secret_string"]),
+    }
+
+
 class StandIn:
     def __init__(self):
         self.moto = DomainDispatcherApplication(create_backend_app)
@@ -141,19 +162,46 @@ class StandIn:
         if request.path == "/__fault":
             fault = json.loads(request.get_data())
             with lock:
-                faults[fault["op"]] = faults.get(fault["op"], 0) + fault.get("count", 1)
+                faults[fault["op"]] = (fault.get("skip", 0), fault.get("lost", False))
             return Response("ok")(environ, start_response)
+        if request.path == "/__trusted":
+            # The public keys every edge trusts now: what CloudFront verifies
+            # a viewer's signature with, wherever the viewer lands. While an
+            # update deploys, only keys both in the old set and the new.
+            group_id = request.args["group"]
+            items = list(backend().key_groups[group_id].items)
+            old, until = edges.get(group_id, (items, 0))
+            if time.time() < until:
+                items = [k for k in items if k in old]
+            keys = {k: backend().public_keys[k].encoded_key for k in items}
+            return Response(json.dumps(keys), content_type="application/json")(
+                environ, start_response
+            )
+        if request.path == "/__state":
+            return Response(json.dumps(state(request.args)), content_type="application/json")(
+                environ, start_response
+            )
         if request.path == "/__calls":
             with lock:
                 return Response(json.dumps(calls), content_type="application/json")(
                     environ, start_response
                 )
         op = operation(request)
+        failing, lost = False, False
         with lock:
             calls.append(op)
-            failing = faults.get(op, 0) > 0
-            if failing:
-                faults[op] -= 1
+            if op in faults:
+                skip, lost = faults[op]
+                if skip > 0:
+                    faults[op] = (skip - 1, lost)
+                else:
+                    failing = True
+                    del faults[op]
+        if failing and lost:
+            # The call takes effect and its answer is lost, as when the
+            # caller dies the moment it was sent.
+            for _ in self.handle(request, environ, lambda *args: None, op):
+                pass
         if failing:
             if request.headers.get("X-Amz-Target"):
                 body = json.dumps({"__type": "AccessDeniedException", "message": "injected fault"})
@@ -161,6 +209,9 @@ class StandIn:
             else:
                 response = error(403, "AccessDenied", "injected fault")
             return response(environ, start_response)
+        return self.handle(request, environ, start_response, op)
+
+    def handle(self, request, environ, start_response, op):
         match = re.search(r"/2020-05-31/key-group/([^/]+)$", request.path)
         if op == "UpdateKeyGroup" and match:
             with lock:
@@ -210,7 +261,7 @@ def setup(port, private_pem_path, public_pem_path, secret_name):
     cloudfront = boto3.client("cloudfront", **args)
     public = open(public_pem_path).read()
     key = cloudfront.create_public_key(
-        PublicKeyConfig={"CallerReference": "key-a", "Name": "key-a", "EncodedKey": public}
+        PublicKeyConfig={"CallerReference": secret_name, "Name": "key-a", "EncodedKey": public}
     )["PublicKey"]["Id"]
     group = cloudfront.create_key_group(KeyGroupConfig={"Name": "cfmint", "Items": [key]})
     group_id = group["KeyGroup"]["Id"]
@@ -225,7 +276,7 @@ def setup(port, private_pem_path, public_pem_path, secret_name):
               "CustomOriginConfig": {"HTTPPort": 80, "HTTPSPort": 443,
                                      "OriginProtocolPolicy": "https-only"}}
     distribution = cloudfront.create_distribution(DistributionConfig={
-        "CallerReference": "cfmint-test",
+        "CallerReference": secret_name,
         "Origins": {"Quantity": 1, "Items": [origin]},
         "DefaultCacheBehavior": behaviour,
         "Comment": "cfmint rotation test",

@@ -20,6 +20,8 @@ mod oidc;
 mod operations;
 mod redis;
 mod redis_tls;
+#[cfg(feature = "aws-cloudfront")]
+mod rotation;
 mod sessions;
 mod shapes;
 mod shipped;

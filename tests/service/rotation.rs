@@ -1,0 +1,731 @@
+//! Key rotation for real: `cfmint keys rotate` and `retire` against moto's
+//! CloudFront and Secrets Manager (tests/service/aws_standin.py adds the
+//! two CloudFront calls moto 5.2 lacks, UpdateKeyGroup and
+//! ListDistributionsByKeyGroup, in the API's own shapes), with `cfmint
+//! serve` replicas reading the key ring from the secret. Every cookie is
+//! checked the way CloudFront would, with the public keys the key group
+//! trusts at the moment it is used.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::harness::{
+    BASE_URL, PASSWORD, ServeProcess, fixtures, metric_if_present, now, process_setup,
+};
+use cfmint::signer::{self, Backend, KeyPairId, KeySource, PublicKey, PublicKeys, ViewerRequest};
+
+const STANDIN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/service/aws_standin.py");
+
+/// moto with the stand-in's additions, on a free loopback port.
+struct StandIn {
+    child: Child,
+    aws: Aws,
+}
+
+/// The stand-in's address and a client for its test endpoints.
+#[derive(Clone)]
+struct Aws {
+    port: u16,
+    client: reqwest::blocking::Client,
+}
+
+/// What one `setup` made: key A signing, trusted by a key group that a
+/// distribution's default behaviour uses.
+struct Deployment {
+    secret: String,
+    key_a: String,
+    group: String,
+    dir: PathBuf,
+}
+
+impl StandIn {
+    /// `deploy_seconds`: how long a distribution shows InProgress after its
+    /// key group changed.
+    fn start(deploy_seconds: f64) -> Self {
+        let mut child = Command::new("python3")
+            .args([STANDIN, &deploy_seconds.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 with moto[server] (scripts/test installs it)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().parse().expect("the stand-in prints its port");
+        Self {
+            child,
+            aws: Aws {
+                port,
+                client: reqwest::blocking::Client::new(),
+            },
+        }
+    }
+}
+
+impl std::ops::Deref for StandIn {
+    type Target = Aws;
+    fn deref(&self) -> &Aws {
+        &self.aws
+    }
+}
+
+impl Aws {
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Key A made with `cfmint keygen`, uploaded, grouped, and signing.
+    fn deploy(&self, dir: &Path, name: &str) -> Deployment {
+        let keys = dir.join(format!("{name}-a"));
+        let out = cfmint(
+            &["keygen", "--type", "rsa", "--out", keys.to_str().unwrap()],
+            &[],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = Command::new("python3")
+            .args([
+                STANDIN,
+                "setup",
+                &self.port.to_string(),
+                keys.join("private.pem").to_str().unwrap(),
+                keys.join("public.pem").to_str().unwrap(),
+                name,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ids: Value = serde_json::from_slice(&out.stdout).unwrap();
+        Deployment {
+            secret: name.to_owned(),
+            key_a: ids["key_pair_id"].as_str().unwrap().to_owned(),
+            group: ids["key_group_id"].as_str().unwrap().to_owned(),
+            dir: dir.to_owned(),
+        }
+    }
+
+    /// The next `op` call (after `skip` of them) fails; with `lost` it
+    /// takes effect first.
+    fn fault(&self, op: &str, skip: u32, lost: bool) {
+        self.client
+            .post(self.url("/__fault"))
+            .json(&json!({ "op": op, "skip": skip, "lost": lost }))
+            .send()
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+    }
+
+    /// The public keys `group` trusts now, as CloudFront verifies with them.
+    fn trusted(&self, group: &str) -> PublicKeys {
+        let keys: HashMap<String, String> = self
+            .client
+            .get(self.url(&format!("/__trusted?group={group}")))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let keys = keys
+            .iter()
+            .map(|(id, pem)| {
+                let id = KeyPairId::new(id).unwrap();
+                PublicKey::from_pem(id, pem, KeySource::Inline, Backend::default()).unwrap()
+            })
+            .collect();
+        PublicKeys::new(keys).unwrap()
+    }
+
+    /// The key group's keys, every public key, and the ring as stored.
+    fn state(&self, deployment: &Deployment) -> Value {
+        self.client
+            .get(self.url(&format!(
+                "/__state?group={}&secret={}",
+                deployment.group, deployment.secret
+            )))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    }
+
+    /// `cfmint`'s AWS environment: test credentials, every service here.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+            ("AWS_ENDPOINT_URL", self.url("")),
+        ]
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Deployment {
+    /// The configuration `serve` and `cfmint keys` share.
+    fn config(&self) -> PathBuf {
+        let path = self
+            .dir
+            .join(format!("{}.toml", self.secret.replace('/', "-")));
+        let text = format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+drain_delay = "0s"
+[cloudfront]
+base_url = "{BASE_URL}"
+hash_algorithm = "sha256"
+[keys]
+secret_id = "{secret}"
+secret_poll_interval = "1s"
+[mint]
+ttl = "10s"
+[auth.users]
+file = "{users}"
+[[grants]]
+paths = ["/users/{{sub}}/*"]
+[rate_limit]
+login_per_address = "off"
+login_per_identity = "off"
+mint_per_address = "off"
+mint_per_identity = "off"
+"#,
+            secret = self.secret,
+            users = fixtures().users_file.display(),
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn keys_args<'a>(&'a self, config: &'a Path, command: &'a str) -> Vec<String> {
+        vec![
+            "keys".into(),
+            command.into(),
+            "--config".into(),
+            config.to_str().unwrap().into(),
+            "--key-group-id".into(),
+            self.group.clone(),
+            "--check-every".into(),
+            "200ms".into(),
+        ]
+    }
+}
+
+fn cfmint(args: &[&str], env: &[(&'static str, String)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cfmint"))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env_remove("CFMINT_LOG")
+        .output()
+        .unwrap()
+}
+
+fn run_keys(args: &[String], env: &[(&'static str, String)]) -> Output {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    cfmint(&args, env)
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "exit {:?}\n{}{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn serve(config: &Path, env: &[(&'static str, String)]) -> ServeProcess {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    ServeProcess::start(&["--config", config.to_str().unwrap()], &env)
+}
+
+fn admin_keys(serve: &ServeProcess) -> Value {
+    reqwest::blocking::get(format!("http://{}/admin/keys", serve.admin))
+        .unwrap()
+        .json()
+        .unwrap()
+}
+
+fn metrics(serve: &ServeProcess) -> String {
+    reqwest::blocking::get(format!("http://{}/metrics", serve.admin))
+        .unwrap()
+        .text()
+        .unwrap()
+}
+
+fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn cookie(header: &str, name: &str) -> String {
+    header
+        .split("; ")
+        .find_map(|pair| pair.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} in {header}"))
+        .to_owned()
+}
+
+/// When the cookies' policy expires (epoch seconds).
+fn expires(header: &str) -> u64 {
+    let policy = signer::decode_base64(&cookie(header, "CloudFront-Policy")).unwrap();
+    let policy: Value = serde_json::from_slice(&policy).unwrap();
+    policy["Statement"][0]["Condition"]["DateLessThan"]["AWS:EpochTime"]
+        .as_u64()
+        .unwrap()
+}
+
+/// What a player does: mints, then uses every cookie it holds that has not
+/// expired, each checked with the keys the group trusts at that moment.
+struct Player {
+    client: reqwest::blocking::Client,
+    mint_url: String,
+    held: Vec<(String, u64)>,
+    minted_by: HashMap<String, usize>,
+    refused: Vec<String>,
+    uses: usize,
+}
+
+impl Player {
+    fn new(serve: &ServeProcess) -> Self {
+        let client = reqwest::blocking::Client::builder()
+            .cookie_store(true)
+            .build()
+            .unwrap();
+        let login = client
+            .post(serve.url("/login"))
+            .json(&json!({ "username": "alice", "password": PASSWORD }))
+            .send()
+            .unwrap();
+        assert!(login.status().is_success());
+        Self {
+            client,
+            mint_url: serve.url("/mint"),
+            held: Vec::new(),
+            minted_by: HashMap::new(),
+            refused: Vec::new(),
+            uses: 0,
+        }
+    }
+
+    fn step(&mut self, standin: &Aws, group: &str) {
+        let response = self
+            .client
+            .post(&self.mint_url)
+            .json(&json!({ "path": "/users/alice/book/" }))
+            .send()
+            .unwrap();
+        let status = response.status();
+        if !status.is_success() {
+            self.refused.push(format!("mint answered {status}"));
+            return;
+        }
+        let header = super::harness::cloudfront_cookie_header(response.headers());
+        let id = cookie(&header, "CloudFront-Key-Pair-Id");
+        *self.minted_by.entry(id).or_default() += 1;
+        let expiry = expires(&header);
+        self.held.push((header, expiry));
+        // A second's slack either side of expiry: CloudFront's clock and ours.
+        let now = now();
+        self.held.retain(|(_, expiry)| *expiry > now + 1);
+        let trusted = standin.trusted(group);
+        for (header, _) in &self.held {
+            let url = format!("{BASE_URL}/users/alice/book/part-1.mp3");
+            let verdict = signer::verify(
+                &trusted,
+                &ViewerRequest {
+                    url: &url,
+                    cookie_header: Some(header),
+                    client_ip: None,
+                    now,
+                },
+            );
+            self.uses += 1;
+            if !verdict.is_allowed() {
+                self.refused.push(format!(
+                    "{} refused: {:?}",
+                    cookie(header, "CloudFront-Key-Pair-Id"),
+                    verdict.result
+                ));
+            }
+        }
+    }
+}
+
+#[test]
+fn rotate_then_retire_moves_two_replicas_from_key_a_to_key_b_refusing_nothing() {
+    process_setup();
+    let dir = tempfile::tempdir().unwrap();
+    let standin = StandIn::start(2.0);
+    let deployment = standin.deploy(dir.path(), "cfmint/rotation");
+    let config = deployment.config();
+    let env = standin.env();
+    let replicas = [serve(&config, &env), serve(&config, &env)];
+    for replica in &replicas {
+        assert_eq!(admin_keys(replica)["active"], deployment.key_a.as_str());
+    }
+
+    // Two players, one per replica, minting and using cookies every 100 ms.
+    let stop = Arc::new(AtomicBool::new(false));
+    let players: Vec<_> = replicas
+        .iter()
+        .map(|replica| {
+            let player = Arc::new(Mutex::new(Player::new(replica)));
+            let (player2, stop) = (player.clone(), stop.clone());
+            let (aws, group) = (standin.aws.clone(), deployment.group.clone());
+            let thread = std::thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(90);
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    player2.lock().unwrap().step(&aws, &group);
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            });
+            (player, thread)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+
+    let mut rotate = deployment.keys_args(&config, "rotate");
+    for replica in &replicas {
+        rotate.extend(["--replica".into(), format!("http://{}", replica.admin)]);
+    }
+    let out = run_keys(&rotate, &env);
+    assert!(out.status.success(), "{}", text(&out));
+    let report = text(&out);
+    assert!(report.contains("0 of 1 deployed; waiting for"), "{report}");
+    assert!(report.contains("2 of 2 sign with"), "{report}");
+    let key_b = admin_keys(&replicas[0])["active"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(key_b, deployment.key_a);
+    assert_eq!(admin_keys(&replicas[1])["active"], key_b.as_str());
+
+    // Too early: cookies A signed may still be in use.
+    let mut retire = deployment.keys_args(&config, "retire");
+    retire.extend([
+        "--key-pair-id".into(),
+        deployment.key_a.clone(),
+        "--margin".into(),
+        "1s".into(),
+    ]);
+    for replica in &replicas {
+        retire.extend(["--replica".into(), format!("http://{}", replica.admin)]);
+    }
+    let out = run_keys(&retire, &env);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot be retired yet"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        standin.state(&deployment)["group"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Once mint.max_ttl (10s), the poll interval and the margin have passed.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let out = loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let out = run_keys(&retire, &env);
+        if out.status.success() || Instant::now() > deadline {
+            break out;
+        }
+        assert!(
+            text(&out).contains("cannot be retired yet"),
+            "{}",
+            text(&out)
+        );
+    };
+    assert!(out.status.success(), "{}", text(&out));
+    let state = standin.state(&deployment);
+    assert_eq!(state["group"], json!([key_b]));
+    assert!(
+        !state["public_keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|key| key["id"] == deployment.key_a.as_str())
+    );
+    assert_eq!(state["ring"]["active"], key_b.as_str());
+    assert_eq!(state["ring"]["keys"].as_array().unwrap().len(), 1);
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+
+    for (player, thread) in players {
+        thread.join().unwrap();
+        let player = player.lock().unwrap();
+        let refused = &player.refused;
+        assert!(
+            refused.is_empty(),
+            "{} refused, first: {:?}",
+            refused.len(),
+            &refused[..refused.len().min(3)]
+        );
+        assert!(
+            player.minted_by[&deployment.key_a] >= 5,
+            "{:?}",
+            player.minted_by
+        );
+        assert!(player.minted_by[&key_b] >= 5, "{:?}", player.minted_by);
+        assert!(player.uses > 100, "{}", player.uses);
+    }
+    for replica in &replicas {
+        let reloads = metric_if_present(
+            &metrics(replica),
+            "cfmint_key_reloads_total{result=\"failed\"}",
+        );
+        assert_eq!(reloads.unwrap_or(0), 0);
+    }
+}
+
+/// Where a run is cut short: the call that fails, after how many of its
+/// kind went through, and whether it took effect before failing.
+struct Cut {
+    op: &'static str,
+    skip: u32,
+    lost: bool,
+    step: &'static str,
+}
+
+const CUTS: [Cut; 8] = [
+    Cut {
+        op: "PutSecretValue",
+        skip: 0,
+        lost: false,
+        step: "staging the new key",
+    },
+    Cut {
+        op: "UpdateSecretVersionStage",
+        skip: 0,
+        lost: true,
+        step: "staging (written, answer lost)",
+    },
+    Cut {
+        op: "CreatePublicKey",
+        skip: 0,
+        lost: true,
+        step: "uploading (created, answer lost)",
+    },
+    Cut {
+        op: "PutSecretValue",
+        skip: 1,
+        lost: false,
+        step: "recording the key pair id",
+    },
+    Cut {
+        op: "UpdateKeyGroup",
+        skip: 0,
+        lost: true,
+        step: "adding to the group (added, answer lost)",
+    },
+    Cut {
+        op: "GetDistribution",
+        skip: 1,
+        lost: false,
+        step: "waiting for the deployment",
+    },
+    Cut {
+        op: "UpdateSecretVersionStage",
+        skip: 2,
+        lost: false,
+        step: "activating",
+    },
+    Cut {
+        op: "GetKeyGroup",
+        skip: 1,
+        lost: false,
+        step: "reading the group again",
+    },
+];
+
+#[test]
+fn a_rotation_cut_short_at_any_step_finishes_when_run_again() {
+    process_setup();
+    let dir = tempfile::tempdir().unwrap();
+    let standin = StandIn::start(0.5);
+    let env = standin.env();
+    for (n, cut) in CUTS.iter().enumerate() {
+        let deployment = standin.deploy(dir.path(), &format!("cfmint/cut-{n}"));
+        let config = deployment.config();
+        let rotate = deployment.keys_args(&config, "rotate");
+        standin.fault(cut.op, cut.skip, cut.lost);
+        let first = run_keys(&rotate, &env);
+        assert_eq!(
+            first.status.code(),
+            Some(2),
+            "{}: {}",
+            cut.step,
+            text(&first)
+        );
+        assert!(
+            text(&first).contains("injected fault"),
+            "{}: {}",
+            cut.step,
+            text(&first)
+        );
+        let again = run_keys(&rotate, &env);
+        assert!(
+            again.status.success(),
+            "{}: {}\nthen {}",
+            cut.step,
+            text(&first),
+            text(&again)
+        );
+        check_rotated(&standin.state(&deployment), &deployment, cut.step);
+    }
+}
+
+/// A rotation that finished: the group trusts A and one new key B, B
+/// signs, A retires, and CloudFront holds B's public key once.
+fn check_rotated(state: &Value, deployment: &Deployment, step: &str) {
+    let ring = &state["ring"];
+    let b = ring["active"].as_str().unwrap();
+    assert_ne!(b, deployment.key_a, "{step}: {state}");
+    assert_eq!(state["group"], json!([deployment.key_a, b]), "{step}");
+    let keys = ring["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2, "{step}: {ring:?}");
+    assert!(ring.get("pending").is_none(), "{step}");
+    let a = keys
+        .iter()
+        .find(|key| key["id"] == deployment.key_a.as_str())
+        .unwrap();
+    assert!(a["inactive_since"].is_string(), "{step}");
+    let b_pem = &state["public_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|key| key["id"] == b)
+        .unwrap()["encoded_key"];
+    let twins = state["public_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|key| &key["encoded_key"] == b_pem)
+        .count();
+    assert_eq!(twins, 1, "{step}: B was uploaded twice");
+}
+
+#[test]
+fn a_rotation_that_gave_up_on_the_replicas_finishes_when_run_again() {
+    process_setup();
+    let dir = tempfile::tempdir().unwrap();
+    let standin = StandIn::start(0.2);
+    let env = standin.env();
+    let deployment = standin.deploy(dir.path(), "cfmint/replica-wait");
+    let config = deployment.config();
+    let replica = serve(&config, &env);
+    let mut rotate = deployment.keys_args(&config, "rotate");
+    rotate.extend(["--replica".into(), format!("http://{}", replica.admin)]);
+    let mut impatient = rotate.clone();
+    impatient.extend(["--replica-timeout".into(), "0s".into()]);
+    let first = run_keys(&impatient, &env);
+    assert_eq!(first.status.code(), Some(2), "{}", text(&first));
+    assert!(
+        text(&first).contains("gave up waiting for the replicas"),
+        "{}",
+        text(&first)
+    );
+    let again = run_keys(&rotate, &env);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(
+        text(&again).contains("finishing the rotation to"),
+        "{}",
+        text(&again)
+    );
+    let state = standin.state(&deployment);
+    check_rotated(&state, &deployment, "replicas");
+    assert_eq!(admin_keys(&replica)["active"], state["ring"]["active"]);
+}
+
+#[test]
+fn dry_runs_change_nothing_and_a_full_group_stops_before_anything_is_made() {
+    process_setup();
+    let dir = tempfile::tempdir().unwrap();
+    let standin = StandIn::start(0.1);
+    let env = standin.env();
+    let deployment = standin.deploy(dir.path(), "cfmint/quota");
+    let config = deployment.config();
+    let before = standin.state(&deployment);
+    let mut dry = deployment.keys_args(&config, "rotate");
+    dry.push("--dry-run".into());
+    let out = run_keys(&dry, &env);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("[4/7] would add it to the key group"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(standin.state(&deployment), before);
+
+    // Four rotations fill the group (A and four more); the fifth is refused
+    // before a key is made, naming the oldest key that can go.
+    let rotate = deployment.keys_args(&config, "rotate");
+    for _ in 0..4 {
+        let out = run_keys(&rotate, &env);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let full = standin.state(&deployment);
+    assert_eq!(full["group"].as_array().unwrap().len(), 5);
+    let out = run_keys(&rotate, &env);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let message = text(&out);
+    assert!(message.contains("already holds 5 public keys"), "{message}");
+    assert!(
+        message.contains(&format!("the oldest retiring key is {}", deployment.key_a)),
+        "{message}"
+    );
+    assert_eq!(standin.state(&deployment), full, "nothing was made");
+
+    // Retiring the active key is refused whatever its age.
+    let active = full["ring"]["active"].as_str().unwrap().to_owned();
+    let mut retire = deployment.keys_args(&config, "retire");
+    retire.extend([
+        "--key-pair-id".into(),
+        active,
+        "--margin".into(),
+        "0s".into(),
+    ]);
+    let out = run_keys(&retire, &env);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("is the active key"), "{}", text(&out));
+
+    let mut status = deployment.keys_args(&config, "status");
+    status.extend(["--margin".into(), "0s".into()]);
+    let out = run_keys(&status, &env);
+    assert!(out.status.success(), "{}", text(&out));
+    let report = text(&out);
+    assert!(report.contains("5 of 5 keys"), "{report}");
+    assert_eq!(report.matches(" retiring ").count(), 4, "{report}");
+    assert_eq!(report.matches(" active ").count(), 1, "{report}");
+    assert!(report.contains("Deployed"), "{report}");
+}
