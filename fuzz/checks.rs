@@ -13,13 +13,14 @@ use cfmint::signer::{
 
 /// The fuzz targets, by name (the regression test walks them).
 #[allow(dead_code, reason = "each fuzz target binary uses one")]
-pub const TARGETS: [&str; 6] = [
+pub const TARGETS: [&str; 7] = [
     "policy_json",
     "viewer",
     "signed_url",
     "request_path",
     "wildcard",
     "config",
+    "key_ring",
 ];
 
 /// Runs `target`'s checks on `data`; a violated property panics.
@@ -31,6 +32,7 @@ pub fn check(target: &str, data: &[u8]) {
         "request_path" => request_path(data),
         "wildcard" => wildcard(data),
         "config" => config(data),
+        "key_ring" => key_ring(data),
         other => panic!("no fuzz target {other}"),
     }
 }
@@ -198,4 +200,22 @@ fn config(data: &[u8]) {
         assert!(!message.is_empty());
     }
     let _ = cfmint::edge::EdgeSettings::load(text);
+}
+
+/// A key ring document from a secret or file: parsing never panics; what
+/// parses is written out and parses back the same; an error never repeats
+/// a `private_key` value.
+fn key_ring(data: &[u8]) {
+    use cfmint::keyring::document::RingDocument;
+    match RingDocument::parse(data) {
+        Ok(ring) => {
+            let text = ring.to_json();
+            let again = RingDocument::parse(text.as_bytes()).expect("a written ring parses");
+            assert_eq!(*again.to_json(), *text);
+            let _ = ring.entries();
+        }
+        Err(error) => {
+            assert!(!error.contains("PRIVATE KEY"), "{error}");
+        }
+    }
 }

@@ -321,4 +321,65 @@ mod tests {
             }
         }
     }
+
+    /// The whole ring from a secret or a file: one place only, and the
+    /// secret needs its cargo feature.
+    #[test]
+    fn a_ring_in_a_secret_or_file_stands_alone() {
+        let base = r#"
+            [server]
+            listen = "0.0.0.0:8080"
+            [cloudfront]
+            base_url = "https://cdn.example.com"
+            [keys]
+            secret_id = "cfmint/keys"
+            [auth.users]
+            file = "/dev/null"
+        "#;
+        let found = problems(base);
+        let secret_refused = found
+            .iter()
+            .any(|p| p.key == "keys.secret_id" && p.message.contains("cargo feature"));
+        assert_eq!(secret_refused, !cfg!(feature = "aws-secrets"), "{found:?}");
+        assert!(
+            !found.iter().any(|p| p.key == "keys.key"),
+            "a ring is no throwaway key: {found:?}"
+        );
+        let file = base.replace(
+            "secret_id = \"cfmint/keys\"",
+            "ring_file = \"/etc/ring.json\"",
+        );
+        assert!(problems(&file).is_empty(), "{:?}", problems(&file));
+        let bad = [
+            (
+                "secret_id = \"cfmint/keys\"\nring_file = \"/r.json\"",
+                "keys.ring_file",
+                "cannot be combined",
+            ),
+            (
+                "ring_file = \"/r.json\"\nactive = \"KA\"\n[[keys.key]]\nid = \"KA\"\nfile = \"/dev/null\"",
+                "keys.ring_file",
+                "[[keys.key]] must not",
+            ),
+            (
+                "ring_file = \"/r.json\"\nactive = \"KA\"",
+                "keys.ring_file",
+                "keys.active must not",
+            ),
+            (
+                "ring_file = \"/r.json\"\nsecret_poll_interval = \"500ms\"",
+                "keys.secret_poll_interval",
+                "1s to 1d",
+            ),
+        ];
+        for (keys, key, says) in bad {
+            let found = problems(&base.replace("secret_id = \"cfmint/keys\"", keys));
+            assert!(
+                found
+                    .iter()
+                    .any(|p| p.key == key && p.message.contains(says)),
+                "{key}: {found:?}"
+            );
+        }
+    }
 }

@@ -24,6 +24,24 @@ use zeroize::Zeroizing;
 use crate::config::{KeyEntry, KeyKind, KeyLocation};
 use crate::signer::KeyPairId;
 
+/// Every field name of the document, for messages.
+const FIELDS: [&str; 9] = [
+    "active",
+    "keys",
+    "pending",
+    "id",
+    "private_key",
+    "kms_key_id",
+    "type",
+    "inactive_since",
+    "public_key",
+];
+
+// The document's values are not repeated in messages: a mangled document
+// may have key material where an id or a time should be.
+const NOT_AN_ID: &str = "not a key pair id (1-128 letters, digits, '-' or '_')";
+const EXAMPLE_TIME: &str = "2026-12-01T10:00:00Z";
+
 /// Secrets Manager holds at most 64 KiB; a ring file is held to the same.
 pub const MAX_DOCUMENT_BYTES: usize = 65_536;
 
@@ -107,23 +125,30 @@ impl RingDocument {
                 text.len()
             ));
         }
+        // serde would take a struct's fields as an array too.
+        if text.trim_ascii_start().first() != Some(&b'{') {
+            return Err("the key ring must be a JSON object".to_owned());
+        }
         let deserializer = &mut serde_json::Deserializer::from_slice(text);
         let document: Self = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            // A field name can be input too: the path is shown only when
+            // every part of it is one of the document's own names.
             let path = e.path().to_string();
+            let known = path.split(['.', '[', ']']).all(|part| {
+                part.is_empty()
+                    || part.bytes().all(|b| b.is_ascii_digit())
+                    || FIELDS.contains(&part)
+            });
+            let path = if known { path } else { ".".to_owned() };
             let error = e.into_inner();
             // serde_json's message may quote the input: key material.
             let reason = match error.classify() {
-                serde_json::error::Category::Data => error.to_string(),
+                serde_json::error::Category::Data => unquoted(&error.to_string()),
                 _ => format!(
                     "not JSON (line {}, column {})",
                     error.line(),
                     error.column()
                 ),
-            };
-            let reason = if reason.contains("PRIVATE KEY") {
-                "unexpected value".to_owned()
-            } else {
-                reason
             };
             if path == "." {
                 reason
@@ -146,7 +171,7 @@ impl RingDocument {
         let mut ids = Vec::new();
         for (index, key) in self.keys.iter().enumerate() {
             let field = format!("keys[{index}]");
-            let id = KeyPairId::new(&key.id).map_err(|e| format!("{field}.id: {e}"))?;
+            let id = KeyPairId::new(&key.id).map_err(|_| format!("{field}.id: {NOT_AN_ID}"))?;
             if ids.contains(&id) {
                 return Err(format!("{field}.id: {id} is listed twice"));
             }
@@ -162,11 +187,18 @@ impl RingDocument {
             if let Some(kind) = &key.kind
                 && !matches!(kind.as_str(), "rsa" | "ecdsa")
             {
-                return Err(format!("{field}.type: \"{kind}\" is not rsa or ecdsa"));
+                return Err(format!("{field}.type: must be rsa or ecdsa"));
             }
             if let Some(since) = &key.inactive_since {
-                parse_time(since).map_err(|e| format!("{field}.inactive_since: {e}"))?;
+                parse_time(since).map_err(|_| {
+                    format!(
+                        "{field}.inactive_since: must be an RFC 3339 time such as {EXAMPLE_TIME}"
+                    )
+                })?;
             }
+        }
+        if let Some(active) = &self.active {
+            KeyPairId::new(active).map_err(|_| format!("active: {NOT_AN_ID}"))?;
         }
         match &self.active {
             Some(active) if !self.keys.iter().any(|key| &key.id == active) => {
@@ -218,6 +250,29 @@ impl RingDocument {
     }
 }
 
+/// serde's message without the input it quotes (a field name or value
+/// from the document, which may be key material): "unknown field `…`,
+/// expected one of `active`, `keys`, `pending`" becomes "unknown field,
+/// expected one of …". Names of missing fields are cfmint's own.
+fn unquoted(message: &str) -> String {
+    if message.starts_with("missing field") {
+        return message.to_owned();
+    }
+    let (what, expected) = match message.split_once(", expected") {
+        Some((what, expected)) => (what, Some(expected)),
+        None => (message, None),
+    };
+    let what = what
+        .split([':', '`', '"'])
+        .next()
+        .unwrap_or_default()
+        .trim();
+    match expected {
+        Some(expected) => format!("{what}, expected{expected}"),
+        None => what.to_owned(),
+    }
+}
+
 /// An RFC 3339 time, as the document holds them.
 pub fn parse_time(text: &str) -> Result<SystemTime, String> {
     humantime::parse_rfc3339(text).map_err(|e| format!("\"{text}\" is not an RFC 3339 time ({e})"))
@@ -259,8 +314,12 @@ mod tests {
     #[test]
     fn malformed_rings_are_refused_naming_the_field() {
         let cases = [
-            ("[]", "expected struct"),
-            ("{\"keys\": [], \"extra\": 1}", "unknown field `extra`"),
+            ("[]", "must be a JSON object"),
+            (r#"["K1", []]"#, "must be a JSON object"),
+            (
+                "{\"keys\": [], \"extra\": 1}",
+                "unknown field, expected one of `active`",
+            ),
             (
                 r#"{"active": "K1", "keys": []}"#,
                 "active: K1 is not one of the keys",
@@ -278,8 +337,8 @@ mod tests {
                 "keys[0]: needs exactly one",
             ),
             (
-                r#"{"active": "k1", "keys": [{"id": "k1", "kms_key_id": "a"}]}"#,
-                "keys[0].id",
+                r#"{"active": "K1", "keys": [{"id": "K 1", "kms_key_id": "a"}]}"#,
+                "keys[0].id: not a key pair id",
             ),
             (
                 r#"{"active": "K1", "keys": [{"id": "K1", "kms_key_id": "a"}, {"id": "K1", "kms_key_id": "b"}]}"#,

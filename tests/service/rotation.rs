@@ -729,3 +729,198 @@ fn dry_runs_change_nothing_and_a_full_group_stops_before_anything_is_made() {
     assert_eq!(report.matches(" active ").count(), 1, "{report}");
     assert!(report.contains("Deployed"), "{report}");
 }
+
+/// Writes a new version of the secret through Secrets Manager's API.
+fn put_secret(standin: &Aws, name: &str, text: &str) {
+    let script = format!(
+        "import boto3, sys\n\
+         boto3.client('secretsmanager', endpoint_url='{}', region_name='us-east-1',\n\
+             aws_access_key_id='testing', aws_secret_access_key='testing'\n\
+         ).put_secret_value(SecretId='{name}', SecretString=sys.stdin.read())",
+        standin.url("")
+    );
+    let mut child = Command::new("python3")
+        .args(["-c", &script])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// A ring signing with `active`, holding A (from `deployment`) and `extra`.
+fn ring_text(deployment: &Deployment, active: &str, extra: Option<(&str, &Path)>) -> String {
+    let pem_a = std::fs::read_to_string(
+        deployment
+            .dir
+            .join(format!("{}-a/private.pem", deployment.secret)),
+    )
+    .unwrap();
+    let mut keys = vec![json!({ "id": deployment.key_a, "private_key": pem_a })];
+    if let Some((id, pem)) = extra {
+        keys.push(json!({ "id": id, "private_key": std::fs::read_to_string(pem).unwrap() }));
+    }
+    json!({ "active": active, "keys": keys }).to_string()
+}
+
+fn reloads(serve: &ServeProcess, result: &str) -> u64 {
+    metric_if_present(
+        &metrics(serve),
+        &format!("cfmint_key_reloads_total{{result=\"{result}\"}}"),
+    )
+    .unwrap_or(0)
+}
+
+#[test]
+fn a_new_version_of_the_secret_reloads_and_a_bad_one_is_refused_once_while_the_old_keys_sign() {
+    process_setup();
+    let dir = tempfile::tempdir().unwrap();
+    let standin = StandIn::start(0.1);
+    let env = standin.env();
+    let deployment = standin.deploy(dir.path(), "cfmint/poll");
+    let config = deployment.config();
+    let mut replica = serve(&config, &env);
+    let first = admin_keys(&replica);
+    assert_eq!(first["active"], deployment.key_a.as_str());
+    assert_eq!(first["ring_source"], "secret cfmint/poll");
+    assert!(first["ring_version"].is_string());
+    assert!(!first.to_string().contains("PRIVATE"), "{first}");
+
+    // A new version signing with B: every replica takes it within the poll interval.
+    let b_dir = dir.path().join("b");
+    let out = cfmint(
+        &[
+            "keygen",
+            "--type",
+            "ecdsa",
+            "--out",
+            b_dir.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(out.status.success());
+    let b_pem = b_dir.join("private.pem");
+    put_secret(
+        &standin,
+        &deployment.secret,
+        &ring_text(&deployment, "KNEWKEYB", Some(("KNEWKEYB", &b_pem))),
+    );
+    wait_for(
+        "the replica to sign with B",
+        Duration::from_secs(10),
+        || admin_keys(&replica)["active"] == "KNEWKEYB",
+    );
+    assert_eq!(reloads(&replica, "ok"), 1);
+    assert_ne!(admin_keys(&replica)["ring_version"], first["ring_version"]);
+
+    // A bad version (B's key under another id as the active one, then not
+    // JSON at all): refused once each, and B keeps signing.
+    put_secret(
+        &standin,
+        &deployment.secret,
+        r#"{"active": "KGONE", "keys": []}"#,
+    );
+    wait_for("the refusal", Duration::from_secs(10), || {
+        reloads(&replica, "failed") == 1
+    });
+    put_secret(
+        &standin,
+        &deployment.secret,
+        "{\"active\": -----BEGIN PRIVATE KEY-----",
+    );
+    wait_for("the second refusal", Duration::from_secs(10), || {
+        reloads(&replica, "failed") == 2
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        reloads(&replica, "failed"),
+        2,
+        "a refused version is not retried every poll"
+    );
+    assert_eq!(admin_keys(&replica)["active"], "KNEWKEYB");
+    let mut player = Player::new(&replica);
+    let minted = player
+        .client
+        .post(&player.mint_url)
+        .json(&json!({ "path": "/users/alice/" }))
+        .send()
+        .unwrap();
+    assert_eq!(minted.status(), 200);
+    let header = super::harness::cloudfront_cookie_header(minted.headers());
+    assert_eq!(cookie(&header, "CloudFront-Key-Pair-Id"), "KNEWKEYB");
+    let log = replica.drain_log();
+    assert!(
+        log.contains("key reload refused; the previous keys keep signing"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("BEGIN PRIVATE KEY"),
+        "the log shows no key material"
+    );
+
+    // A good version again is taken.
+    put_secret(
+        &standin,
+        &deployment.secret,
+        &ring_text(&deployment, &deployment.key_a, None),
+    );
+    wait_for(
+        "the replica to sign with A again",
+        Duration::from_secs(10),
+        || admin_keys(&replica)["active"] == deployment.key_a.as_str(),
+    );
+
+    // Secrets Manager gone: counted and logged, and the keys sign on.
+    drop(standin);
+    wait_for("an unreachable poll", Duration::from_secs(20), || {
+        reloads(&replica, "unreachable") >= 1
+    });
+    let minted = player
+        .client
+        .post(&player.mint_url)
+        .json(&json!({ "path": "/users/alice/" }))
+        .send()
+        .unwrap();
+    assert_eq!(minted.status(), 200);
+    player.held.clear();
+}
+
+#[test]
+fn a_ring_file_is_read_at_start_polled_and_rotated_like_the_secret() {
+    process_setup();
+    let dir = tempfile::tempdir().unwrap();
+    let standin = StandIn::start(0.2);
+    let env = standin.env();
+    let deployment = standin.deploy(dir.path(), "cfmint/file");
+    // The same ring, in a file instead of the secret.
+    let ring = dir.path().join("ring.json");
+    std::fs::write(&ring, ring_text(&deployment, &deployment.key_a, None)).unwrap();
+    let config = deployment.config();
+    let edited = std::fs::read_to_string(&config).unwrap().replace(
+        "secret_id = \"cfmint/file\"",
+        &format!("ring_file = \"{}\"", ring.display()),
+    );
+    std::fs::write(&config, edited).unwrap();
+    let replica = serve(&config, &env);
+    assert_eq!(
+        admin_keys(&replica)["ring_source"],
+        format!("file {}", ring.display())
+    );
+    let mut rotate = deployment.keys_args(&config, "rotate");
+    rotate.extend(["--replica".into(), format!("http://{}", replica.admin)]);
+    let out = run_keys(&rotate, &env);
+    assert!(out.status.success(), "{}", text(&out));
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(&ring).unwrap()).unwrap();
+    let b = written["active"].as_str().unwrap();
+    assert_ne!(b, deployment.key_a);
+    assert_eq!(admin_keys(&replica)["active"], b);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&ring).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "the ring file is private: {mode:o}");
+}
