@@ -169,14 +169,27 @@ impl CloudFront {
             .create_public_key()
             .public_key_config(config)
             .send()
-            .await
-            .map_err(|e| match e.code() {
-                Some("TooManyPublicKeys") => "CreatePublicKey: the account holds as many public \
-                     keys as CloudFront allows; delete unused ones (cfmint keys retire) or ask \
-                     for a higher quota"
-                    .to_owned(),
-                _ => describe("CreatePublicKey", &e),
-            })?;
+            .await;
+        let output = match output {
+            Ok(output) => output,
+            // Uploaded by a run at the same time (the reference is the
+            // key's): that upload is this key's public key.
+            Err(e) if e.code() == Some("PublicKeyAlreadyExists") => {
+                let keys = self.public_keys().await?;
+                return keys
+                    .into_iter()
+                    .find(|key| normalized(&key.encoded_key) == normalized(pem))
+                    .map(|key| key.id)
+                    .ok_or_else(|| describe("CreatePublicKey", &e));
+            }
+            Err(e) if e.code() == Some("TooManyPublicKeys") => {
+                return Err("CreatePublicKey: the account holds as many public keys as \
+                            CloudFront allows; delete unused ones (cfmint keys retire) or ask \
+                            for a higher quota"
+                    .to_owned());
+            }
+            Err(e) => return Err(describe("CreatePublicKey", &e)),
+        };
         output
             .public_key()
             .map(|key| key.id().to_owned())

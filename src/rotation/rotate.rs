@@ -381,13 +381,15 @@ fn plan_rest(from: usize) -> Result<(), String> {
 }
 
 fn full_group(cx: &Context, document: &RingDocument, items: &[String]) -> String {
-    let mut retiring: Vec<(SystemTime, &String)> = items
+    // Oldest first; within one second, the one added to the group first.
+    let mut retiring: Vec<(SystemTime, usize, &String)> = items
         .iter()
-        .filter_map(|id| inactive_since(document, id).map(|since| (since, id)))
+        .enumerate()
+        .filter_map(|(n, id)| inactive_since(document, id).map(|since| (since, n, id)))
         .collect();
     retiring.sort();
     let advice = match retiring.first() {
-        Some((since, id)) => format!(
+        Some((since, _, id)) => format!(
             "retire one first: the oldest retiring key is {id}, retirable after {} \
              (cfmint keys retire --key-pair-id {id})",
             format_time(cx.retirable_at(*since, super::DEFAULT_MARGIN))

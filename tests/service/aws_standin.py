@@ -12,7 +12,8 @@ state moto keeps:
 - ListDistributionsByKeyGroup (GET /2020-05-31/distributionsByKeyGroupId/{Id}).
 
 It also makes DeletePublicKey refuse a key still in a key group
-(PublicKeyInUse), as CloudFront does and moto does not, and it injects
+(PublicKeyInUse) and CreatePublicKey refuse a CallerReference already used
+(PublicKeyAlreadyExists), as CloudFront does and moto does not, and it injects
 faults: POST /__fault {"op": "UpdateKeyGroup", "count": 1} fails the next
 matching call with AccessDenied.
 
@@ -219,6 +220,17 @@ class StandIn:
         match = re.search(r"/2020-05-31/distributionsByKeyGroupId/([^/]+)$", request.path)
         if op == "ListDistributionsByKeyGroup" and match:
             return distributions_by_key_group(match.group(1))(environ, start_response)
+        if op == "CreatePublicKey":
+            # CloudFront refuses a second key with the same CallerReference;
+            # moto makes a twin.
+            body = request.get_data()
+            environ["wsgi.input"] = __import__("io").BytesIO(body)
+            reference = ET.fromstring(body).findtext(f"{{{NS}}}CallerReference")
+            with lock:
+                taken = any(k.caller_ref == reference for k in backend().public_keys.values())
+            if taken:
+                response = error(409, "PublicKeyAlreadyExists", "The public key already exists.")
+                return response(environ, start_response)
         match = re.search(r"/2020-05-31/public-key/([^/]+)$", request.path)
         if op == "DeletePublicKey" and match:
             key_id = match.group(1)

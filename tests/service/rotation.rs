@@ -924,3 +924,39 @@ fn a_ring_file_is_read_at_start_polled_and_rotated_like_the_secret() {
     let mode = std::fs::metadata(&ring).unwrap().permissions().mode();
     assert_eq!(mode & 0o077, 0, "the ring file is private: {mode:o}");
 }
+
+#[test]
+fn two_rotations_at_once_make_one_new_key_and_the_loser_changes_nothing() {
+    process_setup();
+    let dir = tempfile::tempdir().unwrap();
+    let standin = StandIn::start(0.5);
+    let env = standin.env();
+    for round in 0..3 {
+        let deployment = standin.deploy(dir.path(), &format!("cfmint/race-{round}"));
+        let config = deployment.config();
+        let rotate = deployment.keys_args(&config, "rotate");
+        let runs: Vec<_> = (0..2)
+            .map(|_| {
+                let (rotate, env) = (rotate.clone(), env.clone());
+                std::thread::spawn(move || run_keys(&rotate, &env))
+            })
+            .collect();
+        let outputs: Vec<Output> = runs.into_iter().map(|run| run.join().unwrap()).collect();
+        assert!(
+            outputs.iter().any(|out| out.status.success()),
+            "{}\n{}",
+            text(&outputs[0]),
+            text(&outputs[1])
+        );
+        for out in &outputs {
+            if !out.status.success() {
+                assert!(
+                    text(out).contains("after it was read"),
+                    "a run that lost says so: {}",
+                    text(out)
+                );
+            }
+        }
+        check_rotated(&standin.state(&deployment), &deployment, "two at once");
+    }
+}
