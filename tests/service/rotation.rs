@@ -454,9 +454,11 @@ fn rotate_then_retire_moves_two_replicas_from_key_a_to_key_b_refusing_nothing() 
 
     // Once mint.max_ttl (10s), the poll interval and the margin have passed.
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut dry = retire.clone();
+    dry.push("--dry-run".into());
     let out = loop {
         std::thread::sleep(Duration::from_secs(1));
-        let out = run_keys(&retire, &env);
+        let out = run_keys(&dry, &env);
         if out.status.success() || Instant::now() > deadline {
             break out;
         }
@@ -466,6 +468,20 @@ fn rotate_then_retire_moves_two_replicas_from_key_a_to_key_b_refusing_nothing() 
             text(&out)
         );
     };
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("would remove {} from key group", deployment.key_a)),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        standin.state(&deployment)["group"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let out = run_keys(&retire, &env);
     assert!(out.status.success(), "{}", text(&out));
     let state = standin.state(&deployment);
     assert_eq!(state["group"], json!([key_b]));
@@ -959,4 +975,98 @@ fn two_rotations_at_once_make_one_new_key_and_the_loser_changes_nothing() {
         }
         check_rotated(&standin.state(&deployment), &deployment, "two at once");
     }
+}
+
+/// Creates an asymmetric signing key in moto's KMS; its ARN.
+#[cfg(feature = "aws-kms")]
+fn create_kms_key(standin: &Aws, spec: &str) -> String {
+    let script = format!(
+        "import boto3\n\
+         kms = boto3.client('kms', endpoint_url='{}', region_name='us-east-1',\n\
+             aws_access_key_id='testing', aws_secret_access_key='testing')\n\
+         print(kms.create_key(KeySpec='{spec}', KeyUsage='SIGN_VERIFY')['KeyMetadata']['Arn'])",
+        standin.url("")
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[cfg(feature = "aws-kms")]
+#[test]
+fn rotate_takes_a_given_pem_key_or_kms_key_and_the_replica_signs_with_it() {
+    process_setup();
+    let dir = tempfile::tempdir().unwrap();
+    let standin = StandIn::start(0.2);
+    let env = standin.env();
+    let deployment = standin.deploy(dir.path(), "cfmint/take");
+    let config = deployment.config();
+    let replica = serve(&config, &env);
+    let mut rotate = deployment.keys_args(&config, "rotate");
+    rotate.extend(["--replica".into(), format!("http://{}", replica.admin)]);
+
+    // A PEM made elsewhere: copied into the ring, its public key uploaded.
+    let given = dir.path().join("given");
+    let out = cfmint(
+        &[
+            "keygen",
+            "--type",
+            "ecdsa",
+            "--out",
+            given.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(out.status.success());
+    let mut take_pem = rotate.clone();
+    take_pem.extend([
+        "--private-key".into(),
+        given.join("private.pem").to_str().unwrap().into(),
+    ]);
+    let out = run_keys(&take_pem, &env);
+    assert!(out.status.success(), "{}", text(&out));
+    let state = standin.state(&deployment);
+    let pem_id = state["ring"]["active"].as_str().unwrap();
+    let uploaded = state["public_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|key| key["id"] == pem_id)
+        .unwrap()["encoded_key"]
+        .as_str()
+        .unwrap();
+    let public = std::fs::read_to_string(given.join("public.pem")).unwrap();
+    let squeezed = |pem: &str| pem.split_whitespace().collect::<String>();
+    assert_eq!(squeezed(uploaded), squeezed(&public));
+
+    // A key in KMS: the ring holds its id; the replica signs through KMS,
+    // and the cookies verify with the keys the group trusts.
+    let arn = create_kms_key(&standin, "ECC_NIST_P256");
+    let mut take_kms = rotate.clone();
+    take_kms.extend(["--kms-key-id".into(), arn.clone()]);
+    let out = run_keys(&take_kms, &env);
+    assert!(out.status.success(), "{}", text(&out));
+    let state = standin.state(&deployment);
+    let kms_id = state["ring"]["active"].as_str().unwrap().to_owned();
+    let entry = state["ring"]["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|key| key["id"] == kms_id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(entry["kms_key_id"], arn.as_str());
+    assert!(entry.get("private_key").is_none());
+    assert_eq!(admin_keys(&replica)["active"], kms_id.as_str());
+    let mut player = Player::new(&replica);
+    player.step(&standin, &deployment.group);
+    assert!(player.refused.is_empty(), "{:?}", player.refused);
+    assert_eq!(player.minted_by[&kms_id], 1);
 }
