@@ -25,9 +25,10 @@ use crate::config::{KeyEntry, KeyKind, KeyLocation};
 use crate::signer::KeyPairId;
 
 /// Every field name of the document, for messages.
-const FIELDS: [&str; 9] = [
+const FIELDS: [&str; 10] = [
     "active",
     "keys",
+    "next",
     "pending",
     "id",
     "private_key",
@@ -53,6 +54,10 @@ pub struct RingDocument {
     pub active: Option<String>,
     #[serde(default)]
     pub keys: Vec<RingKey>,
+    /// The key a rotation under way makes active next: in the key group,
+    /// not signing yet. Cleared when it becomes active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
     /// A key made or taken by a rotation under way, not yet a CloudFront
     /// public key (so without a key pair id). `serve` ignores it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -110,6 +115,7 @@ impl fmt::Debug for RingDocument {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RingDocument")
             .field("active", &self.active)
+            .field("next", &self.next)
             .field("keys", &self.keys)
             .field("pending", &self.pending.as_ref().map(|p| &p.public_key))
             .finish()
@@ -207,6 +213,14 @@ impl RingDocument {
             None if !self.keys.is_empty() => Err("active: no active key is named".to_owned()),
             _ => Ok(()),
         }?;
+        if let Some(next) = &self.next {
+            if !self.keys.iter().any(|key| &key.id == next) {
+                return Err("next: not one of the keys".to_owned());
+            }
+            if self.active.as_ref() == Some(next) {
+                return Err("next: is the active key already".to_owned());
+            }
+        }
         if let Some(pending) = &self.pending
             && pending.private_key.is_some() == pending.kms_key_id.is_some()
         {
@@ -357,6 +371,14 @@ mod tests {
                 "pending: needs exactly one",
             ),
             (r#"{"keys": [{"id": 5}]}"#, "keys[0].id: invalid type"),
+            (
+                r#"{"active": "K1", "next": "K2", "keys": [{"id": "K1", "kms_key_id": "a"}]}"#,
+                "next: not one of the keys",
+            ),
+            (
+                r#"{"active": "K1", "next": "K1", "keys": [{"id": "K1", "kms_key_id": "a"}]}"#,
+                "next: is the active key already",
+            ),
             ("{\"keys\": [", "not JSON"),
         ];
         for (text, expected) in cases {

@@ -118,6 +118,14 @@ pub async fn resolve_ring(settings: &mut Settings) -> Result<Option<String>, Str
 pub async fn reload(state: &KeyHolder, source: &ConfigSource) -> Result<KeyPairId, String> {
     let result = async {
         let mut settings = source.load()?;
+        // The poller reads the store named at start.
+        if settings.keys.ring.as_ref() != state.ring.as_ref().map(|(ring, _)| ring) {
+            return Err(
+                "keys.secret_id or keys.ring_file changed: restart cfmint to read \
+                        the key ring from another place"
+                    .to_owned(),
+            );
+        }
         let version = resolve_ring(&mut settings).await?;
         if settings.keys.keys.is_empty() {
             return Err("no [[keys.key]] configured; keeping the current keys".to_owned());

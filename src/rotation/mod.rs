@@ -99,21 +99,22 @@ impl Context {
 pub enum KeyState {
     /// Signs now.
     Active,
-    /// In the key group and the ring, not signing yet: a rotation under way.
+    /// In the key group and the ring, not signing yet: the ring's `next`,
+    /// a rotation under way.
     Verifying,
-    /// Signed until `inactive_since`; its cookies are still in use.
+    /// No longer signing (since `inactive_since`, when the ring knows).
     Retiring,
 }
 
 impl KeyState {
     fn of(document: &RingDocument, id: &str) -> Option<Self> {
-        let key = document.key(id)?;
+        document.key(id)?;
         Some(if document.active.as_deref() == Some(id) {
             Self::Active
-        } else if key.inactive_since.is_some() {
-            Self::Retiring
-        } else {
+        } else if document.next.as_deref() == Some(id) {
             Self::Verifying
+        } else {
+            Self::Retiring
         })
     }
 

@@ -127,6 +127,10 @@ pub async fn retire(cx: &Context, plan: &RetirePlan) -> Result<(), String> {
     let kms = document.key(id).and_then(|key| key.kms_key_id.clone());
     if document.key(id).is_some() {
         document.keys.retain(|key| key.id != id);
+        if document.next.as_deref() == Some(id) {
+            // A rotation to it is abandoned with it.
+            document.next = None;
+        }
         cx.write_ring(&document, &stored.version).await?;
     }
     say(format!(

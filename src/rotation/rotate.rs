@@ -58,20 +58,7 @@ pub async fn rotate(cx: &Context, plan: &RotatePlan) -> Result<(), String> {
     ));
 
     // A rotation that stopped is finished, not started again.
-    let verifying: Vec<&RingKey> = document
-        .keys
-        .iter()
-        .filter(|key| Some(&key.id) != document.active.as_ref() && key.inactive_since.is_none())
-        .collect();
-    if verifying.len() > 1 {
-        let ids: Vec<&str> = verifying.iter().map(|key| key.id.as_str()).collect();
-        return Err(format!(
-            "keys {} are all waiting to become active; retire the ones not wanted \
-             (cfmint keys retire --key-pair-id …) and run again",
-            ids.join(", ")
-        ));
-    }
-    let mut target = verifying.first().map(|key| key.id.clone());
+    let mut target = document.next.clone();
     // A rotation that stopped while the replicas took the new ring is
     // finished by waiting for them, not by starting another.
     if let (None, None, Some(active)) = (&target, &document.pending, &document.active)
@@ -190,6 +177,7 @@ pub async fn rotate(cx: &Context, plan: &RotatePlan) -> Result<(), String> {
             ..RingKey::default()
         });
         document.pending = None;
+        document.next = Some(id.clone());
         cx.write_ring(&document, &version).await?;
         step(3, format!("key ring: holds {id}, not signing yet"));
         target = Some(id);
@@ -361,6 +349,7 @@ fn activate(document: &mut RingDocument, id: &str) -> Result<(), String> {
         key.inactive_since = None;
     }
     document.active = Some(id.to_owned());
+    document.next = None;
     Ok(())
 }
 

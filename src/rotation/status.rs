@@ -44,15 +44,16 @@ pub async fn status(cx: &Context, margin: Duration) -> Result<(), String> {
         match state {
             None => notes.push("not in the key ring".to_owned()),
             Some(KeyState::Retiring) => {
-                let since = inactive_since(document, id).expect("retiring keys have a time");
-                let at = cx.retirable_at(since, margin);
-                notes.push(match at.duration_since(now) {
-                    Ok(left) => format!(
+                // Without the time it stopped signing, from when it was made.
+                let since = inactive_since(document, id).or(public_key.map(|key| key.created));
+                let at = since.map(|since| cx.retirable_at(since, margin));
+                notes.push(match at.map(|at| (at, at.duration_since(now))) {
+                    Some((at, Ok(left))) => format!(
                         "may be retired after {} (in {})",
                         format_time(at),
                         span(left)
                     ),
-                    Err(_) => "may be retired now".to_owned(),
+                    _ => "may be retired now".to_owned(),
                 });
             }
             Some(KeyState::Verifying) => {

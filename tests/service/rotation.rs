@@ -631,6 +631,7 @@ fn check_rotated(state: &Value, deployment: &Deployment, step: &str) {
     let keys = ring["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 2, "{step}: {ring:?}");
     assert!(ring.get("pending").is_none(), "{step}");
+    assert!(ring.get("next").is_none(), "{step}");
     let a = keys
         .iter()
         .find(|key| key["id"] == deployment.key_a.as_str())
@@ -1069,4 +1070,79 @@ fn rotate_takes_a_given_pem_key_or_kms_key_and_the_replica_signs_with_it() {
     player.step(&standin, &deployment.group);
     assert!(player.refused.is_empty(), "{:?}", player.refused);
     assert_eq!(player.minted_by[&kms_id], 1);
+}
+
+#[test]
+fn a_secret_that_cannot_be_read_at_start_stops_serve_naming_it() {
+    process_setup();
+    let dir = tempfile::tempdir().unwrap();
+    let standin = StandIn::start(0.1);
+    let env = standin.env();
+    let deployment = standin.deploy(dir.path(), "cfmint/present");
+    let config = deployment.config();
+    let missing = dir.path().join("missing.toml");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("cfmint/present", "cfmint/absent");
+    std::fs::write(&missing, text).unwrap();
+    let out = cfmint(&["serve", "--config", missing.to_str().unwrap()], &env);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("keys.secret_id cfmint/absent"), "{stderr}");
+    assert!(stderr.contains("ResourceNotFoundException"), "{stderr}");
+
+    // A secret holding something else than a key ring: named, not echoed.
+    put_secret(
+        &standin,
+        "cfmint/present",
+        "-----BEGIN PRIVATE KEY-----\nMIIE\n",
+    );
+    let out = cfmint(&["serve", "--config", config.to_str().unwrap()], &env);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("keys.secret_id cfmint/present"), "{stderr}");
+    assert!(!stderr.contains("MIIE"), "{stderr}");
+}
+
+#[test]
+fn a_hand_written_ring_with_an_old_key_is_not_taken_for_a_rotation_under_way() {
+    process_setup();
+    let dir = tempfile::tempdir().unwrap();
+    let standin = StandIn::start(0.1);
+    let env = standin.env();
+    let deployment = standin.deploy(dir.path(), "cfmint/migrated");
+    let old = dir.path().join("old");
+    let out = cfmint(
+        &["keygen", "--type", "rsa", "--out", old.to_str().unwrap()],
+        &[],
+    );
+    assert!(out.status.success());
+    let ring = ring_text(
+        &deployment,
+        &deployment.key_a,
+        Some(("KOLDEXTRA", &old.join("private.pem"))),
+    );
+    put_secret(&standin, &deployment.secret, &ring);
+    let config = deployment.config();
+    let out = run_keys(&deployment.keys_args(&config, "rotate"), &env);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("[1/7] new key: staged"),
+        "{}",
+        text(&out)
+    );
+    let state = standin.state(&deployment);
+    let active = state["ring"]["active"].as_str().unwrap();
+    assert!(
+        active != "KOLDEXTRA" && active != deployment.key_a,
+        "{state}"
+    );
+    let out = run_keys(&deployment.keys_args(&config, "status"), &env);
+    let report = text(&out);
+    let line = report
+        .lines()
+        .find(|line| line.contains("KOLDEXTRA"))
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(line.contains("retiring"), "{line}");
+    assert!(line.contains("not in the key group"), "{line}");
 }
