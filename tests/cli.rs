@@ -903,3 +903,40 @@ fn user_add_refuses_a_password_under_eight_characters() {
     );
     assert!(!file.exists(), "nothing written");
 }
+
+/// `cfmint keys status | rotate | retire` need the `aws-cloudfront` feature,
+/// and a configuration whose key ring is in one place they can change.
+#[test]
+fn key_rotation_needs_its_feature_and_the_ring_in_a_secret_or_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cfmint.toml");
+    let key = fixture_path("test-rsa-key.pem");
+    std::fs::write(
+        &config,
+        format!(
+            "[cloudfront]\nbase_url = \"https://d.example\"\n[keys]\nactive = \"K1\"\n\
+             [[keys.key]]\nid = \"K1\"\nfile = \"{}\"\n[auth.users]\ndemo = true\n",
+            key.display()
+        ),
+    )
+    .unwrap();
+    for command in ["status", "rotate", "retire"] {
+        let mut args = vec!["keys", command, "--config", config.to_str().unwrap()];
+        args.extend(["--key-group-id", "G1"]);
+        if command == "retire" {
+            args.extend(["--key-pair-id", "K1"]);
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_cfmint"))
+            .args(&args)
+            .env_remove("CFMINT_LOG")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        let says = if cfg!(feature = "aws-cloudfront") {
+            "rotation needs the key ring in keys.secret_id or keys.ring_file"
+        } else {
+            "built without the `aws-cloudfront` cargo feature"
+        };
+        assert!(stderr(&out).contains(says), "{command}: {}", stderr(&out));
+    }
+}
