@@ -84,16 +84,7 @@ impl Aws {
 
     /// Key A made with `cfmint keygen`, uploaded, grouped, and signing.
     fn deploy(&self, dir: &Path, name: &str) -> Deployment {
-        let keys = dir.join(format!("{name}-a"));
-        let out = cfmint(
-            &["keygen", "--type", "rsa", "--out", keys.to_str().unwrap()],
-            &[],
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let keys = keygen(&dir.join(format!("{name}-a")), "rsa");
         let out = Command::new("python3")
             .args([
                 STANDIN,
@@ -240,6 +231,20 @@ fn cfmint(args: &[&str], env: &[(&'static str, String)]) -> Output {
         .env_remove("CFMINT_LOG")
         .output()
         .unwrap()
+}
+
+/// A key pair made by `cfmint keygen` in `dir` (private.pem, public.pem).
+fn keygen(dir: &Path, kind: &str) -> PathBuf {
+    let out = cfmint(
+        &["keygen", "--type", kind, "--out", dir.to_str().unwrap()],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir.to_owned()
 }
 
 fn run_keys(args: &[String], env: &[(&'static str, String)]) -> Output {
@@ -811,17 +816,7 @@ fn a_new_version_of_the_secret_reloads_and_a_bad_one_is_refused_once_while_the_o
 
     // A new version signing with B: every replica takes it within the poll interval.
     let b_dir = dir.path().join("b");
-    let out = cfmint(
-        &[
-            "keygen",
-            "--type",
-            "ecdsa",
-            "--out",
-            b_dir.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert!(out.status.success());
+    keygen(&b_dir, "ecdsa");
     let b_pem = b_dir.join("private.pem");
     put_secret(
         &standin,
@@ -1015,17 +1010,7 @@ fn rotate_takes_a_given_pem_key_or_kms_key_and_the_replica_signs_with_it() {
 
     // A PEM made elsewhere: copied into the ring, its public key uploaded.
     let given = dir.path().join("given");
-    let out = cfmint(
-        &[
-            "keygen",
-            "--type",
-            "ecdsa",
-            "--out",
-            given.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert!(out.status.success());
+    keygen(&given, "ecdsa");
     let mut take_pem = rotate.clone();
     take_pem.extend([
         "--private-key".into(),
@@ -1112,11 +1097,7 @@ fn a_hand_written_ring_with_an_old_key_is_not_taken_for_a_rotation_under_way() {
     let env = standin.env();
     let deployment = standin.deploy(dir.path(), "cfmint/migrated");
     let old = dir.path().join("old");
-    let out = cfmint(
-        &["keygen", "--type", "rsa", "--out", old.to_str().unwrap()],
-        &[],
-    );
-    assert!(out.status.success());
+    keygen(&old, "rsa");
     let ring = ring_text(
         &deployment,
         &deployment.key_a,
