@@ -24,6 +24,7 @@ use crate::keyring::{
 };
 use crate::metrics::Metrics;
 use crate::minter::{Minter, RemoteSigning};
+use crate::playlist::Playlists;
 use crate::signer::ErrorKind;
 
 /// How often keys in stores are checked, and reconnected when they were
@@ -99,6 +100,15 @@ impl Application {
                 Authorizer::new(authorize.clone(), metrics.clone())
                     .map(Some)
                     .map_err(|e| format!("authorize: {e}")),
+            ),
+            None => Some(None),
+        };
+        let playlists = match &settings.playlists {
+            Some(playlists) => noted(
+                &mut problems,
+                Playlists::new(playlists)
+                    .map(Some)
+                    .map_err(|e| format!("playlists: {e}")),
             ),
             None => Some(None),
         };
@@ -193,8 +203,9 @@ impl Application {
             Some(listener),
             Some(admin),
             Some(tls),
+            Some(playlists),
         ) = (
-            ring, authorizer, users, jwt, oidc, store, listener, admin, tls,
+            ring, authorizer, users, jwt, oidc, store, listener, admin, tls, playlists,
         )
         else {
             return Err(startup_problems(&problems));
@@ -223,6 +234,7 @@ impl Application {
             oidc,
             grants,
             authorizer,
+            playlists,
             store,
             metrics,
             allowed_origins,

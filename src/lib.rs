@@ -18,6 +18,7 @@ pub mod http;
 pub mod keyring;
 pub mod metrics;
 pub mod minter;
+pub mod playlist;
 pub mod pool;
 pub mod ratelimit;
 #[cfg(feature = "aws-cloudfront")]

@@ -15,8 +15,8 @@ pub use rate::Rate;
 pub use settings::{
     Auth, AuthorizeMode, AuthorizeSettings, CloudFront, CookieLifetime, Cors, Ipv6Binding,
     JwtKeySource, JwtSettings, KeyEntry, KeyKind, KeyLocation, KeySettings, LogFormat,
-    MintSettings, Pkcs11Settings, RateLimits, RingSource, Server, SessionSettings, Settings,
-    SigningMode, StoreKind, UsersSettings,
+    MintSettings, Pkcs11Settings, PlaylistSettings, RateLimits, RingSource, Server,
+    SessionSettings, Settings, SigningMode, StoreKind, UsersSettings,
 };
 
 /// The embedded local default: loopback, in-memory sessions, a throwaway key.

@@ -17,6 +17,7 @@ pub struct RawConfig {
     pub cors: RawCors,
     pub rate_limit: RawRateLimit,
     pub authorize: Option<RawAuthorize>,
+    pub playlists: Option<RawPlaylists>,
     pub log: RawLog,
     /// Read by `cfmint edge`, not by `serve`.
     pub edge: Option<serde::de::IgnoredAny>,
@@ -204,6 +205,28 @@ pub struct RawAuth {
     pub users: Option<RawUsers>,
     pub jwt: Option<RawJwt>,
     pub oidc: Option<RawOidc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct RawPlaylists {
+    pub origin_url: String,
+    pub token_secret: Option<SecretString>,
+    pub token_ttl: String,
+    pub timeout: String,
+    pub max_bytes: u64,
+}
+
+impl Default for RawPlaylists {
+    fn default() -> Self {
+        Self {
+            origin_url: String::new(),
+            token_secret: None,
+            token_ttl: "1h".into(),
+            timeout: "5s".into(),
+            max_bytes: 1024 * 1024,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -26,8 +26,26 @@ pub struct Settings {
     pub cors: Cors,
     pub rate_limit: RateLimits,
     pub authorize: Option<AuthorizeSettings>,
+    /// `GET /playlists/...` (`[playlists]`), when configured.
+    pub playlists: Option<PlaylistSettings>,
     /// How subjects appear in the log (`log.subject`).
     pub log_subject: LogSubject,
+}
+
+/// Signed HLS playlists (`[playlists]`).
+#[derive(Debug, Clone)]
+pub struct PlaylistSettings {
+    /// Where playlists are fetched: `scheme://host[/prefix]`, no `/` at the end.
+    pub origin_url: String,
+    /// The origin is the distribution itself: cfmint signs its own fetches.
+    pub origin_signed: bool,
+    /// The key of cfmint's playlist tokens, shared by every replica.
+    pub token_secret: SecretString,
+    pub token_ttl: Duration,
+    /// For the whole fetch of one playlist.
+    pub timeout: Duration,
+    /// The largest playlist fetched.
+    pub max_bytes: usize,
 }
 
 /// How a subject appears in the log.

@@ -10,7 +10,7 @@ use secrecy::ExposeSecret;
 
 use super::Problem;
 use super::rate::Rate;
-use super::raw::{RawAuthorize, RawConfig, RawGrant, RawJwt, RawOidc};
+use super::raw::{RawAuthorize, RawConfig, RawGrant, RawJwt, RawOidc, RawPlaylists};
 use super::settings::*;
 use crate::auth::grants::{self, Condition, Grant};
 use crate::signer::{Backend, CookieAttributes, HashAlgorithm, KeyPairId, PolicyForm};
@@ -92,6 +92,10 @@ impl Settings {
             ),
         };
         let authorize = raw.authorize.as_ref().map(|a| authorize(&mut check, a));
+        let playlists = raw.playlists.as_ref().map(|p| {
+            let base_url = cloudfront.as_ref().map(|c| c.base_url.as_str());
+            playlists(&mut check, p, base_url)
+        });
         let log_subject = log_subject(&mut check, &raw);
         if !check.0.is_empty() {
             return Err(check.0);
@@ -107,6 +111,7 @@ impl Settings {
             cors,
             rate_limit,
             authorize,
+            playlists,
             log_subject,
         })
     }
@@ -140,6 +145,43 @@ fn log_subject(check: &mut Check, raw: &RawConfig) -> LogSubject {
             );
             LogSubject::Omit
         }
+    }
+}
+
+fn playlists(check: &mut Check, p: &RawPlaylists, base_url: Option<&str>) -> PlaylistSettings {
+    if let Err(e) = check_base_url(&p.origin_url) {
+        check.fail("playlists.origin_url", e);
+    }
+    let origin_url = p.origin_url.trim_end_matches('/').to_owned();
+    let token_secret = match &p.token_secret {
+        Some(secret) if secret.expose_secret().len() >= 32 => secret.clone(),
+        _ => {
+            check.fail(
+                "playlists.token_secret",
+                "is required: at least 32 random characters, the same on every replica \
+                 (e.g. from `openssl rand -hex 32`)",
+            );
+            secrecy::SecretString::from("")
+        }
+    };
+    let token_ttl = check.duration("playlists.token_ttl", &p.token_ttl);
+    if token_ttl < Duration::from_secs(60) || token_ttl > Duration::from_secs(24 * 3600) {
+        check.fail("playlists.token_ttl", "must be between 1m and 24h");
+    }
+    let timeout = check.duration("playlists.timeout", &p.timeout);
+    if timeout.is_zero() || timeout > Duration::from_secs(30) {
+        check.fail("playlists.timeout", "must be more than 0s and at most 30s");
+    }
+    if !(1024..=16 * 1024 * 1024).contains(&p.max_bytes) {
+        check.fail("playlists.max_bytes", "must be between 1024 and 16777216");
+    }
+    PlaylistSettings {
+        origin_signed: base_url == Some(origin_url.as_str()),
+        origin_url,
+        token_secret,
+        token_ttl,
+        timeout,
+        max_bytes: p.max_bytes as usize,
     }
 }
 

@@ -85,6 +85,20 @@ pub enum ApiError {
     /// slow (cause logged).
     #[error("the key store is not signing now; retry after the time given")]
     KeyStoreUnavailable { cause: String, retry_after: u64 },
+    /// 401 `invalid_token`: a playlist token that is malformed, forged or
+    /// expired.
+    #[error("{0}; mint again")]
+    PlaylistToken(crate::playlist::token::TokenError),
+    /// 404 `not_found`: the playlist origin has no such playlist.
+    #[error("the origin has no such playlist")]
+    NoSuchPlaylist,
+    /// 502 `bad_playlist`: the origin's playlist cannot be rewritten.
+    #[error("{0}")]
+    BadPlaylist(String),
+    /// 502 `playlist_origin_unavailable`: the playlist origin failed (cause
+    /// logged).
+    #[error("the playlist origin is unavailable; retry shortly")]
+    PlaylistOrigin(String),
     /// 400, 401 or 502: an OpenID Connect login failed.
     #[error(transparent)]
     Oidc(#[from] OidcError),
@@ -107,6 +121,7 @@ impl ApiError {
             | Self::InvalidCredentials
             | Self::InvalidToken(_)
             | Self::BearerNotAccepted
+            | Self::PlaylistToken(_)
             | Self::AdminUnauthorized => StatusCode::UNAUTHORIZED,
             Self::NotGranted
             | Self::Refused(_)
@@ -114,7 +129,8 @@ impl ApiError {
             | Self::OriginLocked
             | Self::Ipv6Refused
             | Self::AdminTokenRequired => StatusCode::FORBIDDEN,
-            Self::NotFound | Self::NoSuchFile => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::NoSuchFile | Self::NoSuchPlaylist => StatusCode::NOT_FOUND,
+            Self::BadPlaylist(_) | Self::PlaylistOrigin(_) => StatusCode::BAD_GATEWAY,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -137,7 +153,10 @@ impl ApiError {
             Self::InvalidPath(_) => "invalid_path",
             Self::Unauthenticated | Self::NoCredentials => "unauthenticated",
             Self::InvalidCredentials => "invalid_credentials",
-            Self::InvalidToken(_) => "invalid_token",
+            Self::InvalidToken(_) | Self::PlaylistToken(_) => "invalid_token",
+            Self::NoSuchPlaylist => "not_found",
+            Self::BadPlaylist(_) => "bad_playlist",
+            Self::PlaylistOrigin(_) => "playlist_origin_unavailable",
             Self::BearerNotAccepted => "bearer_not_accepted",
             Self::NotGranted | Self::Refused(_) => "not_granted",
             Self::NoSuchFile => "not_found",
@@ -170,6 +189,8 @@ impl ApiError {
             Self::StoreUnavailable(cause)
             | Self::SignerUnavailable(cause)
             | Self::AuthorizerUnavailable(cause)
+            | Self::BadPlaylist(cause)
+            | Self::PlaylistOrigin(cause)
             | Self::KeyStoreUnavailable { cause, .. } => Some(cause.clone()),
             Self::RateLimited(limited) => Some(limited.limit.as_str().to_owned()),
             Self::Oidc(error) => error.detail(),

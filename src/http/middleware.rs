@@ -130,6 +130,7 @@ fn route_label(path: &str) -> &'static str {
         "/healthz" => "/healthz",
         "/readyz" => "/readyz",
         "/cfmint.js" => "/cfmint.js",
+        _ if path.starts_with("/playlists/") => "/playlists",
         _ => "unmatched",
     }
 }

@@ -28,6 +28,19 @@ pub struct MintRequest {
     /// Seconds, within `mint.min_ttl` and `mint.max_ttl`.
     #[serde(default, deserialize_with = "whole_seconds")]
     ttl: Option<u64>,
+    /// How the signature reaches the player.
+    deliver: Option<Deliver>,
+}
+
+/// `"deliver"` in `/mint`: the `CloudFront-*` cookies, the signed query
+/// string a player appends to every request under the path, or both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Deliver {
+    #[default]
+    Cookies,
+    Query,
+    Both,
 }
 
 #[derive(Serialize)]
@@ -42,6 +55,12 @@ struct MintResponse<'a> {
     refresh_in: u64,
     key_pair_id: &'a str,
     policy: &'static str,
+    /// `Policy=…&Signature=…&Key-Pair-Id=…`, for `"deliver": "query"|"both"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    query: Option<String>,
+    /// For `/playlists/...?token=` (`[playlists]` configured, query delivery).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    playlist_token: Option<String>,
 }
 
 /// Session key holding when the cookies last minted in this session expire,
@@ -136,6 +155,23 @@ async fn mint_checked(
         ..minter::MintRequest::new(&path)
     };
     let minted = sign(state, request).await?;
+    let deliver = body.deliver.unwrap_or_default();
+    let query = (deliver != Deliver::Cookies).then(|| signed_query(&minted.signed));
+    let playlist_token = match (&state.playlists, &state.settings.playlists) {
+        (Some(playlists), Some(settings)) if query.is_some() => {
+            let mut exp = minter::now() + settings.token_ttl.as_secs();
+            if let Some(ends) = identity.expires {
+                exp = exp.min(ends);
+            }
+            Some(playlists.tokens.issue(&crate::playlist::token::Claims {
+                id: identity.to_session(),
+                path: path.as_str().to_owned(),
+                shape: path.shape(),
+                exp,
+            }))
+        }
+        _ => None,
+    };
     let body = MintResponse {
         resource: &minted.resource,
         shape: path.shape().as_str(),
@@ -149,20 +185,39 @@ async fn mint_checked(
         } else {
             "canned"
         },
+        query,
+        playlist_token,
     };
     let mut response = Json(&body).into_response();
     let max_age = minted.expires_at.saturating_sub(crate::minter::now());
     let headers = response.headers_mut();
-    for cookie in state.cookies.minted(&minted.signed, max_age) {
-        headers.append(header::SET_COOKIE, cookie);
+    if deliver != Deliver::Query {
+        for cookie in state.cookies.minted(&minted.signed, max_age) {
+            headers.append(header::SET_COOKIE, cookie);
+        }
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok((response, minted, path.shape()))
 }
 
+/// The signing parameters as a query string, in the order AWS's signers
+/// write them: `Policy=…&Signature=…&Key-Pair-Id=…[&Hash-Algorithm=SHA256]`.
+pub(super) fn signed_query(signed: &crate::signer::SignedPolicy) -> String {
+    let mut query = String::with_capacity(512);
+    for (name, value) in signed.query_params() {
+        if !query.is_empty() {
+            query.push('&');
+        }
+        query.push_str(name);
+        query.push('=');
+        query.push_str(&value);
+    }
+    query
+}
+
 /// The event for a signature made: what was signed, until when, with which
 /// key. Never the signature or the cookies.
-fn log_signed(
+pub(super) fn log_signed(
     state: &AppState,
     identity: &Identity,
     route: &'static str,
@@ -183,7 +238,7 @@ fn log_signed(
 }
 
 /// The event for a refusal: what was asked for, and why not.
-fn log_refused(
+pub(super) fn log_refused(
     state: &AppState,
     identity: &Identity,
     route: &'static str,
@@ -327,7 +382,7 @@ fn url_item(raw: &str, max_len: usize) -> Result<(RequestedPath, Option<&str>), 
 /// authorization callback as `authorize.mode` says (`all`: only what a grant
 /// allows is asked about, and the callback must allow it too; `any`: what no
 /// grant allows is asked about). One callback call covers every path.
-async fn check_access(
+pub(super) async fn check_access(
     state: &AppState,
     identity: &Identity,
     purpose: Purpose,
@@ -442,7 +497,11 @@ fn lifetime(state: &AppState, ttl: Option<u64>) -> Result<Option<Duration>, ApiE
     Ok(Some(Duration::from_secs(seconds)))
 }
 
-async fn check_limits(state: &AppState, ip: IpAddr, identity: &Identity) -> Result<(), ApiError> {
+pub(super) async fn check_limits(
+    state: &AppState,
+    ip: IpAddr,
+    identity: &Identity,
+) -> Result<(), ApiError> {
     state.limited(state.limits.mint_address(ip).await)?;
     state.limited(state.limits.mint_identity(&identity.sub).await)
 }
@@ -466,7 +525,7 @@ fn requested_path(
 }
 
 /// The address to bind the policy to, when IP binding is on.
-fn bound_ip(state: &AppState, ip: IpAddr) -> Result<Option<Ipv4Addr>, ApiError> {
+pub(super) fn bound_ip(state: &AppState, ip: IpAddr) -> Result<Option<Ipv4Addr>, ApiError> {
     let mint = &state.settings.mint;
     if !mint.ip_binding {
         return Ok(None);
@@ -478,7 +537,10 @@ fn bound_ip(state: &AppState, ip: IpAddr) -> Result<Option<Ipv4Addr>, ApiError> 
     }
 }
 
-async fn sign(state: &AppState, request: minter::MintRequest<'_>) -> Result<Minted, ApiError> {
+pub(super) async fn sign(
+    state: &AppState,
+    request: minter::MintRequest<'_>,
+) -> Result<Minted, ApiError> {
     let minted = state.minter.mint(request).await.map_err(ApiError::from)?;
     match minted.signing {
         None => state.metrics.signature_cache(true),

@@ -11,6 +11,7 @@ mod middleware;
 mod mint;
 mod oidc;
 mod openapi;
+mod playlists;
 mod state;
 
 use axum::Router;
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", post(login::logout))
         .route("/mint", post(mint::mint))
         .route("/sign-urls", post(mint::sign_urls))
+        .route("/playlists/{*path}", get(playlists::playlist))
         .layer(sessions);
     let health = Router::new()
         .route("/healthz", get(health::healthz))

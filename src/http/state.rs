@@ -17,6 +17,7 @@ use crate::auth::users::Users;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::minter::Minter;
+use crate::playlist::Playlists;
 use crate::ratelimit::RateLimits;
 use crate::session::Store;
 
@@ -31,6 +32,8 @@ pub struct Shared {
     pub oidc: Option<OidcClient>,
     pub grants: Grants,
     pub authorizer: Option<Authorizer>,
+    /// `GET /playlists/...`, when `[playlists]` is configured.
+    pub playlists: Option<Playlists>,
     pub store: Store,
     pub limits: RateLimits,
     pub metrics: Arc<Metrics>,
