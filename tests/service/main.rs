@@ -18,6 +18,7 @@ mod monitoring;
 mod observability;
 mod oidc;
 mod operations;
+mod playlists;
 mod redis;
 mod redis_tls;
 #[cfg(feature = "aws-cloudfront")]
