@@ -217,6 +217,21 @@ fn write_audiobook(root: &Path) -> Result<PathBuf, String> {
 
 fn service_toml(urls: &DemoUrls, api_port: u16, ttl: Duration, domain: Option<&str>) -> String {
     let cookie_domain = domain.map_or(String::new(), |d| format!("cookie_domain = \"{d}\""));
+    // Signed playlists fetch from the edge itself, which only answers on
+    // plain loopback HTTP; the token key lives as long as the demo.
+    let playlists = if domain.is_none() {
+        let secret = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        format!(
+            "[playlists]\norigin_url = \"{}\"\ntoken_secret = \"{secret}\"",
+            urls.edge
+        )
+    } else {
+        String::new()
+    };
     format!(
         r#"
 [server]
@@ -236,6 +251,7 @@ demo = true
 paths = ["/audiobooks/*"]
 [cors]
 allowed_origins = ["{page}"]
+{playlists}
 "#,
         edge = urls.edge,
         page = urls.page,

@@ -7,6 +7,8 @@
  *     path: "/audiobooks/42/",            // what to mint (optional: the server's default)
  *     match: "prefix",                    // "exact" | "folder" | "prefix" (optional)
  *     token: undefined,                   // a bearer JWT instead of a session (optional)
+ *     deliver: "cookies",                 // "query": a signed query string instead of cookies,
+ *                                         // for players that cannot carry them (optional)
  *     maxMintsPerMinute: 6,               // never more, whatever happens (optional)
  *     onMint: (minted) => {},             // {resource, expires_in, refresh_in, key_pair_id, policy, ...}
  *     onError: (error) => {},             // error.status: 401 logged out, 403 not granted, ...
@@ -20,6 +22,16 @@
  *   const minted = await session.recover(response);
  *   await session.logout();                     // ends the session, clears the cookies
  *                                               // (and the provider's, with auth.oidc.end_session)
+ *
+ * A player that cannot carry cookies (a CDN on another site with third-party
+ * cookies blocked, a Cast receiver, a native app) takes the query instead:
+ *
+ *   const session = new Cfmint({ api, path: "/audiobooks/42/", deliver: "query" });
+ *   await session.start();
+ *   const hls = new Hls(session.hlsConfig());   // every request under the path gets the query
+ *   session.signUrl(url);                       // the same for any other loader
+ *   session.playlistUrl("/audiobooks/42/master.m3u8");  // a signed playlist through cfmint
+ *                                               // ([playlists]), for players you cannot touch
  *
  * Refreshes are scheduled from refresh_in (seconds from the response) on the
  * browser's monotonic timers, so a device clock that is minutes off changes
@@ -55,6 +67,7 @@
       this.path = options.path;
       this.match = options.match;
       this.token = options.token;
+      this.deliver = options.deliver;
       this.maxMintsPerMinute = options.maxMintsPerMinute || 6;
       this.onMint = options.onMint || function () {};
       this.onError = options.onError || function () {};
@@ -150,6 +163,7 @@
       const body = {};
       if (this.path) body.path = this.path;
       if (this.match) body.match = this.match;
+      if (this.deliver) body.deliver = this.deliver;
       let minted;
       try {
         minted = await this.request("/mint", body);
@@ -207,6 +221,46 @@
         });
       }
       return this.recovering;
+    }
+
+    /**
+     * `url` with the current signed query string appended, when the last
+     * mint covers it (deliver "query" or "both"); otherwise `url` unchanged.
+     */
+    signUrl(url) {
+      const minted = this.current;
+      if (!minted || !minted.query) return url;
+      const resource = minted.resource;
+      const covered = resource.endsWith("*") ? url.startsWith(resource.slice(0, -1)) : url === resource;
+      if (!covered) return url;
+      return url + (url.includes("?") ? "&" : "?") + minted.query;
+    }
+
+    /**
+     * hls.js options that sign every request it makes under the minted
+     * path, with the query current at that moment (refreshes included).
+     */
+    hlsConfig(options) {
+      const session = this;
+      return Object.assign({}, options, {
+        xhrSetup(xhr, url) {
+          const signed = session.signUrl(url);
+          // hls.js opens the request itself unless xhrSetup already did.
+          if (signed !== url) xhr.open("GET", signed, true);
+        },
+      });
+    }
+
+    /**
+     * The URL of a playlist rewritten by cfmint (GET /playlists/...), with
+     * the token from the last mint: for players that cannot sign their own
+     * requests. Null unless the server has [playlists] and the mint asked
+     * for the query.
+     */
+    playlistUrl(path) {
+      const minted = this.current;
+      if (!minted || !minted.playlist_token) return null;
+      return this.api + "/playlists" + path + "?token=" + minted.playlist_token;
     }
 
     stop() {

@@ -85,7 +85,8 @@ async function main() {
       deadlines.refresh = performance.now() + minted.refresh_in * 1000;
       tick();
       $("refreshes").textContent = String(demo.refreshes);
-      log((demo.mints > 1 ? "refreshed" : "minted") + " cookies for " + minted.expires_in + " s");
+      const what = minted.query ? "a signed query string" : "cookies";
+      log((demo.mints > 1 ? "refreshed " : "minted ") + what + " for " + minted.expires_in + " s");
     },
     onError(error) {
       log("mint failed: " + error.message);
@@ -126,15 +127,18 @@ async function main() {
     const url = config.edge + config.playlist;
     if (hls) hls.destroy();
     retried = false;
+    const buffers = { maxBufferLength: 4, maxMaxBufferLength: 6, backBufferLength: 0 };
     if (window.Hls && Hls.isSupported()) {
-      hls = new Hls({
-        maxBufferLength: 4,
-        maxMaxBufferLength: 6,
-        backBufferLength: 0,
-        xhrSetup(xhr) {
-          xhr.withCredentials = true;
-        },
-      });
+      // Cookie-less: every request carries the signed query string instead.
+      hls = new Hls(
+        demo.mode === "query"
+          ? session.hlsConfig(buffers)
+          : Object.assign(buffers, {
+              xhrSetup(xhr) {
+                xhr.withCredentials = true;
+              },
+            }),
+      );
       hls.on(Hls.Events.FRAG_LOADED, (_, data) => {
         retried = false;
         demo.fragments += 1;
@@ -158,8 +162,9 @@ async function main() {
       hls.loadSource(url);
       hls.attachMedia(audio);
     } else {
-      // Native HLS (Safari, recent Chrome): the browser sends the cookies itself.
-      audio.src = url;
+      // Native HLS (Safari, recent Chrome): the browser sends the cookies
+      // itself; cookie-less, it plays the playlist cfmint signs.
+      audio.src = (demo.mode === "query" && session.playlistUrl(config.playlist)) || url;
       audio.addEventListener("error", () => onForbidden("the stream", () => audio.load()));
     }
     audio.play().catch((error) => log("autoplay: " + error.message));
@@ -170,6 +175,9 @@ async function main() {
     $("error").textContent = "";
     demo.forbidden = 0;
     demo.loggedOut = false;
+    demo.mode = $("cookieless").checked ? "query" : "cookies";
+    session.deliver = demo.mode === "query" ? "query" : undefined;
+    $("cookieless").disabled = true;
     try {
       await session.login(config.username, config.password);
       log("logged in as " + config.username);
@@ -215,6 +223,7 @@ async function main() {
     log("the edge answered " + probe.status + " for the chapter after logout");
     pollEdge(config.edge);
     $("play").disabled = false;
+    $("cookieless").disabled = false;
   });
 }
 

@@ -18,6 +18,11 @@ pub fn description(settings: &Settings) -> String {
     schemas["Ttl"]["maximum"] = json!(mint.max_ttl.as_secs());
     schemas["Path"]["maxLength"] = json!(mint.max_path_length);
     schemas["SignUrlsRequest"]["properties"]["urls"]["maxItems"] = json!(mint.max_sign_urls);
+    if settings.playlists.is_none()
+        && let Some(paths) = description["paths"].as_object_mut()
+    {
+        paths.remove("/playlists/{path}");
+    }
     description["servers"] = json!([{
         "url": format!("http://{}", settings.server.listen),
         "description": "cfmint serve, public listener",

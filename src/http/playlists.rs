@@ -128,7 +128,13 @@ async fn serve(
         return Err(ApiError::NotGranted);
     }
     check_limits(state, ip, identity).await?;
-    let text = fetch(state, playlists, path, origin_query).await?;
+    // The playlist's own folder first: nothing is fetched for a caller who
+    // may not have it.
+    let max_len = state.settings.mint.max_path_length;
+    let own = RequestedPath::with_match(folder_of(path.as_str()), max_len, Some(Match::Folder))
+        .map_err(|e| ApiError::InvalidPath(e.to_string()))?;
+    check_folders(state, identity, &[&own]).await?;
+    let text = fetch(state, playlists, &own, path, origin_query).await?;
     let base_url = &state.settings.cloudfront.base_url;
     let location = Location {
         base_url,
@@ -146,7 +152,6 @@ async fn serve(
         .flatten();
     let mut folders: BTreeSet<&str> = resources.clone();
     folders.extend(scope.as_deref());
-    let max_len = state.settings.mint.max_path_length;
     let mut checked = Vec::with_capacity(folders.len());
     for folder in &folders {
         let folder =
@@ -165,13 +170,7 @@ async fn serve(
         checked.push(folder);
     }
     let paths: Vec<&RequestedPath> = checked.iter().collect();
-    for verdict in check_access(state, identity, Purpose::Mint, &paths).await {
-        match verdict {
-            Ok(()) => {}
-            Err(ApiError::NoSuchFile) => return Err(ApiError::Refused("not_found".into())),
-            Err(error) => return Err(error),
-        }
-    }
+    check_folders(state, identity, &paths).await?;
 
     let bound = bound_ip(state, ip)?;
     let mut queries = BTreeMap::new();
@@ -228,11 +227,29 @@ async fn serve(
     Ok(response)
 }
 
+/// Grants and the authorization callback, as `/mint` applies them, for
+/// every folder; the first refusal refuses the playlist.
+async fn check_folders(
+    state: &AppState,
+    identity: &Identity,
+    folders: &[&RequestedPath],
+) -> Result<(), ApiError> {
+    for verdict in check_access(state, identity, Purpose::Mint, folders).await {
+        match verdict {
+            Ok(()) => {}
+            Err(ApiError::NoSuchFile) => return Err(ApiError::Refused("not_found".into())),
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
 /// The playlist from the origin; when the origin is the distribution,
 /// fetched with a signature for the playlist's folder.
 async fn fetch(
     state: &AppState,
     playlists: &Playlists,
+    folder: &RequestedPath,
     path: &RequestedPath,
     origin_query: Option<&str>,
 ) -> Result<String, ApiError> {
@@ -249,14 +266,7 @@ async fn fetch(
         .as_ref()
         .is_some_and(|p| p.origin_signed)
     {
-        let folder = folder_of(path.as_str());
-        let folder = RequestedPath::with_match(
-            folder,
-            state.settings.mint.max_path_length,
-            Some(Match::Folder),
-        )
-        .map_err(|e| ApiError::InvalidPath(e.to_string()))?;
-        let minted = sign(state, MintRequest::new(&folder)).await?;
+        let minted = sign(state, MintRequest::new(folder)).await?;
         target.push(separator);
         target.push_str(&signed_query(&minted.signed));
     }
