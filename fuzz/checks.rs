@@ -13,7 +13,7 @@ use cfmint::signer::{
 
 /// The fuzz targets, by name (the regression test walks them).
 #[allow(dead_code, reason = "each fuzz target binary uses one")]
-pub const TARGETS: [&str; 7] = [
+pub const TARGETS: [&str; 8] = [
     "policy_json",
     "viewer",
     "signed_url",
@@ -21,6 +21,7 @@ pub const TARGETS: [&str; 7] = [
     "wildcard",
     "config",
     "key_ring",
+    "playlist",
 ];
 
 /// Runs `target`'s checks on `data`; a violated property panics.
@@ -33,6 +34,7 @@ pub fn check(target: &str, data: &[u8]) {
         "wildcard" => wildcard(data),
         "config" => config(data),
         "key_ring" => key_ring(data),
+        "playlist" => playlist(data),
         other => panic!("no fuzz target {other}"),
     }
 }
@@ -218,4 +220,39 @@ fn key_ring(data: &[u8]) {
             assert!(!error.contains("PRIVATE KEY"), "{error}");
         }
     }
+}
+
+/// An HLS playlist from an origin (first line: its path, then the text):
+/// parsing never panics, every target is a path on the distribution in a
+/// folder one policy covers, playlists end in `.m3u8`, and rendering with
+/// nothing in place of the URIs keeps every other byte.
+fn playlist(data: &[u8]) {
+    use cfmint::playlist::{Kind, Location, Playlist};
+    let Some((path, text)) = two_parts(data) else {
+        return;
+    };
+    if !path.starts_with('/') {
+        return;
+    }
+    let location = Location {
+        base_url: "https://cdn.example.com/media",
+        path,
+    };
+    let Ok(playlist) = Playlist::parse(text, &location) else {
+        return;
+    };
+    let mut removed = 0;
+    let rendered = playlist.render(|target, _| {
+        assert!(target.path.starts_with('/'), "{target:?}");
+        assert!(target.folder().ends_with('/'), "{target:?}");
+        assert!(target.path.starts_with(target.folder()), "{target:?}");
+        if target.kind == Kind::Playlist {
+            assert!(target.path.ends_with(".m3u8"), "{target:?}");
+        }
+        removed += 1;
+    });
+    assert!(rendered.len() <= text.len());
+    assert_eq!(removed == 0, rendered == text);
+    let marked = playlist.render(|_, out| out.push('\u{1}'));
+    assert_eq!(marked.matches('\u{1}').count() - text.matches('\u{1}').count(), removed);
 }

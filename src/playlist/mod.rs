@@ -276,6 +276,9 @@ impl Resolver {
                 .escape_debug()
                 .to_string()
         };
+        if uri.is_empty() {
+            return Err("a URI is empty".into());
+        }
         if uri.chars().any(char::is_control) {
             return Err("a URI contains control characters".into());
         }
