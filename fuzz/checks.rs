@@ -254,5 +254,8 @@ fn playlist(data: &[u8]) {
     assert!(rendered.len() <= text.len());
     assert_eq!(removed == 0, rendered == text);
     let marked = playlist.render(|_, out| out.push('\u{1}'));
-    assert_eq!(marked.matches('\u{1}').count() - text.matches('\u{1}').count(), removed);
+    assert_eq!(
+        marked.matches('\u{1}').count() - text.matches('\u{1}').count(),
+        removed
+    );
 }

@@ -115,7 +115,8 @@ impl Settings {
 
         let mut unknown = Vec::new();
         let raw: raw::RawConfig = serde_ignored::deserialize(merged, |path| {
-            let path = path.to_string();
+            // An optional section shows as `authorize.?.key`.
+            let path = path.to_string().replace(".?", "");
             // `[edge]` belongs to `cfmint edge`, which checks it.
             if path != "edge" && !path.starts_with("edge.") {
                 unknown.push(Problem::new(path, "unknown key"));
@@ -379,6 +380,103 @@ mod tests {
                     .iter()
                     .any(|p| p.key == key && p.message.contains(says)),
                 "{key}: {found:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn signed_playlists_need_an_origin_and_a_shared_token_key() {
+        let base = r#"
+            [cloudfront]
+            base_url = "https://cdn.example.com"
+            [auth.users]
+            demo = true
+            [playlists]
+            origin_url = "https://cdn.example.com/"
+            token_secret = "0123456789abcdef0123456789abcdef"
+        "#;
+        let settings = Settings::load(base, std::iter::empty()).unwrap();
+        let playlists = settings.playlists.unwrap();
+        assert_eq!(playlists.origin_url, "https://cdn.example.com");
+        assert!(
+            playlists.origin_signed,
+            "the distribution itself: signed fetches"
+        );
+        let other = base.replace(
+            "origin_url = \"https://cdn.example.com/\"",
+            "origin_url = \"https://origin.example.com\"",
+        );
+        let settings = Settings::load(&other, std::iter::empty()).unwrap();
+        assert!(!settings.playlists.unwrap().origin_signed);
+        let from_env = Settings::load(
+            &base.replace("token_secret = \"0123456789abcdef0123456789abcdef\"", ""),
+            [(
+                "CFMINT__PLAYLISTS__TOKEN_SECRET".to_owned(),
+                "fedcba9876543210fedcba9876543210".to_owned(),
+            )],
+        );
+        assert!(from_env.is_ok(), "{from_env:?}");
+        let bad = [
+            (
+                "origin_url = \"https://cdn.example.com/\"",
+                "origin_url = \"http://origin.internal\"",
+                "playlists.origin_url",
+                "must use https",
+            ),
+            (
+                "origin_url = \"https://cdn.example.com/\"",
+                "",
+                "playlists.origin_url",
+                "is required",
+            ),
+            (
+                "token_secret = \"0123456789abcdef0123456789abcdef\"",
+                "",
+                "playlists.token_secret",
+                "is required",
+            ),
+            (
+                "token_secret = \"0123456789abcdef0123456789abcdef\"",
+                "token_secret = \"short\"",
+                "playlists.token_secret",
+                "32 random",
+            ),
+            (
+                "[playlists]",
+                "[playlists]\ntoken_ttl = \"30s\"",
+                "playlists.token_ttl",
+                "between 1m and 24h",
+            ),
+            (
+                "[playlists]",
+                "[playlists]\ntimeout = \"1m\"",
+                "playlists.timeout",
+                "at most 30s",
+            ),
+            (
+                "[playlists]",
+                "[playlists]\nmax_bytes = 10",
+                "playlists.max_bytes",
+                "between 1024",
+            ),
+            (
+                "[playlists]",
+                "[playlists]\nbogus = 1",
+                "playlists.bogus",
+                "unknown key",
+            ),
+        ];
+        for (from, to, key, says) in bad {
+            let found = problems(&base.replace(from, to));
+            assert!(
+                found
+                    .iter()
+                    .any(|p| p.key == key && p.message.contains(says)),
+                "{key}: {found:?}"
+            );
+            assert!(
+                !found.iter().any(|p| p.message.contains("0123456789abcdef")),
+                "no secret in a message: {found:?}"
             );
         }
     }
