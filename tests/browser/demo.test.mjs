@@ -7,7 +7,9 @@
 // with the right Domain and Path and invisible to document.cookie, playback
 // across two refreshes without a 403, the page showing a refresh and the
 // edge's counts 30 s after play, and after logout a stopped player, reset
-// fields and the edge's 403 on the page. Screenshots: target/browser/.
+// fields and the edge's 403 on the page. Then the cookie-less player switch:
+// no CloudFront cookie, every edge request signed in its query string, across
+// a refresh. Screenshots: target/browser/.
 //
 //   node demo.test.mjs            (CFMINT_BIN: the cfmint binary to run)
 
@@ -173,3 +175,50 @@ await run("https", ["--tls-domain", "cfmint.test", "--ttl", "20s"], {
   ttl: 20,
   browserArgs: ["--host-resolver-rules=MAP *.cfmint.test 127.0.0.1", "--ignore-certificate-errors"],
 });
+
+// The cookie-less player switch: no CloudFront cookie is set, and every
+// request hls.js makes to the edge carries the signed query string, across
+// a refresh (20 s lifetime, refreshed at 16 s).
+async function cookieless() {
+  log("== cookie-less player");
+  const { child, urls } = await startDemo(["--ttl", "20s"]);
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"],
+  });
+  try {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const edgeResponses = [];
+    page.on("response", (response) => {
+      if (response.url().startsWith(urls.edge + "/audiobooks/")) {
+        edgeResponses.push({ url: response.url(), status: response.status() });
+      }
+    });
+    await page.goto(urls.page + "/");
+    await waitFor(page, () => window.demo.ready === true, "the page to be ready");
+    await page.check("#cookieless");
+    await page.click("#play");
+    await waitFor(page, () => window.demo.refreshes >= 1, "a refresh", 60_000);
+    const fragments = await page.evaluate(() => window.demo.fragments);
+    await waitFor(page, `window.demo.fragments > ${fragments}`, "a segment after the refresh", 30_000);
+    const state = await page.evaluate(() => window.demo);
+    const cookies = (await context.cookies()).filter((c) => c.name.startsWith("CloudFront-"));
+    log("cookie-less:", JSON.stringify({ mints: state.mints, fragments: state.fragments, edge: edgeResponses.length }));
+    assert.equal(state.mode, "query");
+    assert.equal(cookies.length, 0, "no CloudFront cookie in the browser");
+    assert.equal(state.forbidden, 0, "no 403");
+    assert.ok(edgeResponses.length >= 3, "the player fetched from the edge");
+    for (const response of edgeResponses) {
+      assert.equal(response.status, 200, response.url);
+      assert.match(response.url, /[?&]Policy=[^&]+&Signature=[^&]+&Key-Pair-Id=/, "signed in the query");
+    }
+    assert.ok(state.log.some((line) => line.includes("signed query string")), "the page says what it minted");
+  } finally {
+    await browser.close();
+    child.kill("SIGTERM");
+  }
+}
+
+await cookieless();
