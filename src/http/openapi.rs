@@ -48,5 +48,10 @@ mod tests {
             7
         );
         assert_eq!(served["openapi"], "3.1.0");
+        assert!(
+            served["paths"].get("/playlists/{path}").is_none(),
+            "no [playlists], no route to describe"
+        );
+        assert!(served["paths"].get("/mint").is_some());
     }
 }
