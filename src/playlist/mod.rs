@@ -98,6 +98,11 @@ const RESOURCE_TAGS: [&str; 6] = [
     "EXT-X-SESSION-DATA",
 ];
 
+/// The most URIs one playlist may have: each grows by a signed query string
+/// (about 600 bytes), so this bounds an answer near 30 MB. A 20-hour book in
+/// 2-second segments has 36,000.
+pub const MAX_URIS: usize = 50_000;
+
 /// A parsed playlist: its text and where each URI to rewrite sits in it.
 #[derive(Debug)]
 pub struct Playlist<'a> {
@@ -188,6 +193,12 @@ impl<'a> Playlist<'a> {
                     uris.push((from, from + trimmed.len(), target));
                 }
             }
+        }
+        if uris.len() > MAX_URIS {
+            return Err(whole(&format!(
+                "the playlist has {} URIs; at most {MAX_URIS} are rewritten",
+                uris.len()
+            )));
         }
         Ok(Self { text, uris })
     }

@@ -233,6 +233,25 @@ fn what_cannot_be_rewritten_is_refused_with_its_line() {
 }
 
 #[test]
+fn a_playlist_of_more_uris_than_the_bound_is_refused() {
+    let location = Location {
+        base_url: BASE,
+        path: "/a/index.m3u8",
+    };
+    let at_bound = format!("#EXTM3U\n{}", "s\n".repeat(MAX_URIS));
+    assert_eq!(
+        Playlist::parse(&at_bound, &location)
+            .unwrap()
+            .targets()
+            .count(),
+        MAX_URIS
+    );
+    let over = format!("{at_bound}s\n");
+    let error = Playlist::parse(&over, &location).unwrap_err();
+    assert!(error.to_string().contains("at most 50000"), "{error}");
+}
+
+#[test]
 fn without_uris_the_playlist_comes_back_unchanged() {
     for text in [
         "#EXTM3U\n",
