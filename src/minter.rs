@@ -1,11 +1,11 @@
 //! What one mint produces: the policy for a granted path (expiry, rounding,
 //! IP binding), signed with the active key. Identical policies signed by the
-//! same key reuse one signature from a bounded cache while they are valid, so
-//! with rounded expiry a refresh storm costs one signature per path and window.
-//! Keys in a key store (KMS, PKCS#11) sign through [`RemoteSigning`]: a
-//! bounded number at once, each within a timeout, and identical policies
-//! under way are signed once for all who ask (single flight). No HTTP types
-//! here.
+//! same key reuse one signature from a bounded cache while they are valid,
+//! and identical policies under way are signed once for all who ask (single
+//! flight), so with rounded expiry a refresh storm or a live audience costs
+//! one signature per path and window. Keys in a key store (KMS, PKCS#11)
+//! sign through [`RemoteSigning`]: a bounded number at once, each within a
+//! timeout. No HTTP types here.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -115,6 +115,16 @@ impl Drop for FlightGuard<'_> {
             flights.remove(self.key);
         }
     }
+}
+
+/// How a caller of [`Minter::single_flight`] got its signature.
+enum Flown {
+    /// It signed, for itself and everyone who joined.
+    Led(Result<(Arc<SignedPolicy>, Option<Duration>), MintError>),
+    /// Another caller signed the same policy.
+    Joined(Result<Arc<SignedPolicy>, MintError>),
+    /// The deadline passed while waiting for another caller.
+    TimedOut,
 }
 
 /// Why a key store did not sign.
@@ -320,13 +330,17 @@ impl Minter {
             None if ring.active().remote_key().is_some() => {
                 self.sign_remote(ring.active().clone(), policy, key).await?
             }
-            None => {
-                let (signed, signing) = self.sign(ring, policy).await?;
-                if let Some(cache) = &self.cache {
-                    cache.insert(key, signed.clone());
+            // With a cache, a refresh storm's identical policies are signed
+            // once: the first caller signs, the others wait for it.
+            None if self.cache.is_some() => {
+                let lead = || self.sign(ring, policy);
+                match self.single_flight(&key, None, lead).await {
+                    Flown::Led(result) => result?,
+                    Flown::Joined(result) => (result?, None),
+                    Flown::TimedOut => unreachable!("no deadline to pass"),
                 }
-                (signed, signing)
             }
+            None => self.sign(ring, policy).await?,
         };
         let lifetime = expires_at - issued_at;
         Ok(Minted {
@@ -360,10 +374,9 @@ impl Minter {
         })
     }
 
-    /// Signs with a key in a key store. Identical policies under way are
-    /// signed once: the first caller leads, later ones wait for its result.
-    /// The signature is cached before the flight ends, so no caller after it
-    /// signs again.
+    /// Signs with a key in a key store, once for all who ask for the same
+    /// policy at the same time, each waiting no longer than
+    /// `keys.remote_timeout`.
     async fn sign_remote(
         &self,
         key: PrivateKey,
@@ -374,6 +387,44 @@ impl Minter {
         let store = key
             .remote_key()
             .map_or("local", |remote| remote.key().store());
+        let lead = || self.sign_remote_now(&key, policy, deadline);
+        match self.single_flight(&cache_key, Some(deadline), lead).await {
+            Flown::Led(result) => {
+                self.remote.count(
+                    store,
+                    match &result {
+                        Ok(_) => "ok",
+                        Err(MintError::Remote { failure, .. }) => failure.as_str(),
+                        Err(_) => "error",
+                    },
+                );
+                result
+            }
+            Flown::Joined(result) => {
+                self.remote.count(store, "joined");
+                result.map(|signed| (signed, None))
+            }
+            Flown::TimedOut => {
+                self.remote.count(store, "timeout");
+                Err(self.remote.timed_out("waiting for the same signature"))
+            }
+        }
+    }
+
+    /// Runs `lead` once for every caller asking for the same policy at the
+    /// same time: the first leads, later ones wait for its result (until
+    /// `deadline`, if any). The signature is cached before the flight ends,
+    /// so no caller after it signs again.
+    async fn single_flight<Fut>(
+        &self,
+        cache_key: &CacheKey,
+        deadline: Option<tokio::time::Instant>,
+        lead: impl FnOnce() -> Fut,
+    ) -> Flown
+    where
+        Fut: Future<Output = Result<(Arc<SignedPolicy>, Option<Duration>), MintError>>,
+    {
+        let mut lead = Some(lead);
         loop {
             let (leader, mut flight) = {
                 let mut flights = self
@@ -381,7 +432,7 @@ impl Minter {
                     .flights
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
-                match flights.get(&cache_key) {
+                match flights.get(cache_key) {
                     Some(flight) => (None, flight.clone()),
                     None => {
                         let (sender, flight) = watch::channel(None);
@@ -391,38 +442,31 @@ impl Minter {
                 }
             };
             let Some(sender) = leader else {
-                match timeout_at(deadline, flight.wait_for(Option::is_some)).await {
-                    Ok(Ok(result)) => {
-                        self.remote.count(store, "joined");
-                        let result = result.clone().expect("waited for a result");
-                        return result.map(|signed| (signed, None));
+                let waited = flight.wait_for(Option::is_some);
+                let outcome = match deadline {
+                    Some(deadline) => timeout_at(deadline, waited).await.ok(),
+                    None => Some(waited.await),
+                };
+                match outcome {
+                    Some(Ok(result)) => {
+                        return Flown::Joined(result.clone().expect("waited for a result"));
                     }
                     // The leader was cancelled (its client went away): lead now.
-                    Ok(Err(_)) => continue,
-                    Err(_) => {
-                        self.remote.count(store, "timeout");
-                        return Err(self.remote.timed_out("waiting for the same signature"));
-                    }
+                    Some(Err(_)) => continue,
+                    None => return Flown::TimedOut,
                 }
             };
             let _flight = FlightGuard {
                 flights: &self.remote.flights,
-                key: &cache_key,
+                key: cache_key,
             };
-            let result = self.sign_remote_now(&key, policy, deadline).await;
-            self.remote.count(
-                store,
-                match &result {
-                    Ok(_) => "ok",
-                    Err(MintError::Remote { failure, .. }) => failure.as_str(),
-                    Err(_) => "error",
-                },
-            );
+            let lead = lead.take().expect("a caller leads at most once");
+            let result = lead().await;
             if let (Ok((signed, _)), Some(cache)) = (&result, &self.cache) {
                 cache.insert(cache_key.clone(), signed.clone());
             }
             let _ = sender.send(Some(result.clone().map(|(signed, _)| signed)));
-            return result;
+            return Flown::Led(result);
         }
     }
 
