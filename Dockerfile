@@ -27,7 +27,7 @@ RUN mkdir -p src benches crates/cfmint-signer/src \
     && echo 'fn main() {}' > src/main.rs \
     && echo 'fn main() {}' > build.rs \
     && touch src/lib.rs crates/cfmint-signer/src/lib.rs \
-    && echo 'fn main() {}' > benches/signer.rs \
+    && for bench in signer playlist; do echo 'fn main() {}' > "benches/$bench.rs"; done \
     && cargo build --release --locked \
     && rm -rf src benches crates/cfmint-signer/src build.rs
 COPY . .
