@@ -157,21 +157,11 @@ async fn mint_checked(
     let minted = sign(state, request).await?;
     let deliver = body.deliver.unwrap_or_default();
     let query = (deliver != Deliver::Cookies).then(|| signed_query(&minted.signed));
-    let playlist_token = match (&state.playlists, &state.settings.playlists) {
-        (Some(playlists), Some(settings)) if query.is_some() => {
-            let mut exp = minter::now() + settings.token_ttl.as_secs();
-            if let Some(ends) = identity.expires {
-                exp = exp.min(ends);
-            }
-            Some(playlists.tokens.issue(&crate::playlist::token::Claims {
-                id: identity.to_session(),
-                path: path.as_str().to_owned(),
-                shape: path.shape(),
-                exp,
-            }))
-        }
-        _ => None,
-    };
+    let playlist_token = state
+        .playlists
+        .as_ref()
+        .filter(|_| query.is_some())
+        .map(|playlists| playlists.issue_token(identity, path.as_str().to_owned(), path.shape()));
     let body = MintResponse {
         resource: &minted.resource,
         shape: path.shape().as_str(),

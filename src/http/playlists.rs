@@ -188,12 +188,11 @@ async fn serve(
     }
     let token = match token {
         Some((_, token)) => token,
-        None => playlists.tokens.issue(&Claims {
-            id: identity.to_session(),
-            path: scope.unwrap_or_else(|| folder_of(path.as_str()).to_owned()),
-            shape: Match::Folder,
-            exp: token_expiry(state, identity),
-        }),
+        None => playlists.issue_token(
+            identity,
+            scope.unwrap_or_else(|| folder_of(path.as_str()).to_owned()),
+            Match::Folder,
+        ),
     };
     let body = playlist.render(|target, out| match target.kind {
         Kind::Resource => {
@@ -304,18 +303,6 @@ fn token_scope<'a>(
 
 fn folder_of(path: &str) -> &str {
     &path[..path.rfind('/').map_or(0, |at| at + 1)]
-}
-
-/// Tokens handed on last `playlists.token_ttl`, and never beyond a bearer
-/// token's own expiry.
-fn token_expiry(state: &AppState, identity: &Identity) -> u64 {
-    let ttl = state
-        .settings
-        .playlists
-        .as_ref()
-        .map_or(3600, |p| p.token_ttl.as_secs());
-    let exp = minter::now() + ttl;
-    identity.expires.map_or(exp, |ends| exp.min(ends))
 }
 
 #[cfg(test)]

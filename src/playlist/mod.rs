@@ -23,6 +23,7 @@ use url::Url;
 pub struct Playlists {
     pub origin: origin::Origin,
     pub tokens: token::Tokens,
+    token_ttl: std::time::Duration,
 }
 
 impl Playlists {
@@ -31,6 +32,24 @@ impl Playlists {
         Ok(Self {
             origin: origin::Origin::new(settings)?,
             tokens: token::Tokens::new(settings.token_secret.expose_secret().as_bytes()),
+            token_ttl: settings.token_ttl,
+        })
+    }
+
+    /// A token for `identity` covering `path` (in `shape`), lasting
+    /// `playlists.token_ttl` and never beyond a bearer token's own expiry.
+    pub fn issue_token(
+        &self,
+        identity: &crate::auth::Identity,
+        path: String,
+        shape: crate::auth::path::Match,
+    ) -> String {
+        let exp = crate::minter::now() + self.token_ttl.as_secs();
+        self.tokens.issue(&token::Claims {
+            id: identity.to_session(),
+            path,
+            shape,
+            exp: identity.expires.map_or(exp, |ends| exp.min(ends)),
         })
     }
 }

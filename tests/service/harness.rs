@@ -500,6 +500,21 @@ impl ServeProcess {
         format!("http://{}{path}", self.listen)
     }
 
+    /// A blocking client holding alice's session (204 from `/login`).
+    pub fn logged_in_blocking(&self) -> reqwest::blocking::Client {
+        let client = reqwest::blocking::Client::builder()
+            .cookie_store(true)
+            .build()
+            .unwrap();
+        let login = client
+            .post(self.url("/login"))
+            .json(&serde_json::json!({"username": "alice", "password": PASSWORD}))
+            .send()
+            .unwrap();
+        assert_eq!(login.status(), reqwest::StatusCode::NO_CONTENT);
+        client
+    }
+
     /// The next log entry whose message is `message`.
     pub fn wait_for_log(&mut self, message: &str, timeout: Duration) -> serde_json::Value {
         let deadline = Instant::now() + timeout;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::harness::{KEY_ID, PASSWORD, ServeProcess, fixtures, free_port, raw_get};
+use super::harness::{KEY_ID, ServeProcess, fixtures, free_port, raw_get};
 
 const TOKEN_SECRET: &str = "0123456789abcdef0123456789abcdef-playlists";
 
@@ -145,7 +145,7 @@ struct Setup {
     serve: ServeProcess,
 }
 
-fn start(mint_ttl: &str, extra: &str) -> Setup {
+fn start(mint_ttl: &str) -> Setup {
     super::harness::process_setup();
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
         .unwrap()
@@ -181,7 +181,6 @@ paths = ["/books/demo/*"]
 origin_url = "{base}"
 token_secret = "{TOKEN_SECRET}"
 max_bytes = 2048
-{extra}
 [rate_limit]
 login_per_address = "off"
 login_per_identity = "off"
@@ -196,20 +195,6 @@ mint_per_identity = "off"
     .unwrap();
     let serve = ServeProcess::start(&["--config", config.to_str().unwrap()], &[]);
     Setup { dir, edge, serve }
-}
-
-fn logged_in(serve: &ServeProcess) -> reqwest::blocking::Client {
-    let client = reqwest::blocking::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let login = client
-        .post(serve.url("/login"))
-        .json(&json!({"username": "alice", "password": PASSWORD}))
-        .send()
-        .unwrap();
-    assert_eq!(login.status(), StatusCode::NO_CONTENT);
-    client
 }
 
 fn mint(client: &reqwest::blocking::Client, serve: &ServeProcess, body: Value) -> (Value, usize) {
@@ -249,8 +234,8 @@ fn path_counts(stats: &Value, path: &str) -> (u64, u64) {
 
 #[test]
 fn ffmpeg_plays_every_rendition_through_a_signed_playlist() {
-    let setup = start("10m", "");
-    let client = logged_in(&setup.serve);
+    let setup = start("10m");
+    let client = setup.serve.logged_in_blocking();
     let (minted, cookies) = mint(
         &client,
         &setup.serve,
@@ -373,8 +358,8 @@ fn ffmpeg_plays_every_rendition_through_a_signed_playlist() {
 
 #[test]
 fn a_tampered_or_expired_signature_stops_ffmpeg_at_the_edge() {
-    let setup = start("10s", "");
-    let client = logged_in(&setup.serve);
+    let setup = start("10s");
+    let client = setup.serve.logged_in_blocking();
     let (minted, _) = mint(
         &client,
         &setup.serve,
@@ -425,9 +410,9 @@ fn a_tampered_or_expired_signature_stops_ffmpeg_at_the_edge() {
 
 #[test]
 fn playlists_refuse_what_is_not_granted_or_cannot_be_signed() {
-    let setup = start("10m", "");
+    let setup = start("10m");
     let serve = &setup.serve;
-    let client = logged_in(serve);
+    let client = serve.logged_in_blocking();
     let (minted, _) = mint(
         &client,
         serve,

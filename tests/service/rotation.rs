@@ -16,9 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::harness::{
-    BASE_URL, PASSWORD, ServeProcess, fixtures, metric_if_present, now, process_setup,
-};
+use super::harness::{BASE_URL, ServeProcess, fixtures, metric_if_present, now, process_setup};
 use cfmint::signer::{self, Backend, KeyPairId, KeySource, PublicKey, PublicKeys, ViewerRequest};
 
 const STANDIN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/service/aws_standin.py");
@@ -351,18 +349,8 @@ struct Player {
 
 impl Player {
     fn new(serve: &ServeProcess) -> Self {
-        let client = reqwest::blocking::Client::builder()
-            .cookie_store(true)
-            .build()
-            .unwrap();
-        let login = client
-            .post(serve.url("/login"))
-            .json(&json!({ "username": "alice", "password": PASSWORD }))
-            .send()
-            .unwrap();
-        assert!(login.status().is_success());
         Self {
-            client,
+            client: serve.logged_in_blocking(),
             mint_url: serve.url("/mint"),
             held: Vec::new(),
             minted_by: HashMap::new(),
