@@ -6,6 +6,7 @@ use std::fmt::Write;
 use std::hint::black_box;
 
 use cfmint::auth::path::{Match, RequestedPath};
+use cfmint::auth::proof::Scope;
 use cfmint::minter::{MintRequest, Minter};
 use cfmint::playlist::{Kind, Location, Playlist, relative_reference};
 use cfmint::signer::{Backend, KeyPairId, KeyRing, KeySource, KeySpec, PrivateKey};
@@ -64,13 +65,14 @@ fn rewrite(c: &mut Criterion) {
         base_url: BASE_URL,
         path: PATH,
     };
+    let scope = Scope::any_of(vec!["/*".into()]);
     let rewrite = || {
         let playlist = Playlist::parse(&text, &location).unwrap();
         let mut queries = std::collections::BTreeMap::new();
         for folder in playlist.resource_folders() {
             let path = RequestedPath::with_match(folder, 1024, Some(Match::Folder)).unwrap();
             let minted = runtime
-                .block_on(minter.mint(MintRequest::new(&path)))
+                .block_on(minter.mint(MintRequest::new(&path, &scope)))
                 .unwrap();
             let query: Vec<String> = minted
                 .signed

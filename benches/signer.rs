@@ -133,6 +133,10 @@ fn minting(c: &mut Criterion) {
         )
     };
     let path = cfmint::auth::path::RequestedPath::parse("/audiobooks/42/", 1024).unwrap();
+    let scope = cfmint::auth::proof::Scope::any_of(vec![
+        "/users/{sub}/*".replace("{sub}", "alice"),
+        "/audiobooks/42/*".into(),
+    ]);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -150,8 +154,9 @@ fn minting(c: &mut Criterion) {
                 cfmint::minter::Minter::new(ring, settings.cloudfront, settings.mint).unwrap();
             group.bench_function(format!("{label}/{name}"), |b| {
                 b.iter(|| {
-                    let minted = runtime
-                        .block_on(minter.mint(cfmint::minter::MintRequest::new(black_box(&path))));
+                    let minted = runtime.block_on(
+                        minter.mint(cfmint::minter::MintRequest::new(black_box(&path), &scope)),
+                    );
                     black_box(minted.unwrap())
                 })
             });

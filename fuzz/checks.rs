@@ -13,7 +13,7 @@ use cfmint::signer::{
 
 /// The fuzz targets, by name (the regression test walks them).
 #[allow(dead_code, reason = "each fuzz target binary uses one")]
-pub const TARGETS: [&str; 8] = [
+pub const TARGETS: [&str; 9] = [
     "policy_json",
     "viewer",
     "signed_url",
@@ -22,6 +22,7 @@ pub const TARGETS: [&str; 8] = [
     "config",
     "key_ring",
     "playlist",
+    "grant_proof",
 ];
 
 /// Runs `target`'s checks on `data`; a violated property panics.
@@ -35,6 +36,7 @@ pub fn check(target: &str, data: &[u8]) {
         "config" => config(data),
         "key_ring" => key_ring(data),
         "playlist" => playlist(data),
+        "grant_proof" => grant_proof(data),
         other => panic!("no fuzz target {other}"),
     }
 }
@@ -258,4 +260,164 @@ fn playlist(data: &[u8]) {
         marked.matches('\u{1}').count() - text.matches('\u{1}').count(),
         removed
     );
+}
+
+/// The distribution the grant proof's minter signs for.
+const PROOF_BASE: &str = "https://cdn.example.com/media";
+
+/// The minter `cfmint serve` builds for [`PROOF_BASE`], with a throwaway
+/// key; inputs only prepare policies, so nothing is signed per input.
+fn proof_minter() -> &'static cfmint::minter::Minter {
+    static MINTER: OnceLock<cfmint::minter::Minter> = OnceLock::new();
+    MINTER.get_or_init(|| {
+        let toml = format!(
+            "[cloudfront]\nbase_url = \"{PROOF_BASE}\"\n[mint]\nsigning = \"inline\"\n[auth.jwt]\nalgorithms = [\"HS256\"]\nhmac_secret = \"{}\"\n",
+            "k".repeat(32)
+        );
+        let settings = cfmint::Settings::load(&toml, std::iter::empty()).unwrap();
+        let ring = cfmint::keyring::key_ring(&settings).unwrap();
+        cfmint::minter::Minter::new(ring, settings.cloudfront, settings.mint).unwrap()
+    })
+}
+
+/// The grant proof, end to end: grant patterns (space-separated) and a
+/// request, a newline apart, after one byte choosing the request's kind
+/// (bits 0-1: a `/sign-urls` item, or a `/mint` path exact, folder or
+/// prefix), whether the policy is bound to an address (bit 2: so always
+/// custom, wildcards read) and whether an authorization answer narrows the
+/// scope (bit 3). Whatever the service would sign, every URL its resource
+/// matches under CloudFront's rules (the signer's own matcher, on
+/// candidates made by filling each wildcard with hostile text) has a path
+/// that a grant pattern (or the answer) matches.
+pub fn grant_proof(data: &[u8]) {
+    use cfmint::auth::grants::{Grant, Grants, check_pattern};
+    use cfmint::auth::path::{Match, RequestedPath, url_item};
+    use cfmint::auth::{Identity, Method};
+    use cfmint::minter::{MintError, MintRequest};
+
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let Some((patterns, raw)) = two_parts(rest) else {
+        return;
+    };
+    let patterns: Vec<String> = patterns
+        .split(' ')
+        .filter(|pattern| check_pattern(pattern, false).is_ok())
+        .map(str::to_owned)
+        .collect();
+    let (path, query) = match mode & 3 {
+        0 => match url_item(raw, 1024) {
+            Ok((path, query)) => (path, query),
+            Err(_) => return,
+        },
+        shape => {
+            let shape = [Match::Exact, Match::Folder, Match::Prefix][usize::from(shape - 1)];
+            match RequestedPath::with_match(raw, 1024, Some(shape)) {
+                Ok(path) => (path, None),
+                Err(_) => return,
+            }
+        }
+    };
+    let grants = Grants {
+        grants: vec![Grant {
+            when: None,
+            patterns: patterns.clone(),
+        }],
+        paths_claim: None,
+    };
+    let identity = Identity::new("alice".into(), Method::Users);
+    if !grants.allows(&identity, &path) {
+        return;
+    }
+    let mut scope = grants.scope_for(&identity);
+    let answered = (mode & 8 != 0).then(|| path.as_pattern());
+    if let Some(answer) = &answered {
+        scope = scope.and(vec![answer.clone()]);
+    }
+    let request = MintRequest {
+        query,
+        ip: (mode & 4 != 0).then(|| std::net::Ipv4Addr::new(192, 0, 2, 7)),
+        ..MintRequest::new(&path, &scope)
+    };
+    let granted = |url: &str| {
+        let Some(rest) = url.strip_prefix(PROOF_BASE) else {
+            return false;
+        };
+        let path = rest.split('?').next().unwrap_or_default();
+        patterns.iter().any(|pattern| wildcard_matches(pattern, path))
+            && answered
+                .as_ref()
+                .is_none_or(|answer| wildcard_matches(answer, path))
+    };
+    let prepared = match proof_minter().prepare(request) {
+        Ok(prepared) => prepared,
+        Err(MintError::Widens(widening)) => {
+            // A refusal names a URL the resource would open, outside.
+            let url = widening.outside.expect("a counterexample within the bound");
+            let mut resource = format!("{PROOF_BASE}{}", path.as_str());
+            if let Some(query) = query {
+                resource = format!("{resource}?{query}");
+            }
+            if path.signs_below() {
+                resource.push('*');
+            }
+            assert!(wildcard_matches(&resource, &url), "{resource} does not open {url}");
+            assert!(!granted(&url), "{url} is granted");
+            return;
+        }
+        Err(error) => panic!("{error}"),
+    };
+    let candidates = if prepared.wildcards {
+        wildcard_candidates(&prepared.resource)
+    } else {
+        vec![prepared.resource.clone()]
+    };
+    for candidate in candidates {
+        let opens = if prepared.wildcards {
+            wildcard_matches(&prepared.resource, &candidate)
+        } else {
+            candidate == prepared.resource
+        };
+        if opens {
+            assert!(
+                granted(&candidate),
+                "{} opens {candidate}, outside {patterns:?} (answer {answered:?})",
+                prepared.resource
+            );
+        }
+    }
+}
+
+/// URLs a wildcard resource matches, made by filling its `?` and `*` with
+/// text an attacker would try: each wildcard on its own through every
+/// filling, then all of them alike.
+fn wildcard_candidates(resource: &str) -> Vec<String> {
+    const ONE: [&str; 8] = ["a", ".", "/", "?", "b", "\u{e9}", "%", "="];
+    const RUN: [&str; 10] = [
+        "", "a", "/", "?", "?a", "/../b", ".b", "\u{e9}", "b?a=b", "a/b?c",
+    ];
+    let wildcards: Vec<char> = resource.chars().filter(|c| matches!(c, '*' | '?')).collect();
+    let fill = |choice: &dyn Fn(usize, char) -> usize| {
+        let mut index = 0;
+        resource
+            .chars()
+            .map(|c| match c {
+                '?' | '*' => {
+                    let pick = choice(index, c);
+                    index += 1;
+                    if c == '?' { ONE[pick % ONE.len()] } else { RUN[pick % RUN.len()] }.to_owned()
+                }
+                c => c.to_string(),
+            })
+            .collect::<String>()
+    };
+    let mut candidates = Vec::new();
+    for pick in 0..RUN.len() {
+        candidates.push(fill(&|_, _| pick));
+        for at in 0..wildcards.len() {
+            candidates.push(fill(&|index, _| if index == at { pick } else { 0 }));
+        }
+    }
+    candidates
 }

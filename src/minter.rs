@@ -20,6 +20,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::timeout_at;
 
 use crate::auth::path::RequestedPath;
+use crate::auth::proof::{Scope, Widening};
 use crate::config::{CloudFront, MintSettings, SigningMode};
 use crate::metrics::Metrics;
 use crate::pool::{PoolError, SigningPool};
@@ -168,6 +169,14 @@ pub enum MintError {
         retry_after: u64,
         message: String,
     },
+    /// The grant proof failed: the resource would open more than granted.
+    #[error("{0}")]
+    Widens(Widening),
+    /// The credential that asked ends sooner than `mint.min_ttl` from now.
+    #[error(
+        "the credential that authorised this ends in {left} s, less than mint.min_ttl ({min} s); renew it (log in again, or send a fresh token) and mint again"
+    )]
+    CredentialEnding { left: u64, min: u64 },
 }
 
 impl From<tokio::task::JoinError> for MintError {
@@ -202,26 +211,44 @@ impl Expiry<CacheKey, Arc<SignedPolicy>> for UntilExpiry {
 }
 
 /// What to sign: a checked path, and for one file an optional query string
-/// (already checked) that becomes part of the signed URL.
+/// (already checked) that becomes part of the signed URL; what the caller
+/// was granted, which the resource must not exceed (the grant proof); and
+/// when the credential that asked ends, which the policy must not outlive.
 #[derive(Clone, Copy)]
 pub struct MintRequest<'a> {
     pub path: &'a RequestedPath,
+    pub scope: &'a Scope,
     pub query: Option<&'a str>,
     pub ip: Option<Ipv4Addr>,
     /// The lifetime asked for (already within bounds); `None`: `mint.ttl`.
     pub ttl: Option<Duration>,
+    /// Epoch seconds when the session or token behind the request ends.
+    pub not_after: Option<u64>,
 }
 
 impl<'a> MintRequest<'a> {
-    /// `path` with the configured lifetime, no query, unbound.
-    pub fn new(path: &'a RequestedPath) -> Self {
+    /// `path` within `scope`, with the configured lifetime, no query,
+    /// unbound, for a credential without an end.
+    pub fn new(path: &'a RequestedPath, scope: &'a Scope) -> Self {
         Self {
             path,
+            scope,
             query: None,
             ip: None,
             ttl: None,
+            not_after: None,
         }
     }
+}
+
+/// A policy ready to sign, and what it was built from.
+pub struct Prepared {
+    pub policy: Policy,
+    /// Whether CloudFront reads the resource with wildcards (custom policy).
+    pub wildcards: bool,
+    pub resource: String,
+    pub url: String,
+    pub issued_at: u64,
 }
 
 /// A signed policy and the times the caller is told about.
@@ -295,15 +322,16 @@ impl Minter {
         }
     }
 
-    /// Signs `path` (a folder or prefix covers every URL starting with it),
-    /// with `query` (one file only) as part of the URL, valid for `ttl`,
-    /// optionally bound to one IPv4 address.
-    pub async fn mint(&self, request: MintRequest<'_>) -> Result<Minted, MintError> {
+    /// The policy a request would be signed under, once the grant proof
+    /// holds: what [`Minter::mint`] signs, without a signature.
+    pub fn prepare(&self, request: MintRequest<'_>) -> Result<Prepared, MintError> {
         let MintRequest {
             path,
+            scope,
             query,
             ip,
             ttl,
+            not_after,
         } = request;
         let mut url = format!("{}{}", self.cloudfront.base_url, path.as_str());
         if let Some(query) = query.filter(|_| !path.signs_below()) {
@@ -316,12 +344,46 @@ impl Minter {
             url.clone()
         };
         let issued_at = now();
-        let expires_at = self.expiry(issued_at, ttl.unwrap_or(self.mint.ttl));
+        let mut expires_at = self.expiry(issued_at, ttl.unwrap_or(self.mint.ttl));
+        if let Some(end) = not_after {
+            let (left, min) = (end.saturating_sub(issued_at), self.mint.min_ttl.as_secs());
+            if left < min.max(1) {
+                return Err(MintError::CredentialEnding { left, min });
+            }
+            expires_at = expires_at.min(end);
+        }
         let mut builder = Policy::builder(resource.clone()).expires(expires_at);
         if let Some(ip) = ip {
             builder = builder.source_ip(format!("{ip}/32"));
         }
         let policy = builder.build()?;
+        let wildcards = !self.cloudfront.policy.is_canned(&policy);
+        scope
+            .prove(&self.cloudfront.base_url, &resource, wildcards)
+            .map_err(MintError::Widens)?;
+        Ok(Prepared {
+            policy,
+            wildcards,
+            resource,
+            url,
+            issued_at,
+        })
+    }
+
+    /// Signs `path` (a folder or prefix covers every URL starting with it),
+    /// with `query` (one file only) as part of the URL, valid for `ttl`
+    /// but never past `not_after`, optionally bound to one IPv4 address;
+    /// refused unless the grant proof shows it opens nothing outside
+    /// `scope`.
+    pub async fn mint(&self, request: MintRequest<'_>) -> Result<Minted, MintError> {
+        let Prepared {
+            policy,
+            resource,
+            url,
+            issued_at,
+            ..
+        } = self.prepare(request)?;
+        let expires_at = policy.expires();
         let ring = self.ring.load_full();
         let key = (ring.active().id().as_str().to_owned(), policy.to_json());
         let cached = self.cache.as_ref().and_then(|cache| cache.get(&key));

@@ -328,8 +328,9 @@ proptest! {
             return Ok(());
         }
         let (minter, keys, runtime) = minter();
+        let scope = grants.scope_for(&identity);
         let minted = runtime
-            .block_on(minter.mint(cfmint::minter::MintRequest::new(&requested)))
+            .block_on(minter.mint(cfmint::minter::MintRequest::new(&requested, &scope)))
             .unwrap();
         let cookies = minted.signed.cookie_header();
         let mut urls = vec![path.clone()];
@@ -349,5 +350,74 @@ proptest! {
                 );
             }
         }
+    }
+}
+
+#[path = "../fuzz/checks.rs"]
+mod checks;
+
+/// Grant patterns with CloudFront's wildcards, over a small alphabet so
+/// that requests often meet them.
+fn proof_pattern() -> impl Strategy<Value = String> {
+    "/[ab*?]{0,3}(/[ab.*?]{0,3}){0,2}"
+}
+
+/// Requests an attacker would send: wildcards, escapes, dot segments,
+/// non-ASCII and query strings, most of which the checks refuse.
+fn proof_request() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "/[ab]{0,3}(/[ab.]{1,3}){0,2}/?",
+        "/[ab]{0,3}(/[ab.]{1,3}){0,2}\\?[ab=&.]{1,4}",
+        "/[ab?*%2eé/.]{0,8}(\\?[ab?*%=&é]{0,4})?",
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+
+    /// The grant proof (SPEC §6): whatever is granted and asked for, with
+    /// or without IP binding and an authorization answer, every URL the
+    /// resource that would be signed opens under CloudFront's rules lies
+    /// inside the grant; a refusal names a URL it would have opened outside.
+    #[test]
+    fn a_signed_resource_never_opens_a_url_outside_the_grant(
+        patterns in proptest::collection::vec(proof_pattern(), 1..4),
+        request in proof_request(),
+        mode in 0u8..16,
+    ) {
+        let data = [&[mode][..], patterns.join(" ").as_bytes(), b"\n", request.as_bytes()].concat();
+        checks::check("grant_proof", &data);
+    }
+}
+
+#[test]
+fn the_grant_proof_refuses_a_query_that_would_open_a_sibling_file() {
+    use cfmint::auth::path::url_item;
+    use cfmint::auth::proof::Scope;
+    use cfmint::minter::MintError;
+
+    // `/users/alice/a?txt` bound to an address (so custom) would open
+    // `/users/alice/a.txt`; canned it opens only itself.
+    let scope = Scope::any_of(vec!["/users/alice/a".into()]);
+    let (path, query) = url_item("/users/alice/a?txt", 1024).unwrap();
+    let (minter, _, _) = minter();
+    let bound = cfmint::minter::MintRequest {
+        query,
+        ip: Some("192.0.2.7".parse().unwrap()),
+        ..cfmint::minter::MintRequest::new(&path, &scope)
+    };
+    let Err(MintError::Widens(widening)) = minter.prepare(bound) else {
+        panic!("signed a resource wider than the grant");
+    };
+    let outside = widening.outside.unwrap();
+    assert!(wildcard_matches(&format!("{BASE}/users/alice/a?txt"), &outside));
+    let unbound = cfmint::minter::MintRequest {
+        query,
+        ..cfmint::minter::MintRequest::new(&path, &scope)
+    };
+    let prepared = minter.prepare(unbound).unwrap();
+    assert!(!prepared.wildcards);
+    for seed in ["\u{4}/users/alice/a\n/users/alice/a?txt", "\u{0}/users/alice/a\n/users/alice/a?txt"] {
+        checks::check("grant_proof", seed.as_bytes());
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use super::Identity;
 use super::path::RequestedPath;
-use crate::signer::wildcard_matches;
+use super::proof::Scope;
 
 const SUB_PLACEHOLDER: &str = "{sub}";
 
@@ -49,18 +49,31 @@ pub struct Grants {
 }
 
 impl Grants {
-    /// Whether `identity` may mint `path` (a directory path signs all below it).
-    pub fn allows(&self, identity: &Identity, path: &RequestedPath) -> bool {
-        let configured = self
-            .grants
+    /// Every pattern granted to `identity`: the configured grants whose
+    /// conditions hold (`{sub}` filled in) and the token's own.
+    pub fn patterns_for(&self, identity: &Identity) -> Vec<String> {
+        self.grants
             .iter()
             .filter(|grant| grant.when.as_ref().is_none_or(|c| c.holds(identity)))
             .flat_map(|grant| &grant.patterns)
-            .filter_map(|pattern| substitute(pattern, &identity.sub));
-        let extra = identity.paths.iter().map(|p| p.as_str().into());
-        configured
-            .chain(extra)
-            .any(|pattern: std::borrow::Cow<'_, str>| covers(&pattern, path))
+            .filter_map(|pattern| substitute(pattern, &identity.sub))
+            .map(std::borrow::Cow::into_owned)
+            .chain(identity.paths.iter().cloned())
+            .collect()
+    }
+
+    /// What `identity` was granted, for the grant proof.
+    pub fn scope_for(&self, identity: &Identity) -> Scope {
+        Scope::any_of(self.patterns_for(identity))
+    }
+
+    /// Whether `identity` may mint `path` in its shape: the grant proof on
+    /// the resource the path signs.
+    pub fn allows(&self, identity: &Identity, path: &RequestedPath) -> bool {
+        let (resource, wildcards) = path.resource_pattern();
+        self.scope_for(identity)
+            .prove("", &resource, wildcards)
+            .is_ok()
     }
 
     /// Claims that conditions look at, so a session keeps only those.
@@ -70,14 +83,6 @@ impl Grants {
             .filter_map(|grant| grant.when.as_ref().map(|c| c.claim().to_owned()))
             .collect()
     }
-}
-
-/// A file request must match the pattern. A folder or prefix request signs
-/// `path*`: a pattern ending in `*` that matches `path` matches every
-/// extension of it too (its last `*` takes the extra characters), and no
-/// other pattern can be shown to contain all of `path*`.
-fn covers(pattern: &str, path: &RequestedPath) -> bool {
-    (!path.signs_below() || pattern.ends_with('*')) && wildcard_matches(pattern, path.as_str())
 }
 
 /// Replaces `{sub}`; a subject that is not a plain path segment gets nothing.
@@ -131,6 +136,7 @@ pub fn extra_patterns(values: &[String]) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::auth::Method;
+    use crate::signer::wildcard_matches;
 
     fn identity(sub: &str, groups: &[&str], extra: &[&str]) -> Identity {
         let mut identity = Identity::new(sub.into(), Method::Users);

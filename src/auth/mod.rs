@@ -6,6 +6,7 @@ pub mod grants;
 pub mod jwt;
 pub mod oidc;
 pub mod path;
+pub mod proof;
 pub mod users;
 
 use std::collections::{BTreeMap, BTreeSet};

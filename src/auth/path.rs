@@ -6,7 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// How a requested path becomes the policy's resource (`"match"` in `/mint`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Match {
     /// The one file at the path.
@@ -89,6 +89,23 @@ impl RequestedPath {
     pub fn signs_below(&self) -> bool {
         self.shape != Match::Exact
     }
+
+    /// The resource this path signs, relative to the distribution, and
+    /// whether it is read with wildcards: `<path>*` for a folder or a
+    /// prefix, the path itself for one file.
+    pub fn resource_pattern(&self) -> (String, bool) {
+        if self.signs_below() {
+            (format!("{}*", self.path), true)
+        } else {
+            (self.path.clone(), false)
+        }
+    }
+
+    /// The same as a grant pattern: what an authorization answer or a
+    /// playlist token for this path grants.
+    pub fn as_pattern(&self) -> String {
+        self.resource_pattern().0
+    }
 }
 
 /// The checks every requested path passes, whatever its shape: the
@@ -98,6 +115,29 @@ fn check(path: &str, max_len: usize) -> Result<(), PathError> {
         return Err(PathError("path is too long"));
     }
     crate::signer::check_path(path).map_err(PathError)
+}
+
+/// One URL to sign (a `/sign-urls` item): a file path with an optional
+/// query string, which is signed as part of the URL; grants look at the
+/// path alone.
+pub fn url_item(raw: &str, max_len: usize) -> Result<(RequestedPath, Option<&str>), String> {
+    if raw.len() > max_len {
+        return Err(format!(
+            "the URL path and query are longer than {max_len} bytes"
+        ));
+    }
+    let (path, query) = match raw.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (raw, None),
+    };
+    let path = RequestedPath::parse(path, max_len).map_err(|e| e.to_string())?;
+    if path.signs_below() {
+        return Err("a signed URL names one file, not a folder".into());
+    }
+    if let Some(query) = query {
+        check_query(query)?;
+    }
+    Ok((path, query))
 }
 
 /// Checks the query string of a URL to sign (after the `?`). It becomes part

@@ -35,6 +35,15 @@ pub enum ApiError {
     /// 403: the path is not covered by the caller's grants.
     #[error("the path is not granted to you")]
     NotGranted,
+    /// 403 `widens_grant`: the resource that would be signed opens URLs
+    /// outside the grant (a `?` in a custom policy's query, say); nothing
+    /// was signed.
+    #[error("the path cannot be signed without widening the grant: {0}")]
+    WidensGrant(String),
+    /// 401 `credential_expiring`: the session or token ends sooner than
+    /// `mint.min_ttl`; nothing was signed.
+    #[error("{0}")]
+    CredentialExpiring(String),
     /// 403 `not_granted`: the authorization callback refused, for a reason.
     #[error("the application refused the path ({0})")]
     Refused(String),
@@ -122,8 +131,10 @@ impl ApiError {
             | Self::InvalidToken(_)
             | Self::BearerNotAccepted
             | Self::PlaylistToken(_)
+            | Self::CredentialExpiring(_)
             | Self::AdminUnauthorized => StatusCode::UNAUTHORIZED,
             Self::NotGranted
+            | Self::WidensGrant(_)
             | Self::Refused(_)
             | Self::OriginNotAllowed
             | Self::OriginLocked
@@ -159,6 +170,8 @@ impl ApiError {
             Self::PlaylistOrigin(_) => "playlist_origin_unavailable",
             Self::BearerNotAccepted => "bearer_not_accepted",
             Self::NotGranted | Self::Refused(_) => "not_granted",
+            Self::WidensGrant(_) => "widens_grant",
+            Self::CredentialExpiring(_) => "credential_expiring",
             Self::NoSuchFile => "not_found",
             Self::AdminUnauthorized => "admin_unauthorized",
             Self::AdminTokenRequired => "admin_token_required",
@@ -207,13 +220,14 @@ impl From<tower_sessions::session::Error> for ApiError {
 
 impl From<crate::minter::MintError> for ApiError {
     fn from(error: crate::minter::MintError) -> Self {
+        use crate::minter::MintError;
         match (&error, error.retry_after()) {
-            (crate::minter::MintError::Remote { .. }, Some(retry_after)) => {
-                Self::KeyStoreUnavailable {
-                    cause: error.to_string(),
-                    retry_after,
-                }
-            }
+            (MintError::Widens(widening), _) => Self::WidensGrant(widening.to_string()),
+            (MintError::CredentialEnding { .. }, _) => Self::CredentialExpiring(error.to_string()),
+            (MintError::Remote { .. }, Some(retry_after)) => Self::KeyStoreUnavailable {
+                cause: error.to_string(),
+                retry_after,
+            },
             _ => Self::SignerUnavailable(error.to_string()),
         }
     }

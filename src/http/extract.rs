@@ -92,10 +92,12 @@ impl FromRequestParts<AppState> for ClientIp {
 }
 
 /// Who is calling: a valid bearer token, or else the session's identity
-/// (with the session).
+/// (with the session); and when that credential ends (the token's `exp`,
+/// the session's end), which nothing minted for it may outlive.
 pub struct Caller {
     pub identity: Identity,
     pub session: Option<Session>,
+    pub ends: Option<u64>,
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -105,6 +107,7 @@ impl FromRequestParts<AppState> for Caller {
         if let Some(token) = bearer_token(&parts.headers)? {
             let identity = state.verify_token(token).await?;
             return Ok(Self {
+                ends: identity.expires,
                 identity,
                 session: None,
             });
@@ -128,18 +131,19 @@ impl FromRequestParts<AppState> for Caller {
         Ok(Self {
             identity,
             session: Some(session),
+            ends: Some(ends),
         })
     }
 }
 
 /// Starts a session for `identity` under a fresh id (never the one the
 /// browser came with), ending after `session.max_lifetime` at the latest and,
-/// for a bearer token, when the token expires.
+/// for a bearer token, when the token expires. Answers when it ends.
 pub async fn start_session(
     session: &Session,
     state: &AppState,
     identity: &Identity,
-) -> Result<(), ApiError> {
+) -> Result<u64, ApiError> {
     let now = crate::minter::now();
     let mut ends = now + state.settings.session.max_lifetime.as_secs();
     if identity.method == crate::auth::Method::Jwt {
@@ -150,7 +154,7 @@ pub async fn start_session(
     session.insert(SEEN_KEY, now).await?;
     session.insert(ENDS_KEY, ends).await?;
     session.save().await?;
-    Ok(())
+    Ok(ends)
 }
 
 /// Marks the session active at most once a minute, so inactivity expiry

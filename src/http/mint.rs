@@ -16,6 +16,7 @@ use super::state::AppState;
 use crate::auth::Identity;
 use crate::auth::authorize::{Decision, Item, Purpose};
 use crate::auth::path::{self, Match, RequestedPath};
+use crate::auth::proof::Scope;
 use crate::config::{AuthorizeMode, Ipv6Binding};
 use crate::minter::{self, Minted};
 
@@ -70,10 +71,14 @@ const MINTED_UNTIL_KEY: &str = "minted_until";
 pub async fn mint(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    Caller { identity, session }: Caller,
+    Caller {
+        identity,
+        session,
+        ends,
+    }: Caller,
     JsonBody(body): JsonBody<MintRequest>,
 ) -> Result<Response, ApiError> {
-    let outcome = mint_cookies(&state, ip, &identity, body.unwrap_or_default()).await;
+    let outcome = mint_cookies(&state, ip, &identity, ends, body.unwrap_or_default()).await;
     match outcome {
         Ok((response, expires_at)) => {
             state.metrics.minted();
@@ -107,16 +112,17 @@ async fn record_refresh(
     Ok(())
 }
 
-/// Mints the cookies for one request; also answers when they expire. Logs
-/// one event, minted or refused.
+/// Mints the cookies for one request by a credential ending at `ends`; also
+/// answers when they expire. Logs one event, minted or refused.
 pub(super) async fn mint_cookies(
     state: &AppState,
     ip: IpAddr,
     identity: &Identity,
+    ends: Option<u64>,
     body: MintRequest,
 ) -> Result<(Response, u64), ApiError> {
     let requested = body.path.clone();
-    let outcome = mint_checked(state, ip, identity, body).await;
+    let outcome = mint_checked(state, ip, identity, ends, body).await;
     match &outcome {
         Ok((_, minted, shape)) => log_signed(state, identity, "mint", minted, *shape),
         Err(error) => {
@@ -137,31 +143,42 @@ async fn mint_checked(
     state: &AppState,
     ip: IpAddr,
     identity: &Identity,
+    ends: Option<u64>,
     body: MintRequest,
 ) -> Result<(Response, Minted, Match), ApiError> {
     check_limits(state, ip, identity).await?;
     let ttl = lifetime(state, body.ttl)?;
     let path = requested_path(state, identity, body.path, body.shape)?;
     let access = check_access(state, identity, Purpose::Mint, &[&path]).await;
-    match access.into_iter().next().expect("one verdict per path") {
-        Ok(()) => {}
+    let scope = match access.into_iter().next().expect("one verdict per path") {
+        Ok(scope) => scope,
         // For cookies, "no such file" is a refusal like any other.
         Err(ApiError::NoSuchFile) => return Err(ApiError::Refused("not_found".into())),
         Err(error) => return Err(error),
-    }
+    };
     let request = minter::MintRequest {
         ip: bound_ip(state, ip)?,
         ttl,
-        ..minter::MintRequest::new(&path)
+        not_after: ends,
+        ..minter::MintRequest::new(&path, &scope)
     };
     let minted = sign(state, request).await?;
     let deliver = body.deliver.unwrap_or_default();
     let query = (deliver != Deliver::Cookies).then(|| signed_query(&minted.signed));
-    let playlist_token = state
-        .playlists
-        .as_ref()
-        .filter(|_| query.is_some())
-        .map(|playlists| playlists.issue_token(identity, path.as_str().to_owned(), path.shape()));
+    let playlist_token = match state.playlists.as_ref().filter(|_| query.is_some()) {
+        Some(playlists) => Some(
+            playlists
+                .issue_token(
+                    &state.settings.cloudfront.base_url,
+                    identity,
+                    &path,
+                    &scope,
+                    ends,
+                )
+                .map_err(|widening| ApiError::WidensGrant(widening.to_string()))?,
+        ),
+        None => None,
+    };
     let body = MintResponse {
         resource: &minted.resource,
         shape: path.shape().as_str(),
@@ -273,7 +290,7 @@ enum SignedItem {
 pub async fn sign_urls(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    Caller { identity, .. }: Caller,
+    Caller { identity, ends, .. }: Caller,
     JsonBody(body): JsonBody<SignUrlsRequest>,
 ) -> Result<Response, ApiError> {
     let body =
@@ -297,18 +314,31 @@ pub async fn sign_urls(
     let mut items = Vec::with_capacity(body.urls.len());
     for (raw, parsed) in body.urls.iter().zip(parsed) {
         let checked = parsed.and_then(|(path, query)| {
-            access.next().expect("one verdict per path")?;
-            Ok((path, query))
+            let scope = access.next().expect("one verdict per path")?;
+            Ok((path, query, scope))
         });
-        let item = match checked {
-            Ok((path, query)) => {
+        let signed = match checked {
+            Ok((path, query, scope)) => {
                 let request = minter::MintRequest {
                     query,
                     ip,
                     ttl,
-                    ..minter::MintRequest::new(&path)
+                    not_after: ends,
+                    ..minter::MintRequest::new(&path, &scope)
                 };
-                let minted = sign(&state, request).await?;
+                match sign(&state, request).await {
+                    Ok(minted) => Ok(minted),
+                    // A refusal of this item alone; the others are signed.
+                    Err(error @ (ApiError::WidensGrant(_) | ApiError::CredentialExpiring(_))) => {
+                        Err(error)
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+            Err(error) => Err(error),
+        };
+        let item = match signed {
+            Ok(minted) => {
                 log_signed(&state, &identity, "sign_urls", &minted, Match::Exact);
                 SignedItem::Signed {
                     url: minted
@@ -343,48 +373,34 @@ pub async fn sign_urls(
     Ok(response)
 }
 
-/// One `/sign-urls` item: a file path with an optional query string, which is
-/// signed as part of the URL; grants look at the path alone.
+/// One `/sign-urls` item, checked as [`path::url_item`] says.
 fn url_item(raw: &str, max_len: usize) -> Result<(RequestedPath, Option<&str>), ApiError> {
-    if raw.len() > max_len {
-        return Err(ApiError::InvalidPath(format!(
-            "the URL path and query are longer than {max_len} bytes"
-        )));
-    }
-    let (path, query) = match raw.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
-        None => (raw, None),
-    };
-    let path =
-        RequestedPath::parse(path, max_len).map_err(|e| ApiError::InvalidPath(e.to_string()))?;
-    if path.signs_below() {
-        return Err(ApiError::InvalidPath(
-            "a signed URL names one file, not a folder".into(),
-        ));
-    }
-    if let Some(query) = query {
-        path::check_query(query).map_err(ApiError::InvalidPath)?;
-    }
-    Ok((path, query))
+    path::url_item(raw, max_len).map_err(ApiError::InvalidPath)
 }
 
-/// Whether each path may be signed, in order: the configured grants, and the
+/// Whether each path may be signed, in order, and within what (the scope
+/// the grant proof holds its signature to): the configured grants, and the
 /// authorization callback as `authorize.mode` says (`all`: only what a grant
-/// allows is asked about, and the callback must allow it too; `any`: what no
-/// grant allows is asked about). One callback call covers every path.
+/// allows is asked about, and the callback must allow it too, so the scope
+/// is both; `any`: what no grant allows is asked about, and an answer
+/// grants that item alone). One callback call covers every path.
 pub(super) async fn check_access(
     state: &AppState,
     identity: &Identity,
     purpose: Purpose,
     paths: &[&RequestedPath],
-) -> Vec<Result<(), ApiError>> {
+) -> Vec<Result<Scope, ApiError>> {
     let granted: Vec<bool> = paths
         .iter()
         .map(|path| state.grants.allows(identity, path))
         .collect();
-    let mut verdicts: Vec<Result<(), ApiError>> = granted
+    let mut verdicts: Vec<Result<Scope, ApiError>> = granted
         .iter()
-        .map(|&granted| granted.then_some(()).ok_or(ApiError::NotGranted))
+        .map(|&granted| {
+            granted
+                .then(|| state.grants.scope_for(identity))
+                .ok_or(ApiError::NotGranted)
+        })
         .collect();
     let Some(authorizer) = &state.authorizer else {
         return verdicts;
@@ -405,8 +421,12 @@ pub(super) async fn check_access(
     match authorizer.decide(identity, purpose, &items).await {
         Ok(decisions) => {
             for (i, decision) in asked.into_iter().zip(decisions) {
+                let answered = vec![paths[i].as_pattern()];
                 verdicts[i] = match decision {
-                    Decision::Allow => Ok(()),
+                    Decision::Allow => Ok(match authorizer.mode() {
+                        AuthorizeMode::All => state.grants.scope_for(identity).and(answered),
+                        AuthorizeMode::Any => Scope::any_of(answered),
+                    }),
                     Decision::Deny(reason) => Err(match reason.as_str() {
                         "not_found" => ApiError::NoSuchFile,
                         "not_granted" => ApiError::NotGranted,

@@ -65,25 +65,49 @@ pub async fn callback(
     };
     let identity = oidc.finish(&pending, &code, &returned_state).await?;
 
-    start_session(&session, &state, &identity).await?;
+    let ends = start_session(&session, &state, &identity).await?;
     tracing::info!(
         sub = state.settings.log_subject.show(&identity.sub),
         method = ?identity.method,
         "logged in"
     );
-    let mut response = Redirect::to(&pending.return_to).into_response();
-    if oidc.mint_on_login() {
-        // The login stands even if this mint doesn't; the app can mint later.
-        match super::mint::mint_cookies(&state, ip, &identity, Default::default()).await {
-            Ok((minted, _)) => {
-                for cookie in minted.headers().get_all(header::SET_COOKIE) {
-                    response
-                        .headers_mut()
-                        .append(header::SET_COOKIE, cookie.clone());
-                }
+    if !oidc.mint_on_login() {
+        return Ok(Redirect::to(&pending.return_to).into_response());
+    }
+    // The login stands even if this mint doesn't; the app, told why in the
+    // return URL, can mint later.
+    let minted =
+        super::mint::mint_cookies(&state, ip, &identity, Some(ends), Default::default()).await;
+    match minted {
+        Ok((minted, _)) => {
+            let mut response = Redirect::to(&pending.return_to).into_response();
+            for cookie in minted.headers().get_all(header::SET_COOKIE) {
+                response
+                    .headers_mut()
+                    .append(header::SET_COOKIE, cookie.clone());
             }
-            Err(error) => tracing::warn!(%error, "mint at login refused"),
+            Ok(response)
+        }
+        Err(error) => {
+            tracing::warn!(outcome = error.code(), %error, "mint at login refused");
+            let to = with_mint_error(&pending.return_to, error.code());
+            Ok(Redirect::to(&to).into_response())
         }
     }
-    Ok(response)
+}
+
+/// The return URL with `cfmint_mint_error=<code>` added to its query (before
+/// any fragment), so the app knows it came back without CloudFront cookies.
+fn with_mint_error(return_to: &str, code: &str) -> String {
+    let (url, fragment) = match return_to.split_once('#') {
+        Some((url, fragment)) => (url, Some(fragment)),
+        None => (return_to, None),
+    };
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let mut to = format!("{url}{separator}cfmint_mint_error={code}");
+    if let Some(fragment) = fragment {
+        to.push('#');
+        to.push_str(fragment);
+    }
+    to
 }

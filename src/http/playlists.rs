@@ -22,7 +22,8 @@ use super::mint::{
 use super::state::AppState;
 use crate::auth::Identity;
 use crate::auth::authorize::Purpose;
-use crate::auth::path::{self, Match, RequestedPath};
+use crate::auth::path::{Match, RequestedPath};
+use crate::auth::proof::Scope;
 use crate::minter::{self, MintRequest};
 use crate::playlist::origin::FetchError;
 use crate::playlist::token::Claims;
@@ -42,9 +43,10 @@ pub async fn playlist(
         return Err(ApiError::NotFound);
     };
     let raw_path = parts.uri.path().strip_prefix(PREFIX).unwrap_or_default();
-    let (token, origin_query) = split_query(parts.uri.query());
+    let uri = parts.uri.clone();
+    let query = split_query(uri.query())?;
     let path = playlist_path(&state, raw_path)?;
-    let (identity, claims) = match token {
+    let (caller, claims) = match query.token {
         Some(token) => {
             let claims = playlists
                 .tokens
@@ -53,49 +55,99 @@ pub async fn playlist(
             let identity = claims.identity().ok_or(ApiError::PlaylistToken(
                 crate::playlist::token::TokenError::Malformed,
             ))?;
-            (identity, Some((claims, token.to_owned())))
+            let caller = Caller {
+                identity,
+                session: None,
+                ends: Some(claims.exp),
+            };
+            (caller, Some((claims, token.to_owned())))
         }
-        None => (
-            Caller::from_request_parts(&mut parts, &state)
-                .await?
-                .identity,
-            None,
-        ),
+        None => (Caller::from_request_parts(&mut parts, &state).await?, None),
     };
+    let identity = &caller.identity;
     let outcome = serve(
         &state,
         playlists,
         ip,
-        &identity,
+        &caller,
         claims,
         &path,
-        origin_query.as_deref(),
+        query.origin.as_deref(),
     )
     .await;
     match &outcome {
         Ok(_) => state.metrics.mint_outcome("playlists", "signed"),
         Err(error) => {
             state.metrics.mint_outcome("playlists", error.code());
-            log_refused(&state, &identity, "playlists", path.as_str(), error);
+            log_refused(&state, identity, "playlists", path.as_str(), error);
         }
     }
     outcome
 }
 
-/// The `token` parameter, and the rest of the query for the origin.
-fn split_query(query: Option<&str>) -> (Option<&str>, Option<String>) {
-    let Some(query) = query else {
-        return (None, None);
-    };
+/// What a playlist request's query string may carry: cfmint's `token`, and
+/// the Low-Latency HLS delivery directives, which go on to the origin in a
+/// fixed order. Anything else is refused by name: a parameter passed on
+/// could change what the origin answers for a path the grant proof never saw.
+struct PlaylistQuery<'a> {
+    token: Option<&'a str>,
+    origin: Option<String>,
+}
+
+/// The delivery directives a player may add (HLS 6.2.5.1), with the values
+/// each takes.
+const DIRECTIVES: [(&str, fn(&str) -> bool); 3] = [
+    ("_HLS_msn", is_number),
+    ("_HLS_part", is_number),
+    ("_HLS_skip", |value| value == "YES" || value == "v2"),
+];
+
+fn is_number(value: &str) -> bool {
+    !value.is_empty() && value.len() <= 20 && value.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn split_query(query: Option<&str>) -> Result<PlaylistQuery<'_>, ApiError> {
     let mut token = None;
-    let mut rest = Vec::new();
-    for part in query.split('&').filter(|part| !part.is_empty()) {
-        match part.strip_prefix("token=") {
-            Some(value) if token.is_none() => token = Some(value),
-            _ => rest.push(part),
+    let mut directives: [Option<&str>; DIRECTIVES.len()] = [None; DIRECTIVES.len()];
+    for part in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (name, value) = part.split_once('=').unwrap_or((part, ""));
+        if name == "token" && token.is_none() {
+            token = Some(value);
+            continue;
+        }
+        let known = DIRECTIVES
+            .iter()
+            .position(|(directive, _)| *directive == name);
+        match known {
+            Some(at) if directives[at].is_none() && (DIRECTIVES[at].1)(value) => {
+                directives[at] = Some(value);
+            }
+            Some(_) => {
+                return Err(ApiError::BadRequest(format!(
+                    "the playlist query parameter {name} is repeated or has a value it cannot take"
+                )));
+            }
+            None => {
+                return Err(ApiError::BadRequest(format!(
+                    "the playlist query parameter \"{}\" is not accepted; only token, _HLS_msn, _HLS_part and _HLS_skip are",
+                    name.escape_debug()
+                )));
+            }
         }
     }
-    (token, (!rest.is_empty()).then(|| rest.join("&")))
+    let origin: Vec<String> = DIRECTIVES
+        .iter()
+        .zip(directives)
+        .filter_map(|((name, _), value)| value.map(|value| format!("{name}={value}")))
+        .collect();
+    Ok(PlaylistQuery {
+        token,
+        origin: (!origin.is_empty()).then(|| origin.join("&")),
+    })
 }
 
 /// The playlist's path on the distribution: checked like any path to sign,
@@ -110,31 +162,57 @@ fn playlist_path(state: &AppState, raw: &str) -> Result<RequestedPath, ApiError>
         .map_err(|e| ApiError::InvalidPath(e.to_string()))
 }
 
+/// What one policy signs for a resource at `path`: its folder, or, for a
+/// token granting a prefix that the resource lies in, that prefix (so a
+/// prefix grant's playlist signs no more than the prefix).
+fn unit_of(claims: Option<&Claims>, path: &str) -> (String, Match) {
+    match claims {
+        Some(claims) if claims.shape == Match::Prefix && path.starts_with(&claims.path) => {
+            (claims.path.clone(), Match::Prefix)
+        }
+        _ => (folder_of(path).to_owned(), Match::Folder),
+    }
+}
+
 async fn serve(
     state: &AppState,
     playlists: &Playlists,
     ip: IpAddr,
-    identity: &Identity,
+    caller: &Caller,
     token: Option<(Claims, String)>,
     path: &RequestedPath,
     origin_query: Option<&str>,
 ) -> Result<Response, ApiError> {
-    if let Some(query) = origin_query {
-        path::check_query(query).map_err(ApiError::InvalidPath)?;
-    }
-    if let Some((claims, _)) = &token
+    let identity = &caller.identity;
+    let claims = token.as_ref().map(|(claims, _)| claims);
+    if let Some(claims) = claims
         && !claims.covers(path.as_str())
     {
         return Err(ApiError::NotGranted);
     }
     check_limits(state, ip, identity).await?;
-    // The playlist's own folder first: nothing is fetched for a caller who
+    // The playlist's own unit first: nothing is fetched for a caller who
     // may not have it.
     let max_len = state.settings.mint.max_path_length;
-    let own = RequestedPath::with_match(folder_of(path.as_str()), max_len, Some(Match::Folder))
-        .map_err(|e| ApiError::InvalidPath(e.to_string()))?;
-    check_folders(state, identity, &[&own]).await?;
-    let text = fetch(state, playlists, &own, path, origin_query).await?;
+    let unit = |path: &str, shape| {
+        RequestedPath::with_match(path, max_len, Some(shape))
+            .map_err(|e| ApiError::InvalidPath(e.to_string()))
+    };
+    let (own_path, own_shape) = unit_of(claims, path.as_str());
+    let own = unit(&own_path, own_shape)?;
+    let own_scope = check_units(state, identity, claims, &[&own])
+        .await?
+        .remove(0);
+    let text = fetch(
+        state,
+        playlists,
+        caller,
+        &own,
+        &own_scope,
+        path,
+        origin_query,
+    )
+    .await?;
     let base_url = &state.settings.cloudfront.base_url;
     let location = Location {
         base_url,
@@ -144,55 +222,63 @@ async fn serve(
         ApiError::BadPlaylist(format!("the origin's playlist {}: {e}", path.as_str()))
     })?;
 
-    // Every folder signed, and the folder the playlists it names share
-    // (what their token covers), pass the same checks as /mint.
-    let resources = playlist.resource_folders();
-    let scope = (token.is_none())
+    // Every unit signed, and the folder the playlists it names share (what
+    // their token covers), pass the same checks as /mint; the grant proof
+    // holds every signature to what they allow and, with a token, to its
+    // scope.
+    let resources: BTreeSet<(String, Match)> = playlist
+        .targets()
+        .filter(|target| target.kind == Kind::Resource)
+        .map(|target| unit_of(claims, &target.path))
+        .collect();
+    let handed_on = token
+        .is_none()
         .then(|| token_scope(path.as_str(), playlist.targets()))
         .flatten();
-    let mut folders: BTreeSet<&str> = resources.clone();
-    folders.extend(scope.as_deref());
-    let mut checked = Vec::with_capacity(folders.len());
-    for folder in &folders {
-        let folder =
-            RequestedPath::with_match(folder, max_len, Some(Match::Folder)).map_err(|e| {
+    let mut units = Vec::with_capacity(resources.len() + 1);
+    for (at, shape) in resources
+        .iter()
+        .map(|(at, shape)| (at.as_str(), *shape))
+        .chain(handed_on.as_deref().map(|folder| (folder, Match::Folder)))
+    {
+        units.push(
+            RequestedPath::with_match(at, max_len, Some(shape)).map_err(|e| {
                 ApiError::BadPlaylist(format!(
                     "the origin's playlist {} names the folder \"{}\", which cannot be signed: {e}",
                     path.as_str(),
-                    folder.escape_debug()
+                    at.escape_debug()
                 ))
-            })?;
-        if let Some((claims, _)) = &token
-            && !claims.covers(folder.as_str())
-        {
-            return Err(ApiError::NotGranted);
-        }
-        checked.push(folder);
+            })?,
+        );
     }
-    let paths: Vec<&RequestedPath> = checked.iter().collect();
-    check_folders(state, identity, &paths).await?;
+    let paths: Vec<&RequestedPath> = units.iter().collect();
+    let scopes = check_units(state, identity, claims, &paths).await?;
 
     let bound = bound_ip(state, ip)?;
     let mut queries = BTreeMap::new();
-    for folder in checked
-        .iter()
-        .filter(|folder| resources.contains(folder.as_str()))
-    {
+    for (unit, scope) in units.iter().zip(&scopes).take(resources.len()) {
         let request = MintRequest {
             ip: bound,
-            ..MintRequest::new(folder)
+            not_after: caller.ends,
+            ..MintRequest::new(unit, scope)
         };
         let minted = sign(state, request).await?;
-        log_signed(state, identity, "playlists", &minted, Match::Folder);
-        queries.insert(folder.as_str().to_owned(), signed_query(&minted.signed));
+        log_signed(state, identity, "playlists", &minted, unit.shape());
+        queries.insert(unit.as_str().to_owned(), signed_query(&minted.signed));
     }
-    let token = match token {
-        Some((_, token)) => token,
-        None => playlists.issue_token(
-            identity,
-            scope.unwrap_or_else(|| folder_of(path.as_str()).to_owned()),
-            Match::Folder,
-        ),
+    let token = match &token {
+        Some((_, token)) => token.clone(),
+
+        None => {
+            let (handed, scope) = match handed_on {
+                Some(_) => (units.last(), scopes.last()),
+                None => (Some(&own), Some(&own_scope)),
+            };
+            let (handed, scope) = handed.zip(scope).expect("a unit and its scope");
+            playlists
+                .issue_token(base_url, identity, handed, scope, caller.ends)
+                .map_err(|widening| ApiError::WidensGrant(widening.to_string()))?
+        }
     };
     let body = playlist.render(|target, out| match target.kind {
         Kind::Resource => {
@@ -203,7 +289,7 @@ async fn serve(
                 out.push_str(query);
                 out.push('&');
             }
-            out.push_str(&queries[target.folder()]);
+            out.push_str(&queries[&unit_of(claims, &target.path).0]);
         }
         Kind::Playlist => {
             out.push_str(&relative_reference(path.as_str(), &target.path));
@@ -227,28 +313,37 @@ async fn serve(
 }
 
 /// Grants and the authorization callback, as `/mint` applies them, for
-/// every folder; the first refusal refuses the playlist.
-async fn check_folders(
+/// every unit, each scope narrowed to the token's when there is one; the
+/// first refusal refuses the playlist.
+async fn check_units(
     state: &AppState,
     identity: &Identity,
-    folders: &[&RequestedPath],
-) -> Result<(), ApiError> {
-    for verdict in check_access(state, identity, Purpose::Mint, folders).await {
-        match verdict {
-            Ok(()) => {}
+    claims: Option<&Claims>,
+    units: &[&RequestedPath],
+) -> Result<Vec<Scope>, ApiError> {
+    let mut scopes = Vec::with_capacity(units.len());
+    for verdict in check_access(state, identity, Purpose::Mint, units).await {
+        let scope = match verdict {
+            Ok(scope) => scope,
             Err(ApiError::NoSuchFile) => return Err(ApiError::Refused("not_found".into())),
             Err(error) => return Err(error),
-        }
+        };
+        scopes.push(match claims {
+            Some(claims) => scope.and(vec![claims.pattern()]),
+            None => scope,
+        });
     }
-    Ok(())
+    Ok(scopes)
 }
 
 /// The playlist from the origin; when the origin is the distribution,
-/// fetched with a signature for the playlist's folder.
+/// fetched with a signature for the playlist's unit.
 async fn fetch(
     state: &AppState,
     playlists: &Playlists,
-    folder: &RequestedPath,
+    caller: &Caller,
+    unit: &RequestedPath,
+    scope: &Scope,
     path: &RequestedPath,
     origin_query: Option<&str>,
 ) -> Result<String, ApiError> {
@@ -265,7 +360,11 @@ async fn fetch(
         .as_ref()
         .is_some_and(|p| p.origin_signed)
     {
-        let minted = sign(state, MintRequest::new(folder)).await?;
+        let request = MintRequest {
+            not_after: caller.ends,
+            ..MintRequest::new(unit, scope)
+        };
+        let minted = sign(state, request).await?;
         target.push(separator);
         target.push_str(&signed_query(&minted.signed));
     }
@@ -337,16 +436,50 @@ mod tests {
     }
 
     #[test]
-    fn the_token_parameter_is_taken_out_of_the_origin_query() {
-        assert_eq!(split_query(None), (None, None));
-        assert_eq!(split_query(Some("token=abc")), (Some("abc"), None));
+    fn only_the_token_and_delivery_directives_pass() {
+        let split = |query| {
+            split_query(query)
+                .map(|q| (q.token.map(str::to_owned), q.origin))
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(split(None), Ok((None, None)));
+        assert_eq!(split(Some("token=abc")), Ok((Some("abc".into()), None)));
         assert_eq!(
-            split_query(Some("v=2&token=abc&x")),
-            (Some("abc"), Some("v=2&x".into()))
+            split(Some("_HLS_skip=YES&token=abc&_HLS_msn=12")),
+            Ok((Some("abc".into()), Some("_HLS_msn=12&_HLS_skip=YES".into())))
+        );
+        for (query, named) in [
+            ("v=2", "\"v\""),
+            ("x=/../../bob/x.m3u8", "\"x\""),
+            ("token=a&token=b", "\"token\""),
+            ("_HLS_msn=1&_HLS_msn=2", "_HLS_msn"),
+            ("_HLS_msn=-1", "_HLS_msn"),
+            ("_HLS_skip=maybe", "_HLS_skip"),
+        ] {
+            let error = split(Some(query)).expect_err(query);
+            assert!(error.contains(named), "{query}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_prefix_token_signs_its_prefix_and_nothing_beside_it() {
+        let claims = Claims {
+            id: String::new(),
+            path: "/books/42/chapter1".into(),
+            shape: Match::Prefix,
+            exp: 0,
+        };
+        assert_eq!(
+            unit_of(Some(&claims), "/books/42/chapter1_000.ts"),
+            ("/books/42/chapter1".into(), Match::Prefix)
         );
         assert_eq!(
-            split_query(Some("token=a&token=b")),
-            (Some("a"), Some("token=b".into()))
+            unit_of(Some(&claims), "/books/42/chapter2_000.ts"),
+            ("/books/42/".into(), Match::Folder)
+        );
+        assert_eq!(
+            unit_of(None, "/books/42/chapter1_000.ts"),
+            ("/books/42/".into(), Match::Folder)
         );
     }
 }

@@ -36,21 +36,36 @@ impl Playlists {
         })
     }
 
-    /// A token for `identity` covering `path` (in `shape`), lasting
-    /// `playlists.token_ttl` and never beyond a bearer token's own expiry.
+    /// A token for `identity` covering `path` in its shape, once the grant
+    /// proof shows that lies within `scope` (what the caller was granted,
+    /// on the distribution at `base_url`). It lasts `playlists.token_ttl`,
+    /// never beyond `not_after` (when the credential that asked ends) or a
+    /// bearer token's own expiry.
     pub fn issue_token(
         &self,
+        base_url: &str,
         identity: &crate::auth::Identity,
-        path: String,
-        shape: crate::auth::path::Match,
-    ) -> String {
-        let exp = crate::minter::now() + self.token_ttl.as_secs();
-        self.tokens.issue(&token::Claims {
+        path: &crate::auth::path::RequestedPath,
+        scope: &crate::auth::proof::Scope,
+        not_after: Option<u64>,
+    ) -> Result<String, crate::auth::proof::Widening> {
+        let (resource, wildcards) = path.resource_pattern();
+        scope.prove(base_url, &format!("{base_url}{resource}"), wildcards)?;
+        let exp = [
+            Some(crate::minter::now() + self.token_ttl.as_secs()),
+            not_after,
+            identity.expires,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .expect("the token's own lifetime is always there");
+        Ok(self.tokens.issue(&token::Claims {
             id: identity.to_session(),
-            path,
-            shape,
-            exp: identity.expires.map_or(exp, |ends| exp.min(ends)),
-        })
+            path: path.as_str().to_owned(),
+            shape: path.shape(),
+            exp,
+        }))
     }
 }
 

@@ -1,13 +1,17 @@
 //! cfmint's own short-lived token for players that carry neither a cookie
-//! nor a header: `?token=` on `/playlists/...` URLs. It names who minted it
-//! (the identity, so grants and the authorization callback apply at every
-//! fetch), what it covers (the path granted at `/mint`) and until when,
-//! under an HMAC-SHA256 with `playlists.token_secret`, which every replica
-//! shares.
+//! nor a header: `?token=` on `/playlists/...` URLs. It carries who minted
+//! it (the identity, so grants and the authorization callback apply at
+//! every fetch), what it covers (the path granted at `/mint`) and until
+//! when, sealed with ChaCha20-Poly1305 under a key derived from
+//! `playlists.token_secret`, which every replica shares. It travels in
+//! URLs (CDN and proxy logs, `Referer`), so it is opaque: neither the
+//! subject nor the paths can be read from it, and any change is refused.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::hmac;
+use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Identity;
@@ -37,6 +41,14 @@ impl Claims {
         }
     }
 
+    /// What the token covers as a grant pattern, for the grant proof.
+    pub fn pattern(&self) -> String {
+        match self.shape {
+            Match::Exact => self.path.clone(),
+            Match::Folder | Match::Prefix => format!("{}*", self.path),
+        }
+    }
+
     pub fn identity(&self) -> Option<Identity> {
         Identity::from_session(&self.id)
     }
@@ -53,13 +65,14 @@ pub enum TokenError {
     Expired,
 }
 
-/// Label separating these MACs from any other use of the key.
-const CONTEXT: &[u8] = b"cfmint-playlist-token-v1.";
+/// Label separating this key and these tokens from any other use of the
+/// secret; authenticated with every token.
+const CONTEXT: &[u8] = b"cfmint-playlist-token-v2";
 
 /// Issues and checks tokens with one key.
-#[derive(Clone)]
 pub struct Tokens {
-    key: hmac::Key,
+    key: LessSafeKey,
+    random: SystemRandom,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -69,32 +82,51 @@ impl std::fmt::Debug for Tokens {
 }
 
 impl Tokens {
+    /// The sealing key: HMAC-SHA256 of the label under the secret.
     pub fn new(secret: &[u8]) -> Self {
+        let derived = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, secret), CONTEXT);
+        let key = UnboundKey::new(&CHACHA20_POLY1305, derived.as_ref())
+            .expect("HMAC-SHA256 gives a 32-byte key");
         Self {
-            key: hmac::Key::new(hmac::HMAC_SHA256, secret),
+            key: LessSafeKey::new(key),
+            random: SystemRandom::new(),
         }
     }
 
-    /// `payload.mac`, both unpadded base64url: safe in a query string.
+    /// A random nonce and the sealed claims, unpadded base64url: safe in a
+    /// query string, and different every time.
     pub fn issue(&self, claims: &Claims) -> String {
-        let json = serde_json::to_vec(claims).expect("claims always serialize");
-        let payload = URL_SAFE_NO_PAD.encode(json);
-        let mac = hmac::sign(&self.key, &[CONTEXT, payload.as_bytes()].concat());
-        format!("{payload}.{}", URL_SAFE_NO_PAD.encode(mac.as_ref()))
+        let mut sealed = serde_json::to_vec(claims).expect("claims always serialize");
+        let mut nonce = [0u8; NONCE_LEN];
+        self.random
+            .fill(&mut nonce)
+            .expect("the system's random source works");
+        self.key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(CONTEXT),
+                &mut sealed,
+            )
+            .expect("a playlist token is far below the cipher's limit");
+        URL_SAFE_NO_PAD.encode([&nonce[..], &sealed].concat())
     }
 
     /// The claims of a token this key issued that has not expired at `now`.
     pub fn check(&self, token: &str, now: u64) -> Result<Claims, TokenError> {
-        let (payload, mac) = token.split_once('.').ok_or(TokenError::Malformed)?;
-        let mac = URL_SAFE_NO_PAD
-            .decode(mac)
+        let mut bytes = URL_SAFE_NO_PAD
+            .decode(token)
             .map_err(|_| TokenError::Malformed)?;
-        hmac::verify(&self.key, &[CONTEXT, payload.as_bytes()].concat(), &mac)
+        if bytes.len() < NONCE_LEN + CHACHA20_POLY1305.tag_len() {
+            return Err(TokenError::Malformed);
+        }
+        let (nonce, sealed) = bytes.split_at_mut(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| TokenError::Malformed)?;
+        let json = self
+            .key
+            .open_in_place(nonce, Aad::from(CONTEXT), sealed)
             .map_err(|_| TokenError::BadSignature)?;
-        let json = URL_SAFE_NO_PAD
-            .decode(payload)
-            .map_err(|_| TokenError::Malformed)?;
-        let claims: Claims = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
+        let claims: Claims = serde_json::from_slice(json).map_err(|_| TokenError::Malformed)?;
+
         if now >= claims.exp {
             return Err(TokenError::Expired);
         }
@@ -128,23 +160,44 @@ mod tests {
     }
 
     #[test]
-    fn another_key_a_changed_payload_or_garbage_is_refused() {
+    fn another_key_a_changed_byte_or_garbage_is_refused() {
         let tokens = Tokens::new(b"0123456789abcdef0123456789abcdef");
         let token = tokens.issue(&claims(1_000));
         let other = Tokens::new(b"fedcba9876543210fedcba9876543210");
         assert_eq!(other.check(&token, 0), Err(TokenError::BadSignature));
-        let (payload, mac) = token.split_once('.').unwrap();
-        let mut widened = claims(1_000);
-        widened.path = "/".into();
-        let forged = tokens.issue(&widened);
-        let (forged_payload, _) = forged.split_once('.').unwrap();
-        assert_ne!(forged_payload, payload);
-        assert_eq!(
-            tokens.check(&format!("{forged_payload}.{mac}"), 0),
-            Err(TokenError::BadSignature)
-        );
-        for garbage in ["", ".", "abc", "a.b.c", "!!.??", &format!("{payload}.")] {
+        let bytes = URL_SAFE_NO_PAD.decode(&token).unwrap();
+        for at in [0, NONCE_LEN, bytes.len() / 2, bytes.len() - 1] {
+            let mut changed = bytes.clone();
+            changed[at] ^= 1;
+            assert_eq!(
+                tokens.check(&URL_SAFE_NO_PAD.encode(&changed), 0),
+                Err(TokenError::BadSignature),
+                "byte {at}"
+            );
+        }
+        let short = URL_SAFE_NO_PAD.encode(&bytes[..NONCE_LEN + 15]);
+        for garbage in ["", ".", "abc", "a.b.c", "!!.??", &short] {
             assert!(tokens.check(garbage, 0).is_err(), "{garbage:?}");
+        }
+    }
+
+    #[test]
+    fn a_token_shows_neither_the_subject_nor_the_path() {
+        let tokens = Tokens::new(b"0123456789abcdef0123456789abcdef");
+        let token = tokens.issue(&claims(1_000));
+        assert_ne!(
+            token,
+            tokens.issue(&claims(1_000)),
+            "a fresh nonce each time"
+        );
+        let bytes = URL_SAFE_NO_PAD.decode(&token).unwrap();
+        for readable in ["alice", "audiobooks", "sub", "match"] {
+            let needle = readable.as_bytes();
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{readable} readable in the token"
+            );
+            assert!(!token.contains(readable));
         }
     }
 

@@ -355,7 +355,7 @@ impl PrivateKey {
         json: &str,
         signature: &[u8],
     ) -> SignedPolicy {
-        let canned = form == PolicyForm::Auto && policy.fits_canned();
+        let canned = form.is_canned(policy);
         SignedPolicy::new(
             self.id.clone(),
             hash,

@@ -34,6 +34,24 @@ pub enum PolicyForm {
     Custom,
 }
 
+impl PolicyForm {
+    /// Whether a signature in this form over `policy` is a canned one, which
+    /// CloudFront compares with the requested URL as it is; a custom one is
+    /// read with `*` and `?` as wildcards.
+    ///
+    /// ```
+    /// use cfmint_signer::{Policy, PolicyForm};
+    ///
+    /// let exact = Policy::builder("https://d.example/a?b").expires(2_000_000_000).build()?;
+    /// assert!(PolicyForm::Auto.is_canned(&exact));
+    /// assert!(!PolicyForm::Custom.is_canned(&exact));
+    /// # Ok::<(), cfmint_signer::Error>(())
+    /// ```
+    pub fn is_canned(self, policy: &Policy) -> bool {
+        self == Self::Auto && policy.fits_canned()
+    }
+}
+
 impl Policy {
     /// Starts a policy for a resource: an exact URL or a pattern with `*` / `?`.
     pub fn builder(resource: impl Into<String>) -> PolicyBuilder {
