@@ -6,7 +6,9 @@
  *     api: "https://auth.example.com",   // where cfmint serve runs
  *     path: "/audiobooks/42/",            // what to mint (optional: the server's default)
  *     match: "prefix",                    // "exact" | "folder" | "prefix" (optional)
- *     token: undefined,                   // a bearer JWT instead of a session (optional)
+ *     token: undefined,                   // a bearer JWT instead of a session (optional): a
+ *                                         // string, or a function (async or not) answering the
+ *                                         // current one, asked before every request
  *     deliver: "cookies",                 // "query": a signed query string instead of cookies,
  *                                         // for players that cannot carry them (optional)
  *     maxMintsPerMinute: 6,               // never more, whatever happens (optional)
@@ -22,6 +24,7 @@
  *   const minted = await session.recover(response);
  *   await session.logout();                     // ends the session, clears the cookies
  *                                               // (and the provider's, with auth.oidc.end_session)
+ *   session.setToken(renewedJwt);               // the app renewed its JWT: the next mint uses it
  *
  * A player that cannot carry cookies (a CDN on another site with third-party
  * cookies blocked, a Cast receiver, a native app) takes the query instead:
@@ -105,10 +108,24 @@
       return /<Error>\s*<Code>[A-Za-z]+<\/Code>/.test(text || "");
     }
 
+    /** The bearer token to send now: the string given, or what the function answers. */
+    async currentToken() {
+      return typeof this.token === "function" ? await this.token() : this.token;
+    }
+
+    /**
+     * Replaces the bearer token (a string, or a function answering the
+     * current one); the next mint, refresh or recovery sends it.
+     */
+    setToken(token) {
+      this.token = token;
+    }
+
     async request(route, body) {
       const headers = {};
       if (body !== undefined) headers["Content-Type"] = "application/json";
-      if (this.token) headers["Authorization"] = "Bearer " + this.token;
+      const token = await this.currentToken();
+      if (token) headers["Authorization"] = "Bearer " + token;
       const response = await fetch(this.api + route, {
         method: "POST",
         credentials: "include",
@@ -239,14 +256,20 @@
     /**
      * hls.js options that sign every request it makes under the minted
      * path, with the query current at that moment (refreshes included).
+     * An `xhrSetup` of the caller's own still runs, after the request is
+     * opened on the signed URL and with that URL, so what it sets
+     * (withCredentials, headers) stays.
      */
     hlsConfig(options) {
       const session = this;
+      const own = options && options.xhrSetup;
       return Object.assign({}, options, {
         xhrSetup(xhr, url) {
           const signed = session.signUrl(url);
           // hls.js opens the request itself unless xhrSetup already did.
-          if (signed !== url) xhr.open("GET", signed, true);
+          if (signed !== url && !xhr.readyState) xhr.open("GET", signed, true);
+          if (own) return own.call(this, xhr, signed);
+          return undefined;
         },
       });
     }

@@ -1,11 +1,13 @@
 //! The admin listener's actions: `POST /admin/sessions/revoke` ends every
 //! session of a subject, on every replica sharing the store; `GET
-//! /admin/keys` reports the key ring this replica signs with.
+//! /admin/keys` reports the key ring this replica signs with. A state
+//! change takes a JSON body and no cross-site request: a page open in a
+//! browser on the host must not be able to end anyone's sessions.
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, header};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
@@ -27,6 +29,7 @@ pub async fn revoke_sessions(
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     admit(state.settings.server.admin_token.as_ref(), peer, &headers)?;
+    same_site_json(&headers)?;
     let request: RevokeRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("send {{\"sub\": \"...\"}}: {e}")))?;
     if request.sub.is_empty() {
@@ -79,8 +82,43 @@ pub async fn keys(
     })))
 }
 
+/// A state-changing admin request: `Content-Type: application/json` (which
+/// a cross-site form or a simple `fetch` cannot send without a preflight,
+/// and the admin listener answers no preflight), and nothing a browser adds
+/// to a request from a page: no `Origin`, no `Sec-Fetch-Site` other than
+/// `none`. `cfmint sessions revoke`, curl and scripts send neither.
+fn same_site_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let from_a_page = headers.contains_key(header::ORIGIN)
+        || headers
+            .get("sec-fetch-site")
+            .is_some_and(|site| site.as_bytes() != b"none");
+    if from_a_page {
+        return Err(ApiError::OriginNotAllowed);
+    }
+    Ok(())
+}
+
+/// Headers a proxy adds when it forwards a request: with one of them, a
+/// loopback peer is a proxy in front of someone else.
+const FORWARDED: [&str; 5] = [
+    "forwarded",
+    "x-forwarded-for",
+    "x-real-ip",
+    "cloudfront-viewer-address",
+    "true-client-ip",
+];
+
 /// With `server.admin_token`, the caller must present it as a bearer token
-/// (compared in constant time). Without one, only loopback peers may act.
+/// (compared in constant time). Without one, only loopback peers may act,
+/// and not through a proxy (a forwarded request may come from anywhere).
 fn admit(
     token: Option<&secrecy::SecretString>,
     peer: std::net::SocketAddr,
@@ -95,7 +133,11 @@ fn admit(
                 Err(ApiError::AdminUnauthorized)
             }
         }
-        None if peer.ip().to_canonical().is_loopback() => Ok(()),
+        None if peer.ip().to_canonical().is_loopback()
+            && !FORWARDED.iter().any(|name| headers.contains_key(*name)) =>
+        {
+            Ok(())
+        }
         None => Err(ApiError::AdminTokenRequired),
     }
 }
@@ -137,6 +179,47 @@ mod tests {
                 admit(Some(&token), loopback, &headers),
                 Err(ApiError::AdminUnauthorized)
             ));
+        }
+    }
+
+    #[test]
+    fn without_a_token_a_forwarded_request_is_not_local() {
+        let loopback = "127.0.0.1:5000".parse().unwrap();
+        for name in super::FORWARDED {
+            let mut headers = HeaderMap::new();
+            headers.insert(name, "203.0.113.7".parse().unwrap());
+            assert!(
+                matches!(
+                    admit(None, loopback, &headers),
+                    Err(ApiError::AdminTokenRequired)
+                ),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_state_change_takes_json_from_no_page() {
+        let headers = |pairs: &[(&str, &str)]| {
+            let mut headers = HeaderMap::new();
+            for (name, value) in pairs {
+                headers.insert(*name, value.parse().unwrap());
+            }
+            headers
+        };
+        let json = ("content-type", "application/json");
+        assert!(super::same_site_json(&headers(&[json])).is_ok());
+        assert!(super::same_site_json(&headers(&[json, ("sec-fetch-site", "none")])).is_ok());
+        for (pairs, expected) in [
+            (&[("content-type", "text/plain")][..], "unsupported_media_type"),
+            (&[][..], "unsupported_media_type"),
+            (&[json, ("origin", "https://evil.test")][..], "origin_not_allowed"),
+            (&[json, ("origin", "null")][..], "origin_not_allowed"),
+            (&[json, ("sec-fetch-site", "cross-site")][..], "origin_not_allowed"),
+            (&[json, ("sec-fetch-site", "same-origin")][..], "origin_not_allowed"),
+        ] {
+            let error = super::same_site_json(&headers(pairs)).unwrap_err();
+            assert_eq!(error.code(), expected, "{pairs:?}");
         }
     }
 }
