@@ -426,3 +426,42 @@ impl SessionStore for MemoryStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use time::{Duration, OffsetDateTime};
+    use tower_sessions::session::{Id, Record};
+    use tower_sessions::session_store::SessionStore;
+
+    use super::{IDENTITY_KEY, MemoryStore};
+    use crate::auth::{Identity, Method};
+
+    fn record(sub: &str) -> Record {
+        let identity = Identity::new(sub.into(), Method::Users).to_session();
+        Record {
+            id: Id::default(),
+            data: HashMap::from([(IDENTITY_KEY.to_owned(), identity.into())]),
+            expiry_date: OffsetDateTime::now_utc() + Duration::hours(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_session_ended_during_a_request_is_not_written_back() {
+        let store = MemoryStore::default();
+        let (mut carol, mut dave) = (record("carol"), record("dave"));
+        store.create(&mut carol).await.unwrap();
+        store.create(&mut dave).await.unwrap();
+        // A request holding carol's session is under way when she is
+        // revoked; its save at the end must not bring her back.
+        assert_eq!(store.revoke("carol"), 1);
+        store.save(&carol).await.unwrap();
+        assert_eq!(store.load(&carol.id).await.unwrap(), None);
+        // The same for a logout.
+        store.delete(&dave.id).await.unwrap();
+        store.save(&dave).await.unwrap();
+        assert_eq!(store.load(&dave.id).await.unwrap(), None);
+        assert!(store.is_empty());
+    }
+}

@@ -200,13 +200,13 @@ mod tests {
 
     #[test]
     fn a_state_change_takes_json_from_no_page() {
-        let headers = |pairs: &[(&str, &str)]| {
+        fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
             let mut headers = HeaderMap::new();
             for (name, value) in pairs {
                 headers.insert(*name, value.parse().unwrap());
             }
             headers
-        };
+        }
         let json = ("content-type", "application/json");
         assert!(super::same_site_json(&headers(&[json])).is_ok());
         assert!(super::same_site_json(&headers(&[json, ("sec-fetch-site", "none")])).is_ok());

@@ -206,6 +206,9 @@ impl ApiError {
             | Self::PlaylistOrigin(cause)
             | Self::KeyStoreUnavailable { cause, .. } => Some(cause.clone()),
             Self::RateLimited(limited) => Some(limited.limit.as_str().to_owned()),
+            Self::InvalidToken(error) => Some(error.to_string()),
+            Self::PlaylistToken(error) => Some(error.to_string()),
+            Self::WidensGrant(reason) | Self::CredentialExpiring(reason) => Some(reason.clone()),
             Self::Oidc(error) => error.detail(),
             _ => None,
         }

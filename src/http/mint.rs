@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -71,20 +71,25 @@ const MINTED_UNTIL_KEY: &str = "minted_until";
 pub async fn mint(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    Caller {
+    headers: HeaderMap,
+    caller: Result<Caller, ApiError>,
+    JsonBody(body): JsonBody<MintRequest>,
+) -> Result<Response, ApiError> {
+    let Caller {
         identity,
         session,
         ends,
-    }: Caller,
-    JsonBody(body): JsonBody<MintRequest>,
-) -> Result<Response, ApiError> {
+    } = caller.inspect_err(|error| unauthenticated(&state, "mint", error))?;
     let outcome = mint_cookies(&state, ip, &identity, ends, body.unwrap_or_default()).await;
     match outcome {
         Ok((response, expires_at)) => {
             state.metrics.minted();
             match session {
                 Some(session) => record_refresh(&state, &session, expires_at).await?,
-                None => state.metrics.mint_kind(None),
+                // A bearer caller's previous cookies, if it carries them.
+                None => state.metrics.mint_kind(previous_cookies(&headers).map(|until| {
+                    Duration::from_secs(until.saturating_sub(minter::now()))
+                })),
             }
             Ok(response)
         }
@@ -93,6 +98,42 @@ pub async fn mint(
             Err(error)
         }
     }
+}
+
+/// The mint event for a caller who could not be authenticated (a missing,
+/// expired or forged token, no session): why, with no subject.
+fn unauthenticated(state: &AppState, route: &'static str, error: &ApiError) {
+    state.metrics.mint_outcome(route, error.code());
+    tracing::info!(
+        route,
+        outcome = error.code(),
+        reason = %error,
+        "mint"
+    );
+}
+
+/// When the CloudFront cookies the request carries expire: from
+/// `CloudFront-Expires` (canned) or the `DateLessThan` of
+/// `CloudFront-Policy` (custom). Not verified: it only tells a refresh from
+/// a first mint in the metrics.
+fn previous_cookies(headers: &HeaderMap) -> Option<u64> {
+    let pairs = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='));
+    for (name, value) in pairs {
+        match name {
+            "CloudFront-Expires" => return value.parse().ok(),
+            "CloudFront-Policy" => {
+                let json = crate::signer::decode_base64(value).ok()?;
+                return crate::signer::parse_policy(&json).ok().map(|p| p.expires);
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Counts a session's mint as its first or a refresh, with how long its
@@ -290,9 +331,11 @@ enum SignedItem {
 pub async fn sign_urls(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    Caller { identity, ends, .. }: Caller,
+    caller: Result<Caller, ApiError>,
     JsonBody(body): JsonBody<SignUrlsRequest>,
 ) -> Result<Response, ApiError> {
+    let Caller { identity, ends, .. } =
+        caller.inspect_err(|error| unauthenticated(&state, "sign_urls", error))?;
     let body =
         body.ok_or_else(|| ApiError::BadRequest("send {\"urls\": [\"/a.pdf\", ...]}".into()))?;
     let max = state.settings.mint.max_sign_urls;
