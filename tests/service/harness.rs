@@ -2,7 +2,7 @@
 //! and JWT settings; a real `redis-server` on a free port when asked.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -556,3 +556,68 @@ impl Drop for ServeProcess {
         let _ = self.child.wait();
     }
 }
+
+/// `cfmint edge` as a child process, serving a directory with the
+/// fixtures' signing key.
+pub struct EdgeProcess {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl EdgeProcess {
+    /// Writes its configuration into `dir` and serves `origin`.
+    pub fn start(dir: &Path, origin: &Path) -> Self {
+        let port = free_port();
+        let config = dir.join("edge.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+[edge]
+listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}"
+origin_dir = "{origin}"
+[[edge.key]]
+id = "{KEY_ID}"
+file = "{key}"
+"#,
+                origin = origin.display(),
+                key = fixtures().signing_key.display(),
+            ),
+        )
+        .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_cfmint"))
+            .args(["edge", "--config"])
+            .arg(&config)
+            .env("CFMINT_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "cfmint edge did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, addr }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn stats(&self) -> serde_json::Value {
+        reqwest::blocking::get(self.url("/_cfmint/stats"))
+            .unwrap()
+            .json()
+            .unwrap()
+    }
+}
+
+impl Drop for EdgeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+

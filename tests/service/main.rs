@@ -7,6 +7,7 @@ mod client_ip;
 mod config;
 mod described;
 mod edge;
+mod grant_proof;
 mod harness;
 mod hostile;
 mod jwt;

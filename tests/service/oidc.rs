@@ -583,6 +583,36 @@ async fn the_callback_can_mint_the_cookies() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_whose_mint_is_refused_says_why_in_the_return_url() {
+    let (app, _provider, origin) = cfmint_with_provider_at(
+        0,
+        &[
+            ("CFMINT__AUTH__OIDC__MINT_ON_LOGIN", "true"),
+            ("CFMINT__MINT__DEFAULT_PATH", "/users/{sub}/"),
+            ("CFMINT__RATE_LIMIT__MINT_PER_IDENTITY", "1/min"),
+        ],
+    )
+    .await;
+    let location = |response: &reqwest::Response| {
+        response.headers()["location"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let first = oidc_login(&app, &browser(), "alice").await;
+    assert_eq!(location(&first), format!("{origin}/player/"));
+    assert!(!super::harness::cloudfront_cookie_header(first.headers()).is_empty());
+    // The identity's mint budget is spent: the login stands, without
+    // cookies, and the app is told why.
+    let second = oidc_login(&app, &browser(), "alice").await;
+    assert_eq!(
+        location(&second),
+        format!("{origin}/player/?cfmint_mint_error=rate_limited")
+    );
+    assert!(super::harness::cloudfront_cookie_header(second.headers()).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_can_end_the_provider_session() {
     let (app, provider, origin) = cfmint_with_provider_at(
         0,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::harness::{KEY_ID, ServeProcess, fixtures, free_port, raw_get};
+use super::harness::{EdgeProcess, KEY_ID, ServeProcess, fixtures, raw_get};
 
 const TOKEN_SECRET: &str = "0123456789abcdef0123456789abcdef-playlists";
 
@@ -49,6 +49,25 @@ fn media() -> &'static Path {
             "#EXTM3U\n#EXTINF:2,\n../../secret/seg.ts\n",
         )
         .unwrap();
+        // A chapter whose segments share its name: what a prefix grant
+        // (`/books/demo/chapter1`, match prefix) covers, and one that also
+        // names a segment outside it.
+        let mut chapter = String::from("#EXTM3U\n#EXT-X-TARGETDURATION:2\n");
+        for i in 0..2 {
+            let name = format!("chapter1_converted_00{i}.ts");
+            std::fs::copy(book.join(format!("r0/seg-00{i}.ts")), book.join(&name)).unwrap();
+            chapter.push_str(&format!("#EXTINF:2,\n{name}\n"));
+        }
+        std::fs::write(
+            book.join("chapter1_converted.m3u8"),
+            format!("{chapter}#EXT-X-ENDLIST\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            book.join("chapter1_mixed.m3u8"),
+            format!("{chapter}#EXTINF:2,\nr0/seg-000.ts\n#EXT-X-ENDLIST\n"),
+        )
+        .unwrap();
         std::fs::create_dir_all(root.join("books/other")).unwrap();
         std::fs::copy(
             book.join("r0/index.m3u8"),
@@ -75,68 +94,6 @@ fn segments() -> Vec<String> {
     segments
 }
 
-/// `cfmint edge` as a child process, serving the sample.
-struct EdgeProcess {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl EdgeProcess {
-    fn start(dir: &Path) -> Self {
-        let port = free_port();
-        let config = dir.join("edge.toml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"
-[edge]
-listen = "127.0.0.1:{port}"
-public_url = "http://127.0.0.1:{port}"
-origin_dir = "{origin}"
-[[edge.key]]
-id = "{KEY_ID}"
-file = "{key}"
-"#,
-                origin = media().display(),
-                key = fixtures().signing_key.display(),
-            ),
-        )
-        .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_cfmint"))
-            .args(["edge", "--config"])
-            .arg(&config)
-            .env("CFMINT_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "cfmint edge did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self { child, addr }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn stats(&self) -> Value {
-        reqwest::blocking::get(self.url("/_cfmint/stats"))
-            .unwrap()
-            .json()
-            .unwrap()
-    }
-}
-
-impl Drop for EdgeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The edge, and `cfmint serve` minting for it and fetching playlists
 /// from it (the distribution itself as the origin: signed fetches).
 struct Setup {
@@ -150,7 +107,7 @@ fn start(mint_ttl: &str) -> Setup {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
         .unwrap()
         .keep();
-    let edge = EdgeProcess::start(&dir);
+    let edge = EdgeProcess::start(&dir, media());
     let base = edge.url("");
     let config = dir.join("cfmint.toml");
     std::fs::write(
@@ -515,6 +472,17 @@ fn playlists_refuse_what_is_not_granted_or_cannot_be_signed() {
         let (got, error) = status(client, &path);
         assert_eq!((got.as_u16(), error.as_str()), (expected, code), "{path}");
     }
+    // The query string: the token and the delivery directives, nothing else.
+    for (query, expected, code) in [
+        ("&x=/../../bob/x.m3u8", 400, "bad_request"),
+        ("&token=again", 400, "bad_request"),
+        ("&_HLS_msn=notanumber", 400, "bad_request"),
+        ("&_HLS_msn=3&_HLS_skip=YES", 200, ""),
+    ] {
+        let path = format!("/playlists/books/demo/r0/index.m3u8?token={token}{query}");
+        let (got, error) = status(&anonymous, &path);
+        assert_eq!((got.as_u16(), error.as_str()), (expected, code), "{query}");
+    }
     // Dot segments and escapes, sent as written.
     let addr: SocketAddr = serve.listen.parse().unwrap();
     for path in [
@@ -526,4 +494,87 @@ fn playlists_refuse_what_is_not_granted_or_cannot_be_signed() {
         let (status, body) = raw_get(addr, &format!("{path}?token={token}"), &[]);
         assert_eq!(status, 400, "{path}: {body}");
     }
+}
+
+#[test]
+fn a_prefix_grant_plays_its_chapter_and_signs_nothing_beside_it() {
+    let setup = start("10m");
+    let client = setup.serve.logged_in_blocking();
+    let (minted, _) = mint(
+        &client,
+        &setup.serve,
+        json!({"path": "/books/demo/chapter1", "match": "prefix", "deliver": "query"}),
+    );
+    let token = minted["playlist_token"].as_str().unwrap();
+    let url = setup.serve.url(&format!(
+        "/playlists/books/demo/chapter1_converted.m3u8?token={token}"
+    ));
+    let response = reqwest::blocking::get(&url).unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().unwrap();
+    // One policy, for the prefix: it opens the chapter's segments and not
+    // the folder's other files.
+    let segments: Vec<&str> = text.lines().filter(|l| l.contains(".ts?")).collect();
+    assert_eq!(segments.len(), 2, "{text}");
+    let query = segments[0].split_once(".ts?").unwrap().1;
+    let policy = query
+        .split('&')
+        .find_map(|p| p.strip_prefix("Policy="))
+        .unwrap();
+    let json = cfmint::signer::decode_base64(policy).unwrap();
+    let resource = cfmint::signer::parse_policy(&json).unwrap().resource;
+    assert!(resource.ends_with("/books/demo/chapter1*"), "{resource}");
+    let get = |path: &str| {
+        reqwest::blocking::get(setup.edge.url(path))
+            .unwrap()
+            .status()
+    };
+    for segment in &segments {
+        let path = segment.strip_prefix(&setup.edge.url("")).unwrap();
+        assert_eq!(get(path), StatusCode::OK, "{segment}");
+    }
+    assert_eq!(
+        get(&format!("/books/demo/r0/seg-000.ts?{query}")),
+        StatusCode::FORBIDDEN
+    );
+    assert!(ffmpeg_copies(&url, &setup.dir, "chapter1.ts"), "ffmpeg failed");
+
+    // A playlist naming a segment outside the prefix is refused, by name.
+    let mixed = reqwest::blocking::get(setup.serve.url(&format!(
+        "/playlists/books/demo/chapter1_mixed.m3u8?token={token}"
+    )))
+    .unwrap();
+    assert_eq!(mixed.status(), StatusCode::FORBIDDEN);
+    let body: Value = mixed.json().unwrap();
+    assert_eq!(body["error"], "widens_grant", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("/books/demo/r0/"),
+        "{body}"
+    );
+}
+
+#[test]
+fn a_token_for_one_rendition_gets_no_other_signed() {
+    let setup = start("10m");
+    let client = setup.serve.logged_in_blocking();
+    let (minted, _) = mint(
+        &client,
+        &setup.serve,
+        json!({"path": "/books/demo/r0/", "deliver": "query"}),
+    );
+    let token = minted["playlist_token"].as_str().unwrap();
+    // r1's playlist is outside the token; so is a playlist in r0 that names
+    // r1's segments (the grant proof holds every folder signed to the token).
+    std::fs::write(
+        media().join("books/demo/r0/crossing.m3u8"),
+        "#EXTM3U\n#EXTINF:2,\n../r1/seg-000.ts\n#EXT-X-ENDLIST\n",
+    )
+    .unwrap();
+    let crossing = reqwest::blocking::get(setup.serve.url(&format!(
+        "/playlists/books/demo/r0/crossing.m3u8?token={token}"
+    )))
+    .unwrap();
+    assert_eq!(crossing.status(), StatusCode::FORBIDDEN);
+    let body: Value = crossing.json().unwrap();
+    assert_eq!(body["error"], "widens_grant", "{body}");
 }

@@ -43,18 +43,45 @@ async fn a_session_ends_at_its_max_lifetime_however_active() {
     .await;
     let client = app.client();
     app.login(&client, "alice").await;
+    // Alive (the session is found), but ending sooner than mint.min_ttl:
+    // no policy would outlive it, so none is signed.
     for _ in 0..4 {
         assert_eq!(
-            app.mint(&client, "/users/alice/").await.status(),
-            StatusCode::OK
+            error_of(app.mint(&client, "/users/alice/").await).await,
+            (StatusCode::UNAUTHORIZED, "credential_expiring".into())
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
-        app.mint(&client, "/users/alice/").await.status(),
-        StatusCode::UNAUTHORIZED
+        error_of(app.mint(&client, "/users/alice/").await).await,
+        (StatusCode::UNAUTHORIZED, "unauthenticated".into())
     );
+}
+
+/// A refusal's status and error code.
+async fn error_of(response: reqwest::Response) -> (StatusCode, String) {
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    (status, body["error"].as_str().unwrap_or_default().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_minted_in_a_session_ends_with_it() {
+    let app = TestApp::spawn(
+        Options::default()
+            .env("CFMINT__SESSION__INACTIVITY", "20s")
+            .env("CFMINT__SESSION__MAX_LIFETIME", "40s")
+            .env("CFMINT__MINT__MIN_TTL", "10s"),
+    )
+    .await;
+    let client = app.client();
+    app.login(&client, "alice").await;
+    let response = app.mint(&client, "/users/alice/").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let minted: Value = response.json().await.unwrap();
+    // mint.ttl is 10 minutes; the session has 40 s.
+    assert!(minted["expires_in"].as_u64().unwrap() <= 40, "{minted}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,13 +96,13 @@ async fn a_session_started_from_a_token_ends_when_the_token_expires() {
         .unwrap();
     assert_eq!(login.status(), StatusCode::NO_CONTENT);
     assert_eq!(
-        app.mint(&client, "/users/carol/").await.status(),
-        StatusCode::OK
+        error_of(app.mint(&client, "/users/carol/").await).await,
+        (StatusCode::UNAUTHORIZED, "credential_expiring".into())
     );
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(
-        app.mint(&client, "/users/carol/").await.status(),
-        StatusCode::UNAUTHORIZED
+        error_of(app.mint(&client, "/users/carol/").await).await,
+        (StatusCode::UNAUTHORIZED, "unauthenticated".into())
     );
 }
 
@@ -224,4 +251,63 @@ async fn rate_limits_hold_across_replicas_sharing_redis() {
     let response = mint(&two).await.unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(response.headers().get("set-cookie").is_none());
+}
+
+/// The admin listener of the shipped binary, attacked from a browser page
+/// and through a proxy, with no `server.admin_token` (loopback only).
+#[test]
+fn a_page_or_a_proxied_caller_cannot_revoke_sessions_without_the_admin_token() {
+    process_setup();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let config = dir.path().join("cfmint.toml");
+    let text = config_toml(&Options::default())
+        .replace("[server]\n", "[server]\ntrusted_proxies = [\"127.0.0.1/32\"]\n");
+    std::fs::write(&config, text).unwrap();
+    let serve = ServeProcess::start(&["--config", config.to_str().unwrap()], &[]);
+    let alice = serve.logged_in_blocking();
+    let revoke = |headers: &[(&str, &str)], body: &str| {
+        let mut request = reqwest::blocking::Client::new()
+            .post(format!("http://{}/admin/sessions/revoke", serve.admin))
+            .body(body.to_owned());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().unwrap();
+        let status = response.status();
+        (status, response.json::<Value>().unwrap_or(Value::Null))
+    };
+    let body = r#"{"sub":"alice"}"#;
+    // A page's request that needs no preflight: text/plain, from elsewhere.
+    let (status, answer) = revoke(
+        &[("content-type", "text/plain"), ("origin", "https://evil.test")],
+        body,
+    );
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{answer}");
+    // JSON, but from a page (a preflight the listener never answers would
+    // come first; refused all the same).
+    for page in [("origin", "https://evil.test"), ("sec-fetch-site", "cross-site")] {
+        let (status, answer) = revoke(&[("content-type", "application/json"), page], body);
+        assert_eq!(status, StatusCode::FORBIDDEN, "{page:?}: {answer}");
+        assert_eq!(answer["error"], "origin_not_allowed");
+    }
+    // Through a proxy on loopback: someone else's request.
+    let (status, answer) = revoke(
+        &[
+            ("content-type", "application/json"),
+            ("x-forwarded-for", "203.0.113.7"),
+        ],
+        body,
+    );
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert_eq!(answer["error"], "admin_token_required");
+    // Nothing was revoked; the operator's own call still works.
+    let minted = alice
+        .post(serve.url("/mint"))
+        .json(&json!({"path": "/users/alice/"}))
+        .send()
+        .unwrap();
+    assert_eq!(minted.status(), StatusCode::OK);
+    let (status, answer) = revoke(&[("content-type", "application/json")], body);
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["revoked"], 1);
 }

@@ -87,7 +87,8 @@ paths_claim = "courses"
     assert_eq!(expired.status(), StatusCode::UNAUTHORIZED);
     assert!(expired.headers().get("set-cookie").is_none());
 
-    // A session started with a token that has 2 s left ends with it.
+    // A session started with a token that has 2 s left ends with it, and
+    // mints nothing that would outlive it.
     let browser = browser();
     let login = browser
         .post(serve.url("/login"))
@@ -96,13 +97,16 @@ paths_claim = "courses"
         .await
         .unwrap();
     assert_eq!(login.status(), StatusCode::NO_CONTENT);
-    let (status, _, _) = post(
+    // Signed now, the policy would outlive the token: refused, and the
+    // player is told to renew it.
+    let (status, _, body) = post(
         &browser,
         serve.url("/mint"),
         json!({ "path": "/courses/rust-101/" }),
     )
     .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"], "credential_expiring", "{body}");
     tokio::time::sleep(Duration::from_millis(2600)).await;
     let (status, headers, _) = post(
         &browser,
