@@ -345,7 +345,9 @@ pub fn grant_proof(data: &[u8]) {
             return false;
         };
         let path = rest.split('?').next().unwrap_or_default();
-        patterns.iter().any(|pattern| wildcard_matches(pattern, path))
+        patterns
+            .iter()
+            .any(|pattern| wildcard_matches(pattern, path))
             && answered
                 .as_ref()
                 .is_none_or(|answer| wildcard_matches(answer, path))
@@ -362,7 +364,10 @@ pub fn grant_proof(data: &[u8]) {
             if path.signs_below() {
                 resource.push('*');
             }
-            assert!(wildcard_matches(&resource, &url), "{resource} does not open {url}");
+            assert!(
+                wildcard_matches(&resource, &url),
+                "{resource} does not open {url}"
+            );
             assert!(!granted(&url), "{url} is granted");
             return;
         }
@@ -397,7 +402,10 @@ fn wildcard_candidates(resource: &str) -> Vec<String> {
     const RUN: [&str; 10] = [
         "", "a", "/", "?", "?a", "/../b", ".b", "\u{e9}", "b?a=b", "a/b?c",
     ];
-    let wildcards: Vec<char> = resource.chars().filter(|c| matches!(c, '*' | '?')).collect();
+    let wildcards: Vec<char> = resource
+        .chars()
+        .filter(|c| matches!(c, '*' | '?'))
+        .collect();
     let fill = |choice: &dyn Fn(usize, char) -> usize| {
         let mut index = 0;
         resource
@@ -406,7 +414,12 @@ fn wildcard_candidates(resource: &str) -> Vec<String> {
                 '?' | '*' => {
                     let pick = choice(index, c);
                     index += 1;
-                    if c == '?' { ONE[pick % ONE.len()] } else { RUN[pick % RUN.len()] }.to_owned()
+                    if c == '?' {
+                        ONE[pick % ONE.len()]
+                    } else {
+                        RUN[pick % RUN.len()]
+                    }
+                    .to_owned()
                 }
                 c => c.to_string(),
             })

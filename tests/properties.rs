@@ -410,14 +410,20 @@ fn the_grant_proof_refuses_a_query_that_would_open_a_sibling_file() {
         panic!("signed a resource wider than the grant");
     };
     let outside = widening.outside.unwrap();
-    assert!(wildcard_matches(&format!("{BASE}/users/alice/a?txt"), &outside));
+    assert!(wildcard_matches(
+        &format!("{BASE}/users/alice/a?txt"),
+        &outside
+    ));
     let unbound = cfmint::minter::MintRequest {
         query,
         ..cfmint::minter::MintRequest::new(&path, &scope)
     };
     let prepared = minter.prepare(unbound).unwrap();
     assert!(!prepared.wildcards);
-    for seed in ["\u{4}/users/alice/a\n/users/alice/a?txt", "\u{0}/users/alice/a\n/users/alice/a?txt"] {
+    for seed in [
+        "\u{4}/users/alice/a\n/users/alice/a?txt",
+        "\u{0}/users/alice/a\n/users/alice/a?txt",
+    ] {
         checks::check("grant_proof", seed.as_bytes());
     }
 }

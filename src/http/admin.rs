@@ -211,12 +211,24 @@ mod tests {
         assert!(super::same_site_json(&headers(&[json])).is_ok());
         assert!(super::same_site_json(&headers(&[json, ("sec-fetch-site", "none")])).is_ok());
         for (pairs, expected) in [
-            (&[("content-type", "text/plain")][..], "unsupported_media_type"),
+            (
+                &[("content-type", "text/plain")][..],
+                "unsupported_media_type",
+            ),
             (&[][..], "unsupported_media_type"),
-            (&[json, ("origin", "https://evil.test")][..], "origin_not_allowed"),
+            (
+                &[json, ("origin", "https://evil.test")][..],
+                "origin_not_allowed",
+            ),
             (&[json, ("origin", "null")][..], "origin_not_allowed"),
-            (&[json, ("sec-fetch-site", "cross-site")][..], "origin_not_allowed"),
-            (&[json, ("sec-fetch-site", "same-origin")][..], "origin_not_allowed"),
+            (
+                &[json, ("sec-fetch-site", "cross-site")][..],
+                "origin_not_allowed",
+            ),
+            (
+                &[json, ("sec-fetch-site", "same-origin")][..],
+                "origin_not_allowed",
+            ),
         ] {
             let error = super::same_site_json(&headers(pairs)).unwrap_err();
             assert_eq!(error.code(), expected, "{pairs:?}");

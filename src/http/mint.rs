@@ -87,9 +87,10 @@ pub async fn mint(
             match session {
                 Some(session) => record_refresh(&state, &session, expires_at).await?,
                 // A bearer caller's previous cookies, if it carries them.
-                None => state.metrics.mint_kind(previous_cookies(&headers).map(|until| {
-                    Duration::from_secs(until.saturating_sub(minter::now()))
-                })),
+                None => state.metrics.mint_kind(
+                    previous_cookies(&headers)
+                        .map(|until| Duration::from_secs(until.saturating_sub(minter::now()))),
+                ),
             }
             Ok(response)
         }

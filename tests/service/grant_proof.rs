@@ -166,7 +166,10 @@ fn a_query_string_on_an_exact_grant_never_opens_a_sibling_file() {
     let url = items[3]["url"].as_str().unwrap();
     let query = url.split_once('?').unwrap().1;
     assert!(query.starts_with("Policy="), "{url}");
-    assert_eq!(edge_status(&edge, &format!("/users/alice/a?{query}")), StatusCode::OK);
+    assert_eq!(
+        edge_status(&edge, &format!("/users/alice/a?{query}")),
+        StatusCode::OK
+    );
     assert_eq!(
         edge_status(&edge, &format!("/users/alice/a.txt?{query}")),
         StatusCode::FORBIDDEN
@@ -181,7 +184,10 @@ fn a_query_string_on_an_exact_grant_never_opens_a_sibling_file() {
     );
     assert_eq!(status, StatusCode::OK, "{minted}");
     let query = minted["query"].as_str().unwrap();
-    assert_eq!(edge_status(&edge, &format!("/users/alice/a?{query}")), StatusCode::OK);
+    assert_eq!(
+        edge_status(&edge, &format!("/users/alice/a?{query}")),
+        StatusCode::OK
+    );
     assert_eq!(
         edge_status(&edge, &format!("/users/alice/a.txt?{query}")),
         StatusCode::FORBIDDEN
@@ -238,7 +244,10 @@ fn a_policy_ends_when_the_token_that_bought_it_does() {
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{refused}");
     assert_eq!(refused["error"], "credential_expiring");
     assert!(
-        refused["message"].as_str().unwrap().contains("mint.min_ttl"),
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("mint.min_ttl"),
         "{refused}"
     );
 
@@ -255,7 +264,10 @@ fn a_policy_ends_when_the_token_that_bought_it_does() {
     assert_eq!(status, StatusCode::OK, "{minted}");
     assert!(minted["expires_at"].as_u64().unwrap() <= ends, "{minted}");
     let query = minted["query"].as_str().unwrap().to_owned();
-    assert_eq!(edge_status(&edge, &format!("/books/1/seg.ts?{query}")), StatusCode::OK);
+    assert_eq!(
+        edge_status(&edge, &format!("/books/1/seg.ts?{query}")),
+        StatusCode::OK
+    );
     std::thread::sleep(Duration::from_secs((ends + 1).saturating_sub(now())));
     assert_eq!(
         edge_status(&edge, &format!("/books/1/seg.ts?{query}")),
@@ -270,7 +282,10 @@ fn a_policy_ends_when_the_token_that_bought_it_does() {
         &short,
         json!({"urls": ["/books/1/seg.ts"]}),
     );
-    assert!(signed["urls"][0]["expires_in"].as_u64().unwrap() <= 15, "{signed}");
+    assert!(
+        signed["urls"][0]["expires_in"].as_u64().unwrap() <= 15,
+        "{signed}"
+    );
 }
 
 #[test]
@@ -293,12 +308,15 @@ fn a_playlist_token_shows_neither_the_subject_nor_the_paths() {
     let bytes = URL_SAFE_NO_PAD.decode(playlist_token).unwrap_or_default();
     readable.push_str(&String::from_utf8_lossy(&bytes));
     for secret in ["learner42", "books", "sub", "paths"] {
-        assert!(!readable.contains(secret), "{secret} readable in {playlist_token}");
+        assert!(
+            !readable.contains(secret),
+            "{secret} readable in {playlist_token}"
+        );
     }
     // It still opens the playlist.
-    let playlist = reqwest::blocking::get(
-        serve.url(&format!("/playlists/books/1/index.m3u8?token={playlist_token}")),
-    )
+    let playlist = reqwest::blocking::get(serve.url(&format!(
+        "/playlists/books/1/index.m3u8?token={playlist_token}"
+    )))
     .unwrap();
     assert_eq!(playlist.status(), StatusCode::OK);
 }

@@ -620,4 +620,3 @@ impl Drop for EdgeProcess {
         let _ = self.child.wait();
     }
 }
-

@@ -158,3 +158,95 @@ async fn refreshes_are_counted_with_how_much_lifetime_was_left() {
         2
     );
 }
+
+/// A bearer token for `sub` expiring `lifetime` seconds from now (negative:
+/// already expired), for `audience`.
+fn bearer(sub: &str, lifetime: i64, audience: &str) -> String {
+    let claims = json!({
+        "sub": sub, "iss": ISSUER, "aud": audience,
+        "exp": now() as i64 + lifetime,
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(HMAC_SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_is_a_mint_event_with_its_cause_and_a_bearer_remint_is_a_refresh() {
+    process_setup();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let config = dir.path().join("cfmint.toml");
+    std::fs::write(&config, config_toml(&Options::default())).unwrap();
+    let mut serve = ServeProcess::start(&["--config", config.to_str().unwrap()], &[]);
+    let client = reqwest::Client::new();
+    let url = serve.url("/mint");
+    let mint = |token: String, cookies: Option<String>| {
+        let mut request = client
+            .post(&url)
+            .bearer_auth(token)
+            .json(&json!({ "path": "/users/carol/" }));
+        if let Some(cookies) = cookies {
+            request = request.header("cookie", cookies);
+        }
+        request.send()
+    };
+    let good = bearer("carol", 300, AUDIENCE);
+    let forged = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"sub": "carol", "iss": ISSUER, "aud": AUDIENCE, "exp": now() + 300}),
+        &jsonwebtoken::EncodingKey::from_secret(b"another secret, long enough for HS256"),
+    )
+    .unwrap();
+    for (count, (token, cause)) in [
+        (bearer("carol", -60, AUDIENCE), "expired"),
+        (bearer("carol", 300, "someone-else"), "audience"),
+        (forged, "signature"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let refused = mint(token, None).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+        let events = mint_events(&mut serve);
+        assert_eq!(events.len(), count + 1, "{events:#?}");
+        let event = events.last().unwrap();
+        assert_eq!(event["outcome"], "invalid_token");
+        assert!(
+            event["reason"].as_str().unwrap().contains(cause),
+            "{cause}: {event}"
+        );
+        let requests: Vec<Value> = serve
+            .log
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|entry| entry["message"] == "request")
+            .collect();
+        let last = requests.last().unwrap();
+        assert!(last["cause"].as_str().unwrap().contains(cause), "{last}");
+    }
+
+    // A bearer caller that re-mints with its cookies still live: a refresh.
+    let first = mint(good.clone(), None).await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    let cookies = cloudfront_cookie_header(first.headers());
+    let again = mint(good.clone(), Some(cookies)).await.unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+    let metrics = reqwest::get(format!("http://{}/metrics", serve.admin))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(metric(&metrics, r#"cfmint_mints_total{kind="first"}"#), 1);
+    assert_eq!(metric(&metrics, r#"cfmint_mints_total{kind="refresh"}"#), 1);
+    assert_eq!(
+        metric(
+            &metrics,
+            r#"cfmint_mint_outcomes_total{route="mint",outcome="invalid_token"}"#
+        ),
+        3
+    );
+}

@@ -593,12 +593,8 @@ async fn a_login_whose_mint_is_refused_says_why_in_the_return_url() {
         ],
     )
     .await;
-    let location = |response: &reqwest::Response| {
-        response.headers()["location"]
-            .to_str()
-            .unwrap()
-            .to_owned()
-    };
+    let location =
+        |response: &reqwest::Response| response.headers()["location"].to_str().unwrap().to_owned();
     let first = oidc_login(&app, &browser(), "alice").await;
     assert_eq!(location(&first), format!("{origin}/player/"));
     assert!(!super::harness::cloudfront_cookie_header(first.headers()).is_empty());

@@ -4,9 +4,9 @@
 //! multi-rendition sample made by ffmpeg, which then plays it as a
 //! cookie-less player would. The edge's counters say what it allowed.
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -537,7 +537,10 @@ fn a_prefix_grant_plays_its_chapter_and_signs_nothing_beside_it() {
         get(&format!("/books/demo/r0/seg-000.ts?{query}")),
         StatusCode::FORBIDDEN
     );
-    assert!(ffmpeg_copies(&url, &setup.dir, "chapter1.ts"), "ffmpeg failed");
+    assert!(
+        ffmpeg_copies(&url, &setup.dir, "chapter1.ts"),
+        "ffmpeg failed"
+    );
 
     // A playlist naming a segment outside the prefix is refused, by name.
     let mixed = reqwest::blocking::get(setup.serve.url(&format!(
@@ -548,7 +551,10 @@ fn a_prefix_grant_plays_its_chapter_and_signs_nothing_beside_it() {
     let body: Value = mixed.json().unwrap();
     assert_eq!(body["error"], "widens_grant", "{body}");
     assert!(
-        body["message"].as_str().unwrap().contains("/books/demo/r0/"),
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("/books/demo/r0/"),
         "{body}"
     );
 }

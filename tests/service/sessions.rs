@@ -63,7 +63,10 @@ async fn a_session_ends_at_its_max_lifetime_however_active() {
 async fn error_of(response: reqwest::Response) -> (StatusCode, String) {
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
-    (status, body["error"].as_str().unwrap_or_default().to_owned())
+    (
+        status,
+        body["error"].as_str().unwrap_or_default().to_owned(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,8 +263,10 @@ fn a_page_or_a_proxied_caller_cannot_revoke_sessions_without_the_admin_token() {
     process_setup();
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let config = dir.path().join("cfmint.toml");
-    let text = config_toml(&Options::default())
-        .replace("[server]\n", "[server]\ntrusted_proxies = [\"127.0.0.1/32\"]\n");
+    let text = config_toml(&Options::default()).replace(
+        "[server]\n",
+        "[server]\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
+    );
     std::fs::write(&config, text).unwrap();
     let serve = ServeProcess::start(&["--config", config.to_str().unwrap()], &[]);
     let alice = serve.logged_in_blocking();
@@ -279,13 +284,19 @@ fn a_page_or_a_proxied_caller_cannot_revoke_sessions_without_the_admin_token() {
     let body = r#"{"sub":"alice"}"#;
     // A page's request that needs no preflight: text/plain, from elsewhere.
     let (status, answer) = revoke(
-        &[("content-type", "text/plain"), ("origin", "https://evil.test")],
+        &[
+            ("content-type", "text/plain"),
+            ("origin", "https://evil.test"),
+        ],
         body,
     );
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{answer}");
     // JSON, but from a page (a preflight the listener never answers would
     // come first; refused all the same).
-    for page in [("origin", "https://evil.test"), ("sec-fetch-site", "cross-site")] {
+    for page in [
+        ("origin", "https://evil.test"),
+        ("sec-fetch-site", "cross-site"),
+    ] {
         let (status, answer) = revoke(&[("content-type", "application/json"), page], body);
         assert_eq!(status, StatusCode::FORBIDDEN, "{page:?}: {answer}");
         assert_eq!(answer["error"], "origin_not_allowed");
