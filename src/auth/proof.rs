@@ -182,6 +182,12 @@ fn tokens_of_pattern(pattern: &str) -> impl Iterator<Item = Token> + '_ {
     tokens(pattern, true).into_iter()
 }
 
+/// A position in the resource and the grant positions it may be matched at.
+type Node = (usize, Vec<usize>);
+/// How a node was reached: the node before it and the character read (none
+/// for a `*` that ends empty).
+type Via = Option<(usize, Option<char>)>;
+
 /// Whether every URL the resource matches is one the grant accepts; else a
 /// URL that shows it is not.
 fn included(resource: &[Token], grant: &Grant) -> Result<(), Widening> {
@@ -206,9 +212,8 @@ fn included(resource: &[Token], grant: &Grant) -> Result<(), Widening> {
     // Breadth first over (resource position, grant positions), each node
     // remembering how it was reached, so the first counterexample found is
     // a shortest one.
-    type Node = (usize, Vec<usize>);
     let mut seen: HashMap<Node, usize> = HashMap::new();
-    let mut nodes: Vec<(Node, Option<(usize, Option<char>)>)> = Vec::new();
+    let mut nodes: Vec<(Node, Via)> = Vec::new();
     let mut queue = VecDeque::new();
     let start: Node = (0, grant.start());
     seen.insert(start.clone(), 0);
@@ -277,10 +282,7 @@ fn alphabet(resource: &[Token], grant: &[Token]) -> Vec<char> {
     chars
 }
 
-fn witness(
-    nodes: &[((usize, Vec<usize>), Option<(usize, Option<char>)>)],
-    mut at: usize,
-) -> String {
+fn witness(nodes: &[(Node, Via)], mut at: usize) -> String {
     let mut chars = Vec::new();
     while let Some((parent, via)) = nodes[at].1 {
         chars.extend(via);

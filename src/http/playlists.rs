@@ -94,9 +94,11 @@ struct PlaylistQuery<'a> {
     origin: Option<String>,
 }
 
-/// The delivery directives a player may add (HLS 6.2.5.1), with the values
-/// each takes.
-const DIRECTIVES: [(&str, fn(&str) -> bool); 3] = [
+/// A delivery directive's name, and which values it takes.
+type Directive = (&'static str, fn(&str) -> bool);
+
+/// The delivery directives a player may add (HLS 6.2.5.1).
+const DIRECTIVES: [Directive; 3] = [
     ("_HLS_msn", is_number),
     ("_HLS_part", is_number),
     ("_HLS_skip", |value| value == "YES" || value == "v2"),
