@@ -165,11 +165,50 @@ fn minting(c: &mut Criterion) {
     group.finish();
 }
 
+/// The grant proof every mint passes: a folder under a folder grant among
+/// a token's fifty, one file, and a query string refused under a custom
+/// policy (with the URL it would have opened).
+fn grant_proof(c: &mut Criterion) {
+    use cfmint::auth::proof::Scope;
+    let base = "https://cdn.example.com";
+    let mut patterns: Vec<String> = (0..49).map(|i| format!("/audiobooks/{i}/*")).collect();
+    patterns.push("/users/alice/*".into());
+    let scope = Scope::any_of(patterns);
+    let exact = Scope::any_of(vec!["/users/alice/a.pdf".into()]);
+    let mut group = c.benchmark_group("grant_proof");
+    group.throughput(Throughput::Elements(1));
+    for (name, scope, resource, wildcards) in [
+        (
+            "folder_among_50",
+            &scope,
+            "https://cdn.example.com/users/alice/books/*",
+            true,
+        ),
+        (
+            "one_file",
+            &exact,
+            "https://cdn.example.com/users/alice/a.pdf",
+            false,
+        ),
+        (
+            "query_refused",
+            &exact,
+            "https://cdn.example.com/users/alice/a.pdf?w=1",
+            true,
+        ),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| black_box(scope.prove(base, black_box(resource), wildcards)))
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4));
-    targets = policy_and_encoding, signing, verifying, minting
+    targets = policy_and_encoding, signing, verifying, minting, grant_proof
 }
 criterion_main!(benches);

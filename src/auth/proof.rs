@@ -1,4 +1,4 @@
-//! The grant proof (SPEC §6): nothing is signed unless every URL the signed
+//! The grant proof (docs/api.md): nothing is signed unless every URL the signed
 //! resource opens under CloudFront's rules (`*` any run, `?` exactly one
 //! character, over the whole URL, query included) lies inside what the
 //! caller was granted. Cookies, signed URLs, query strings, every URL a

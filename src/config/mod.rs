@@ -449,6 +449,12 @@ mod tests {
             ),
             (
                 "[playlists]",
+                "[mint]\nmin_ttl = \"5m\"\n[playlists]\ntoken_ttl = \"8m\"",
+                "playlists.token_ttl",
+                "twice mint.min_ttl (300s)",
+            ),
+            (
+                "[playlists]",
                 "[playlists]\ntimeout = \"1m\"",
                 "playlists.timeout",
                 "at most 30s",

@@ -94,7 +94,7 @@ impl Settings {
         let authorize = raw.authorize.as_ref().map(|a| authorize(&mut check, a));
         let playlists = raw.playlists.as_ref().map(|p| {
             let base_url = cloudfront.as_ref().map(|c| c.base_url.as_str());
-            playlists(&mut check, p, base_url)
+            playlists(&mut check, p, base_url, mint.min_ttl)
         });
         let log_subject = log_subject(&mut check, &raw);
         if !check.0.is_empty() {
@@ -148,7 +148,12 @@ fn log_subject(check: &mut Check, raw: &RawConfig) -> LogSubject {
     }
 }
 
-fn playlists(check: &mut Check, p: &RawPlaylists, base_url: Option<&str>) -> PlaylistSettings {
+fn playlists(
+    check: &mut Check,
+    p: &RawPlaylists,
+    base_url: Option<&str>,
+    min_ttl: Duration,
+) -> PlaylistSettings {
     if let Err(e) = check_base_url(&p.origin_url) {
         check.fail("playlists.origin_url", e);
     }
@@ -167,6 +172,17 @@ fn playlists(check: &mut Check, p: &RawPlaylists, base_url: Option<&str>) -> Pla
     let token_ttl = check.duration("playlists.token_ttl", &p.token_ttl);
     if token_ttl < Duration::from_secs(60) || token_ttl > Duration::from_secs(24 * 3600) {
         check.fail("playlists.token_ttl", "must be between 1m and 24h");
+    } else if token_ttl < min_ttl * 2 {
+        // A playlist's policies end with its token, and nothing is signed
+        // with less than mint.min_ttl left: a token must be usable for a
+        // while after that.
+        check.fail(
+            "playlists.token_ttl",
+            format!(
+                "must be at least twice mint.min_ttl ({}s): the policies a playlist signs end with its token",
+                min_ttl.as_secs()
+            ),
+        );
     }
     let timeout = check.duration("playlists.timeout", &p.timeout);
     if timeout.is_zero() || timeout > Duration::from_secs(30) {
