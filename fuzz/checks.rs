@@ -355,8 +355,11 @@ pub fn grant_proof(data: &[u8]) {
     let prepared = match proof_minter().prepare(request) {
         Ok(prepared) => prepared,
         Err(MintError::Widens(widening)) => {
-            // A refusal names a URL the resource would open, outside.
-            let url = widening.outside.expect("a counterexample within the bound");
+            // A refusal names a URL the resource would open, outside (or
+            // says the proof ran past its bound, which refuses all the same).
+            let Some(url) = widening.outside else {
+                return;
+            };
             let mut resource = format!("{PROOF_BASE}{}", path.as_str());
             if let Some(query) = query {
                 resource = format!("{resource}?{query}");
