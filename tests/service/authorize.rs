@@ -431,3 +431,33 @@ async fn an_answer_is_read_up_to_one_mebibyte_and_no_further() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["error"], "authorizer_unavailable");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_file_is_never_signed_wider_than_the_approval() {
+    // No grant covers /shop/; the application approves single files. Under
+    // IP binding (custom policies) a query string's `?` would be a
+    // wildcard: the approval of `/shop/own/a` does not stretch to
+    // `/shop/own/a.txt`, so it is refused by name.
+    let application = Application::start(Behaviour::Owner).await;
+    let app = cfmint(
+        &application,
+        &[
+            ("CFMINT__AUTHORIZE__MODE", "any"),
+            ("CFMINT__MINT__IP_BINDING", "true"),
+        ],
+    )
+    .await;
+    let client = app.client();
+    app.login(&client, "alice").await;
+    let (status, _, body) = post(
+        &client,
+        app.url("/sign-urls"),
+        json!({ "urls": ["/shop/own/a?txt", "/shop/own/a", "/shop/own/b?w=1"] }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let items = body["urls"].as_array().unwrap();
+    assert_eq!(items[0]["error"], "widens_grant", "{body}");
+    assert!(items[1]["url"].is_string(), "{body}");
+    assert_eq!(items[2]["error"], "widens_grant", "{body}");
+}
