@@ -355,6 +355,13 @@ pub fn grant_proof(data: &[u8]) {
     let prepared = match proof_minter().prepare(request) {
         Ok(prepared) => prepared,
         Err(MintError::Widens(widening)) => {
+            // What the grant allows is refused only for a query string read
+            // with wildcards: a path alone, or a query signed canned, is
+            // plainly inside and must be signed.
+            assert!(
+                query.is_some() && mode & 4 != 0,
+                "refused {raw:?} though {patterns:?} grant it: {widening}"
+            );
             // A refusal names a URL the resource would open, outside (or
             // says the proof ran past its bound, which refuses all the same).
             let Some(url) = widening.outside else {

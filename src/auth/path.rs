@@ -244,6 +244,34 @@ mod tests {
     }
 
     #[test]
+    fn a_shape_names_itself_and_its_pattern() {
+        for shape in [Match::Exact, Match::Folder, Match::Prefix] {
+            let json = serde_json::to_string(&shape).unwrap();
+            assert_eq!(json, format!("\"{}\"", shape.as_str()));
+        }
+        let pattern = |path, shape| {
+            RequestedPath::with_match(path, 64, Some(shape))
+                .unwrap()
+                .as_pattern()
+        };
+        assert_eq!(pattern("/a/b.pdf", Match::Exact), "/a/b.pdf");
+        assert_eq!(pattern("/a/", Match::Folder), "/a/*");
+        assert_eq!(pattern("/a/ch1", Match::Prefix), "/a/ch1*");
+    }
+
+    #[test]
+    fn a_url_to_sign_is_bounded_path_and_query_together() {
+        let at_bound = format!("/{}?w=1", "a".repeat(59));
+        assert_eq!(at_bound.len(), 64);
+        let (path, query) = url_item(&at_bound, 64).unwrap();
+        assert_eq!((path.as_str().len(), query), (60, Some("w=1")));
+        let past = format!("/{}?w=1", "a".repeat(60));
+        assert!(url_item(&past, 64).unwrap_err().contains("longer than 64"));
+        assert!(url_item("/a/", 64).unwrap_err().contains("one file"));
+        assert!(url_item("/a?", 64).unwrap_err().contains("empty"));
+    }
+
+    #[test]
     fn a_shape_must_fit_the_path() {
         let shaped = |path, shape| RequestedPath::with_match(path, 64, shape).map(|p| p.shape());
         assert_eq!(shaped("/a/", None), Ok(Match::Folder));

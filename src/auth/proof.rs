@@ -412,6 +412,42 @@ mod tests {
     }
 
     #[test]
+    fn grant_wildcards_stop_at_the_query_separator() {
+        // A path wildcard never stands for the `?` that starts the query:
+        // `/a/?/b` custom opens `/a/?/b`, whose path is `/a/`.
+        assert!(prove(&["/a/*/b"], "/a/?/b", true).is_err());
+        assert!(prove(&["/a?"], "/a?", false).is_err());
+        assert_eq!(prove(&["/a?"], "/ab", false), Ok(()));
+    }
+
+    #[test]
+    fn a_resource_read_without_wildcards_is_taken_literally() {
+        // Canned: `/a/*` is the one URL `/a/*`, which `/a/?` grants.
+        assert_eq!(prove(&["/a/?"], "/a/*", false), Ok(()));
+        assert!(prove(&["/a/?"], "/a/*", true).is_err());
+    }
+
+    #[test]
+    fn a_pattern_may_start_with_a_wildcard() {
+        let scope = Scope::any_of(vec!["*".into()]);
+        assert_eq!(scope.prove("", "/a", false), Ok(()));
+        assert_eq!(scope.prove("", "/a*", true), Ok(()));
+    }
+
+    #[test]
+    fn a_refusal_says_what_it_would_open() {
+        let widening = prove(&["/a"], "/a?b", true).unwrap_err();
+        let text = widening.to_string();
+        assert!(
+            text.starts_with("signing it would also open https://d.test/a"),
+            "{text}"
+        );
+        assert!(text.ends_with("which is not granted"), "{text}");
+        let bounded = Widening { outside: None }.to_string();
+        assert!(bounded.contains("could not be shown"), "{bounded}");
+    }
+
+    #[test]
     fn many_wildcards_stay_bounded() {
         let pattern = "/*a*a*a*a*a*a*a*a*b";
         let resource = format!("/{}", "*a".repeat(40));

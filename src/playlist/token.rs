@@ -202,6 +202,25 @@ mod tests {
     }
 
     #[test]
+    fn a_token_is_a_grant_pattern_for_the_proof_and_hides_its_key() {
+        assert_eq!(claims(1).pattern(), "/audiobooks/42/*");
+        let prefix = Claims {
+            path: "/a/chapter1".into(),
+            shape: Match::Prefix,
+            ..claims(1)
+        };
+        assert_eq!(prefix.pattern(), "/a/chapter1*");
+        let exact = Claims {
+            path: "/a/index.m3u8".into(),
+            shape: Match::Exact,
+            ..claims(1)
+        };
+        assert_eq!(exact.pattern(), "/a/index.m3u8");
+        let tokens = Tokens::new(b"0123456789abcdef0123456789abcdef");
+        assert_eq!(format!("{tokens:?}"), "Tokens");
+    }
+
+    #[test]
     fn the_granted_path_bounds_what_a_token_covers() {
         let folder = claims(1);
         assert!(folder.covers("/audiobooks/42/720p/index.m3u8"));
