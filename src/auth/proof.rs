@@ -432,6 +432,9 @@ mod tests {
         let scope = Scope::any_of(vec!["*".into()]);
         assert_eq!(scope.prove("", "/a", false), Ok(()));
         assert_eq!(scope.prove("", "/a*", true), Ok(()));
+        // Matching nothing, the `*` leaves the query to follow at once.
+        assert_eq!(scope.prove("", "?x", false), Ok(()));
+        assert_eq!(scope.prove("", "", false), Ok(()));
     }
 
     #[test]
