@@ -93,6 +93,51 @@ mod tests {
         ));
     }
 
+    /// The definition, recursively: slow, but plainly right.
+    fn reference(pattern: &[char], text: &[char]) -> bool {
+        match (pattern.first(), text.first()) {
+            (None, None) => true,
+            (Some('*'), _) => {
+                reference(&pattern[1..], text)
+                    || (!text.is_empty() && reference(pattern, &text[1..]))
+            }
+            (Some('?'), Some(_)) => reference(&pattern[1..], &text[1..]),
+            (Some(p), Some(t)) => p == t && reference(&pattern[1..], &text[1..]),
+            _ => false,
+        }
+    }
+
+    fn all_strings(alphabet: &[char], max: usize) -> Vec<String> {
+        let mut all = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..max {
+            last = last
+                .iter()
+                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                .collect();
+            all.extend(last.iter().cloned());
+        }
+        all
+    }
+
+    #[test]
+    fn every_short_pattern_agrees_with_the_definition() {
+        // A `*` retried from too early would match `a*ab` against `ab`.
+        assert!(!matches("a*ab", "ab"));
+        let texts = all_strings(&['a', 'b'], 5);
+        for pattern in all_strings(&['a', 'b', '*', '?'], 4) {
+            let p: Vec<char> = pattern.chars().collect();
+            for text in &texts {
+                let t: Vec<char> = text.chars().collect();
+                assert_eq!(
+                    matches(&pattern, text),
+                    reference(&p, &t),
+                    "{pattern:?} {text:?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn pathological_patterns_stay_fast() {
         let text = "a".repeat(10_000);
