@@ -17,7 +17,7 @@ use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
 use super::harness::{
-    AUDIENCE, EdgeProcess, HMAC_SECRET, ISSUER, KEY_ID, ServeProcess, fixtures, process_setup,
+    AUDIENCE, EdgeProcess, HMAC_SECRET, ISSUER, KEY_ID, ServeProcess, fixtures, now, process_setup,
 };
 
 const TOKEN_SECRET: &str = "0123456789abcdef0123456789abcdef-proof";
@@ -98,13 +98,6 @@ mint_per_identity = "off"
     .unwrap();
     let serve = ServeProcess::start(&["--config", config.to_str().unwrap()], &[]);
     (edge, serve)
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 /// A bearer token for `sub`, granting `paths`, expiring `lifetime` seconds
