@@ -16,7 +16,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 
 /// What one signature may open: every entry of `all_of` must contain the
-/// resource, each through any one of its path patterns. Built from the
+/// resource within the union of its path patterns. Built from the
 /// grants, narrowed by an authorization answer or a playlist token.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scope {
@@ -70,20 +70,7 @@ impl Scope {
         }
         let resource = tokens(resource, wildcards);
         for any_of in &self.all_of {
-            let mut first = None;
-            let proven = any_of.iter().any(|pattern| {
-                let grant = Grant::new(base, pattern);
-                match included(&resource, &grant) {
-                    Ok(()) => true,
-                    Err(widening) => {
-                        first.get_or_insert(widening);
-                        false
-                    }
-                }
-            });
-            if !proven {
-                return Err(first.unwrap_or(Widening { outside: None }));
-            }
+            included(&resource, &Grant::new(base, any_of))?;
         }
         Ok(())
     }
@@ -111,34 +98,43 @@ fn tokens(text: &str, wildcards: bool) -> Vec<Token> {
         .collect()
 }
 
-/// A grant as an automaton over URLs: the base, then the path pattern,
-/// whose wildcards stop at `?` (the query separator), then optionally `?`
-/// and any query.
+/// A grant as an automaton over URLs: the union of its patterns, each the
+/// base, then the path pattern, whose wildcards stop at `?` (the query
+/// separator), then optionally `?` and any query. A state is a set of
+/// (pattern, position) pairs.
 struct Grant {
-    tokens: Vec<Token>,
+    patterns: Vec<Vec<Token>>,
 }
 
 /// The position past the path pattern after a `?`: anything follows.
 const QUERY: usize = usize::MAX;
 
+type Positions = Vec<(usize, usize)>;
+
 impl Grant {
-    fn new(base: &str, pattern: &str) -> Self {
-        let mut tokens = tokens(base, false);
-        tokens.extend(tokens_of_pattern(pattern));
-        Self { tokens }
+    fn new(base: &str, patterns: &[String]) -> Self {
+        let patterns = patterns
+            .iter()
+            .map(|pattern| {
+                let mut tokens = tokens(base, false);
+                tokens.extend(tokens_of_pattern(pattern));
+                tokens
+            })
+            .collect();
+        Self { patterns }
     }
 
-    fn start(&self) -> Vec<usize> {
-        self.closure(vec![0])
+    fn start(&self) -> Positions {
+        self.closure((0..self.patterns.len()).map(|i| (i, 0)).collect())
     }
 
     /// Adds the positions a `*` may skip to, sorted and without repeats.
-    fn closure(&self, mut positions: Vec<usize>) -> Vec<usize> {
+    fn closure(&self, mut positions: Positions) -> Positions {
         let mut at = 0;
         while at < positions.len() {
-            let position = positions[at];
-            if position != QUERY && self.tokens.get(position) == Some(&Token::Run) {
-                positions.push(position + 1);
+            let (i, position) = positions[at];
+            if position != QUERY && self.patterns[i].get(position) == Some(&Token::Run) {
+                positions.push((i, position + 1));
             }
             at += 1;
         }
@@ -147,34 +143,34 @@ impl Grant {
         positions
     }
 
-    fn step(&self, positions: &[usize], c: char) -> Vec<usize> {
-        let end = self.tokens.len();
+    fn step(&self, positions: &[(usize, usize)], c: char) -> Positions {
         let mut next = Vec::with_capacity(positions.len() + 1);
-        for &position in positions {
+        for &(i, position) in positions {
+            let tokens = &self.patterns[i];
             if position == QUERY {
-                next.push(QUERY);
+                next.push((i, QUERY));
                 continue;
             }
-            if position == end {
+            if position == tokens.len() {
                 if c == '?' {
-                    next.push(QUERY);
+                    next.push((i, QUERY));
                 }
                 continue;
             }
-            match self.tokens[position] {
-                Token::Char(x) if x == c => next.push(position + 1),
-                Token::One if c != '?' => next.push(position + 1),
-                Token::Run if c != '?' => next.push(position),
+            match tokens[position] {
+                Token::Char(x) if x == c => next.push((i, position + 1)),
+                Token::One if c != '?' => next.push((i, position + 1)),
+                Token::Run if c != '?' => next.push((i, position)),
                 _ => {}
             }
         }
         self.closure(next)
     }
 
-    fn accepts(&self, positions: &[usize]) -> bool {
+    fn accepts(&self, positions: &[(usize, usize)]) -> bool {
         positions
             .iter()
-            .any(|&p| p == QUERY || p == self.tokens.len())
+            .any(|&(i, p)| p == QUERY || p == self.patterns[i].len())
     }
 }
 
@@ -183,7 +179,7 @@ fn tokens_of_pattern(pattern: &str) -> impl Iterator<Item = Token> + '_ {
 }
 
 /// A position in the resource and the grant positions it may be matched at.
-type Node = (usize, Vec<usize>);
+type Node = (usize, Positions);
 /// How a node was reached: the node before it and the character read (none
 /// for a `*` that ends empty).
 type Via = Option<(usize, Option<char>)>;
@@ -208,7 +204,7 @@ fn included(resource: &[Token], grant: &Grant) -> Result<(), Widening> {
             Err(Widening { outside: Some(url) })
         };
     }
-    let alphabet = alphabet(resource, &grant.tokens);
+    let alphabet = alphabet(resource, grant.patterns.iter().flatten());
     // Breadth first over (resource position, grant positions), each node
     // remembering how it was reached, so the first counterexample found is
     // a shortest one.
@@ -261,7 +257,7 @@ fn included(resource: &[Token], grant: &Grant) -> Result<(), Widening> {
 
 /// Every character that either side names, `?`, and one that neither does
 /// (standing for all the others, which both sides treat alike).
-fn alphabet(resource: &[Token], grant: &[Token]) -> Vec<char> {
+fn alphabet<'a>(resource: &'a [Token], grant: impl Iterator<Item = &'a Token>) -> Vec<char> {
     let mut chars: Vec<char> = resource
         .iter()
         .chain(grant)
@@ -330,6 +326,15 @@ mod tests {
             prove(&["/users/alice/*"], "/users/alice/a?txt", true),
             Ok(())
         );
+    }
+
+    #[test]
+    fn a_resource_may_need_several_patterns_together() {
+        // `/a?&` opens `/a?&` (path `/a`, granted by `/?`) and `/aX&` for
+        // every other X (granted by `/*??`): neither pattern alone.
+        assert!(prove(&["/?", "/*??"], "/a?&", true).is_ok());
+        assert!(prove(&["/?"], "/a?&", true).is_err());
+        assert!(prove(&["/*??"], "/a?&", true).is_err());
     }
 
     #[test]
