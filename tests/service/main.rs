@@ -1,32 +1,22 @@
-//! Black-box tests of `cfmint serve` over a real TCP port.
+//! The service suite: `cfmint serve` and `cfmint edge` over real TCP, with
+//! the real servers they meet (Redis, nginx, Prometheus, an OpenID provider,
+//! moto, SoftHSM). docs/testing.md maps it; `map_is_true` below holds that
+//! map to this tree.
+//!
+//! - `api`: the HTTP API's behaviour, mostly in-process (`TestApp`).
+//! - `delivery`: what a signature opens at the edge, as CloudFront would
+//!   decide it, through nginx and to players.
+//! - `binary`: the shipped binary as operators run it: commands, shipped
+//!   configurations, signals, logs, metrics, manifests.
+//! - `stores`: sessions in Redis (plain and TLS), keys in KMS and PKCS#11,
+//!   key rotation.
+//! - `teams`: one end-to-end story per kind of team that adopts cfmint.
+//! - `harness`: everything the groups share (starting servers, logging in,
+//!   minting, tokens, metrics).
 
-mod authorize;
-mod behaviour;
+mod api;
 mod binary;
-mod client_ip;
-mod config;
-mod described;
-mod edge;
-mod grant_proof;
+mod delivery;
 mod harness;
-mod hostile;
-mod jwt;
-#[cfg(any(feature = "aws-kms", feature = "pkcs11"))]
-mod key_stores;
-mod kubernetes;
-mod limits;
-mod monitoring;
-mod observability;
-mod oidc;
-mod operations;
-mod playlists;
-mod redis;
-mod redis_tls;
-#[cfg(feature = "aws-cloudfront")]
-mod rotation;
-mod sessions;
-mod shapes;
-mod shipped;
-#[path = "../teams/mod.rs"]
+mod stores;
 mod teams;
-mod traversal;

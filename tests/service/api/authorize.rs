@@ -9,7 +9,7 @@ use axum::Json;
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
-use super::harness::*;
+use crate::harness::*;
 
 const SECRET: &str = "callback-secret-0123456789";
 

@@ -3,12 +3,12 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::harness::*;
+use crate::harness::*;
 
 macro_rules! store_suite {
     ($store:ident, $choice:expr) => {
         mod $store {
-            use super::super::harness::*;
+            use crate::harness::*;
 
             async fn app() -> (TestApp, Option<Redis>) {
                 let (choice, redis) = $choice;

@@ -7,7 +7,7 @@ use cfmint::signer::decode_base64;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use super::harness::*;
+use crate::harness::*;
 
 fn bound_policy(headers: &reqwest::header::HeaderMap) -> String {
     let policy = set_cookies(headers)

@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::harness::*;
+use crate::harness::*;
 
 async fn logged_in() -> (TestApp, reqwest::Client) {
     let app = TestApp::spawn(Options::default()).await;

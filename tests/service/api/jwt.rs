@@ -7,7 +7,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::harness::*;
+use crate::harness::*;
 
 fn claims(sub: &str) -> Value {
     json!({
@@ -17,15 +17,6 @@ fn claims(sub: &str) -> Value {
         "exp": now() + 300,
         "iat": now(),
     })
-}
-
-fn hs256(claims: &Value) -> String {
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        claims,
-        &EncodingKey::from_secret(HMAC_SECRET.as_bytes()),
-    )
-    .unwrap()
 }
 
 fn rs256(claims: &Value, kid: Option<&str>) -> String {

@@ -2,7 +2,7 @@
 
 use reqwest::StatusCode;
 
-use super::harness::*;
+use crate::harness::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_is_limited_per_identity_with_retry_after() {

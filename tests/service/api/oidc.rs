@@ -2,254 +2,15 @@
 //! (tests/oidc/provider.mjs), started on a free port for each test behind a
 //! forwarding proxy that can play the attacker in the middle.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::response::IntoResponse;
 use reqwest::StatusCode;
 use reqwest::header::LOCATION;
 
-use super::harness::free_port;
+use crate::harness::oidc::{OidcProvider, Tamper, oidc_login, provider_login};
+use crate::harness::{browser, free_port};
 
-/// How the test proxy in front of the provider alters the token endpoint's
-/// exchange: an attacker in the middle, with the provider's real answers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Tamper {
-    /// Pass everything through.
-    None,
-    /// Exchange the code as `other-app`, so the ID token is for that audience.
-    OtherClient,
-    /// Flip a character of the ID token's signature.
-    Signature,
-}
-
-/// `node tests/oidc/provider.mjs` behind a small forwarding proxy, both on
-/// free ports; the issuer is the proxy's URL. Killed when dropped.
-pub struct OidcProvider {
-    pub issuer: String,
-    child: Child,
-    command: Command,
-    proxy: tokio::task::JoinHandle<()>,
-    tamper: Arc<Mutex<Tamper>>,
-    discoveries: Arc<AtomicUsize>,
-}
-
-impl OidcProvider {
-    /// Starts the provider with cfmint's callback as the registered redirect
-    /// URI; `clock_offset` shifts its clock (negative: expired ID tokens).
-    pub async fn start(redirect_uri: &str, clock_offset: i64) -> Self {
-        crate::harness::process_setup();
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
-        assert!(
-            dir.join("node_modules/oidc-provider").exists(),
-            "run `npm ci` in tests/oidc (scripts/test does)"
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let issuer = format!("http://{}", listener.local_addr().unwrap());
-        let inner = free_port();
-        let post_logout = redirect_uri.replace("/callback", "/player/");
-        let mut command = Command::new("node");
-        command
-            .arg("provider.mjs")
-            .arg(inner.to_string())
-            .arg(redirect_uri)
-            .arg(post_logout)
-            .current_dir(&dir)
-            .env("CLOCK_OFFSET_SECONDS", clock_offset.to_string())
-            .env("ISSUER", &issuer)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let child = command.spawn().expect("node runs");
-        let tamper = Arc::new(Mutex::new(Tamper::None));
-        let discoveries = Arc::new(AtomicUsize::new(0));
-        let forward = Forward {
-            discoveries: discoveries.clone(),
-            to: format!("http://127.0.0.1:{inner}"),
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            tamper: tamper.clone(),
-        };
-        let app = axum::Router::new().fallback(move |request| forward.clone().pass(request));
-        let proxy = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        let provider = Self {
-            issuer,
-            child,
-            command,
-            proxy,
-            tamper,
-            discoveries,
-        };
-        provider.wait_ready().await;
-        provider
-    }
-
-    async fn wait_ready(&self) {
-        let discovery = format!("{}/.well-known/openid-configuration", self.issuer);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(response) = reqwest::get(&discovery).await
-                && response.status() == StatusCode::OK
-            {
-                return;
-            }
-            assert!(Instant::now() < deadline, "oidc-provider did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Restarts the provider (same address) signing with a new key.
-    pub async fn rotate_keys(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.child = self
-            .command
-            .env("FRESH_KEYS", "1")
-            .spawn()
-            .expect("node runs");
-        self.wait_ready().await;
-    }
-
-    /// How many times the discovery document has been fetched.
-    pub fn discoveries(&self) -> usize {
-        self.discoveries.load(Ordering::SeqCst)
-    }
-
-    pub fn tamper(&self, tamper: Tamper) {
-        *self.tamper.lock().unwrap() = tamper;
-    }
-
-    /// Stops the provider (and its proxy): it is down from now on.
-    pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.proxy.abort();
-    }
-}
-
-impl Drop for OidcProvider {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-#[derive(Clone)]
-struct Forward {
-    to: String,
-    http: reqwest::Client,
-    tamper: Arc<Mutex<Tamper>>,
-    discoveries: Arc<AtomicUsize>,
-}
-
-impl Forward {
-    async fn pass(self, request: axum::extract::Request) -> axum::response::Response {
-        let (parts, body) = request.into_parts();
-        let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
-        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let tamper = *self.tamper.lock().unwrap();
-        let token = parts.uri.path() == "/token";
-        if parts.uri.path() == "/.well-known/openid-configuration" {
-            self.discoveries.fetch_add(1, Ordering::SeqCst);
-        }
-        let mut outgoing = self
-            .http
-            .request(parts.method.clone(), format!("{}{path}", self.to))
-            .body(body.to_vec());
-        for (name, value) in &parts.headers {
-            // The Host header goes along: the provider builds its URLs from it.
-            if token && tamper == Tamper::OtherClient && name == "authorization" {
-                continue;
-            }
-            outgoing = outgoing.header(name, value);
-        }
-        if token && tamper == Tamper::OtherClient {
-            outgoing = outgoing.basic_auth(
-                "other-app",
-                Some("other-app-secret-0123456789abcdef0123456789"),
-            );
-        }
-        let Ok(answer) = outgoing.send().await else {
-            return axum::http::StatusCode::BAD_GATEWAY.into_response();
-        };
-        let mut response = axum::response::Response::builder().status(answer.status());
-        for (name, value) in answer.headers() {
-            if name != "content-length" && name != "transfer-encoding" {
-                response = response.header(name, value);
-            }
-        }
-        let mut bytes = answer.bytes().await.unwrap().to_vec();
-        if token && tamper == Tamper::Signature {
-            let mut json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-            if let Some(id_token) = json["id_token"].as_str() {
-                // Well inside the signature: the last character carries
-                // padding bits that decoding ignores.
-                let mut text = id_token.as_bytes().to_vec();
-                let at = text.len() - 10;
-                text[at] = if text[at] == b'A' { b'B' } else { b'A' };
-                json["id_token"] = String::from_utf8(text).unwrap().into();
-            }
-            bytes = serde_json::to_vec(&json).unwrap();
-        }
-        response.body(axum::body::Body::from(bytes)).unwrap()
-    }
-}
-
-/// Logs `login` in on the provider's development pages, starting from an
-/// authorization URL, and returns the redirect back to the client (the
-/// callback URL with `code` and `state`). `client` must keep cookies and
-/// not follow redirects.
-pub async fn provider_login(client: &reqwest::Client, authorize: &str, login: &str) -> String {
-    let mut url = authorize.to_owned();
-    let mut form: Option<String> = None;
-    for _ in 0..10 {
-        let request = match form.take() {
-            Some(fields) => client
-                .post(&url)
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(fields),
-            None => client.get(&url),
-        };
-        let response = request.send().await.unwrap();
-        if response.status().is_redirection() {
-            let next = response.headers()[LOCATION].to_str().unwrap().to_owned();
-            url = if next.starts_with('/') {
-                let origin: String = url.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
-                format!("{origin}{next}")
-            } else {
-                next
-            };
-            if !url.contains("/interaction/") && !url.contains("/auth") {
-                return url;
-            }
-            continue;
-        }
-        assert_eq!(response.status(), StatusCode::OK, "{url}");
-        let page = response.text().await.unwrap();
-        let action = page
-            .split("action=\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .expect("an interaction form")
-            .to_owned();
-        // Login names in these tests are plain words: no form encoding needed.
-        form = Some(if page.contains("name=\"login\"") {
-            format!("prompt=login&login={login}&password=any")
-        } else {
-            "prompt=consent".to_owned()
-        });
-        url = action;
-    }
-    panic!("the provider never redirected back: {url}");
-}
-
-/// cfmint and the provider, each knowing the other's address.
-async fn cfmint_with_provider() -> (super::harness::TestApp, OidcProvider, String) {
+async fn cfmint_with_provider() -> (crate::harness::TestApp, OidcProvider, String) {
     cfmint_with_provider_at(0, &[]).await
 }
 
@@ -258,8 +19,8 @@ async fn cfmint_with_provider() -> (super::harness::TestApp, OidcProvider, Strin
 async fn cfmint_with_provider_at(
     clock_offset: i64,
     extra: &[(&str, &str)],
-) -> (super::harness::TestApp, OidcProvider, String) {
-    use super::harness::{Options, TestApp};
+) -> (crate::harness::TestApp, OidcProvider, String) {
+    use crate::harness::{Options, TestApp};
     let port = free_port();
     let origin = format!("http://127.0.0.1:{port}");
     let provider = OidcProvider::start(&format!("{origin}/callback"), clock_offset).await;
@@ -288,15 +49,6 @@ async fn cfmint_with_provider_at(
     )
     .await;
     (app, provider, origin)
-}
-
-fn browser() -> reqwest::Client {
-    crate::harness::process_setup();
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -336,8 +88,8 @@ async fn login_through_the_provider_then_mint() {
 
     let minted = app.mint(&browser, "/users/alice/").await;
     assert_eq!(minted.status(), StatusCode::OK);
-    let cookies = super::harness::cloudfront_cookie_header(minted.headers());
-    assert!(super::harness::verify(&cookies, "/users/alice/ch1.m3u8", None).is_allowed());
+    let cookies = crate::harness::cloudfront_cookie_header(minted.headers());
+    assert!(crate::harness::verify(&cookies, "/users/alice/ch1.m3u8", None).is_allowed());
     assert_eq!(
         app.mint(&browser, "/users/bob/").await.status(),
         StatusCode::FORBIDDEN
@@ -345,7 +97,7 @@ async fn login_through_the_provider_then_mint() {
 }
 
 /// Starts a login at cfmint; returns the provider URL it redirects to.
-async fn start_login(app: &super::harness::TestApp, browser: &reqwest::Client) -> String {
+async fn start_login(app: &crate::harness::TestApp, browser: &reqwest::Client) -> String {
     let start = browser.get(app.url("/login/oidc")).send().await.unwrap();
     assert_eq!(start.status(), StatusCode::SEE_OTHER);
     start.headers()[LOCATION].to_str().unwrap().to_owned()
@@ -367,7 +119,7 @@ fn with_param(url: &str, name: &str, value: Option<&str>) -> String {
 
 /// The callback's answer must be this error, and the browser must have no session.
 async fn refused(
-    app: &super::harness::TestApp,
+    app: &crate::harness::TestApp,
     browser: &reqwest::Client,
     callback: &str,
     status: StatusCode,
@@ -387,7 +139,7 @@ async fn refused(
 
 /// Logs in at the provider from `authorize`; cfmint must refuse the ID token.
 async fn id_token_refused(
-    app: &super::harness::TestApp,
+    app: &crate::harness::TestApp,
     browser: &reqwest::Client,
     authorize: &str,
 ) {
@@ -536,29 +288,17 @@ async fn the_provider_down_gives_a_502() {
 }
 
 /// Logs `login` in through the provider; the browser then holds a session.
-async fn oidc_login(
-    app: &super::harness::TestApp,
-    browser: &reqwest::Client,
-    login: &str,
-) -> reqwest::Response {
-    let authorize = start_login(app, browser).await;
-    let callback = provider_login(browser, &authorize, login).await;
-    let back = browser.get(&callback).send().await.unwrap();
-    assert_eq!(back.status(), StatusCode::SEE_OTHER);
-    back
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grants_use_the_id_token_claims() {
     let (app, _provider, _) = cfmint_with_provider().await;
     let teacher = browser();
-    oidc_login(&app, &teacher, "teacher-tess").await;
+    oidc_login(&app.url("/login/oidc"), &teacher, "teacher-tess").await;
     assert_eq!(
         app.mint(&teacher, "/materials/").await.status(),
         StatusCode::OK
     );
     let listener = browser();
-    oidc_login(&app, &listener, "alice").await;
+    oidc_login(&app.url("/login/oidc"), &listener, "alice").await;
     assert_eq!(
         app.mint(&listener, "/materials/").await.status(),
         StatusCode::FORBIDDEN
@@ -576,10 +316,10 @@ async fn the_callback_can_mint_the_cookies() {
     )
     .await;
     let browser = browser();
-    let back = oidc_login(&app, &browser, "alice").await;
-    let cookies = super::harness::cloudfront_cookie_header(back.headers());
-    assert!(super::harness::verify(&cookies, "/users/alice/ch1.m3u8", None).is_allowed());
-    assert!(!super::harness::verify(&cookies, "/users/bob/ch1.m3u8", None).is_allowed());
+    let back = oidc_login(&app.url("/login/oidc"), &browser, "alice").await;
+    let cookies = crate::harness::cloudfront_cookie_header(back.headers());
+    assert!(crate::harness::verify(&cookies, "/users/alice/ch1.m3u8", None).is_allowed());
+    assert!(!crate::harness::verify(&cookies, "/users/bob/ch1.m3u8", None).is_allowed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -595,17 +335,17 @@ async fn a_login_whose_mint_is_refused_says_why_in_the_return_url() {
     .await;
     let location =
         |response: &reqwest::Response| response.headers()["location"].to_str().unwrap().to_owned();
-    let first = oidc_login(&app, &browser(), "alice").await;
+    let first = oidc_login(&app.url("/login/oidc"), &browser(), "alice").await;
     assert_eq!(location(&first), format!("{origin}/player/"));
-    assert!(!super::harness::cloudfront_cookie_header(first.headers()).is_empty());
+    assert!(!crate::harness::cloudfront_cookie_header(first.headers()).is_empty());
     // The identity's mint budget is spent: the login stands, without
     // cookies, and the app is told why.
-    let second = oidc_login(&app, &browser(), "alice").await;
+    let second = oidc_login(&app.url("/login/oidc"), &browser(), "alice").await;
     assert_eq!(
         location(&second),
         format!("{origin}/player/?cfmint_mint_error=rate_limited")
     );
-    assert!(super::harness::cloudfront_cookie_header(second.headers()).is_empty());
+    assert!(crate::harness::cloudfront_cookie_header(second.headers()).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -619,7 +359,7 @@ async fn logout_can_end_the_provider_session() {
     )
     .await;
     let browser = browser();
-    oidc_login(&app, &browser, "alice").await;
+    oidc_login(&app.url("/login/oidc"), &browser, "alice").await;
     let logout = browser.post(app.url("/logout")).send().await.unwrap();
     assert_eq!(logout.status(), StatusCode::OK);
     let body: serde_json::Value = logout.json().await.unwrap();
@@ -691,12 +431,12 @@ async fn logout_can_end_the_provider_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_provider_key_is_fetched_once_needed() {
     let (app, mut provider, _) = cfmint_with_provider().await;
-    oidc_login(&app, &browser(), "alice").await;
+    oidc_login(&app.url("/login/oidc"), &browser(), "alice").await;
     // cfmint has the provider's metadata and keys cached; the provider now
     // signs with a key they lack.
     provider.rotate_keys().await;
     let browser = browser();
-    oidc_login(&app, &browser, "alice").await;
+    oidc_login(&app.url("/login/oidc"), &browser, "alice").await;
     assert_eq!(
         app.mint(&browser, "/users/alice/").await.status(),
         StatusCode::OK

@@ -4,24 +4,10 @@
 
 use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::harness::*;
-
-fn token(sub: &str, lifetime: u64) -> String {
-    let claims = json!({
-        "sub": sub, "iss": ISSUER, "aud": AUDIENCE,
-        "exp": now() + lifetime, "iat": now(),
-    });
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(HMAC_SECRET.as_bytes()),
-    )
-    .unwrap()
-}
+use crate::harness::*;
 
 async fn revoke(app: &TestApp, sub: &str, token: Option<&str>) -> reqwest::Response {
     let mut request = reqwest::Client::new()
@@ -93,7 +79,7 @@ async fn a_session_started_from_a_token_ends_when_the_token_expires() {
     let client = app.client();
     let login = client
         .post(app.url("/login"))
-        .bearer_auth(token("carol", 2))
+        .bearer_auth(bearer("carol", 2, json!({})))
         .send()
         .await
         .unwrap();
@@ -218,7 +204,7 @@ async fn rate_limits_hold_across_replicas_sharing_redis() {
         .env("CFMINT__RATE_LIMIT__MINT_PER_IDENTITY", "3/min");
     let one = TestApp::spawn(options.clone()).await;
     let two = TestApp::spawn(options).await;
-    let bearer = token("carol", 300);
+    let bearer = bearer("carol", 300, json!({}));
     let mint = |app: &TestApp| {
         reqwest::Client::new()
             .post(app.url("/mint"))

@@ -5,8 +5,8 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::edge::edge_at;
-use super::harness::*;
+use crate::harness::edge::edge_at;
+use crate::harness::*;
 
 async fn mint_body(app: &TestApp, client: &reqwest::Client, body: Value) -> reqwest::Response {
     client

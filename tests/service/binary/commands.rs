@@ -8,11 +8,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::json;
 
-fn cfmint() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_cfmint"));
-    command.env_remove("CFMINT_LOG");
-    command
-}
+use crate::harness::cfmint;
 
 /// `cfmint serve` with `config` written to `dir/cfmint.toml`, run in `dir`:
 /// it must refuse to start (exit 2); its stderr.
@@ -304,7 +300,7 @@ fn user_add_reads_the_password_from_stdin_and_keeps_other_entries() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_speaks_https_with_the_configured_certificate() {
-    use super::harness::{Options, TestApp};
+    use crate::harness::{Options, TestApp};
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = cfmint::tls::self_signed(&["localhost".to_owned()]).unwrap();
     let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));

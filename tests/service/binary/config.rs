@@ -2,7 +2,7 @@
 
 use cfmint::Settings;
 
-use super::harness::*;
+use crate::harness::*;
 
 fn problems(toml: &str, env: &[(&str, &str)]) -> Vec<(String, String)> {
     let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));

@@ -10,7 +10,7 @@ use cfmint::signer::{Backend, KeyPairId, KeySource, KeySpec, PrivateKey, PublicK
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::harness::*;
+use crate::harness::*;
 
 fn write_key(dir: &Path, name: &str, spec: KeySpec) -> (std::path::PathBuf, String) {
     let generated = Backend::default().generate(spec).unwrap();
@@ -47,26 +47,6 @@ fn key_entry(id: &str, path: &Path, kind: Option<&str>) -> String {
         "[[keys.key]]\nid = \"{id}\"\nfile = \"{}\"\n{kind}",
         path.display()
     )
-}
-
-async fn logged_in(process: &ServeProcess) -> reqwest::Client {
-    let client = client();
-    let login = client
-        .post(process.url("/login"))
-        .json(&json!({ "username": "demo", "password": "demo" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), StatusCode::NO_CONTENT);
-    client
-}
-
-async fn mint(process: &ServeProcess, client: &reqwest::Client) -> (String, String) {
-    let response = client.post(process.url("/mint")).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let cookies = cloudfront_cookie_header(response.headers());
-    let body: Value = response.json().await.unwrap();
-    (body["key_pair_id"].as_str().unwrap().to_owned(), cookies)
 }
 
 fn public(id: &str, pem: &str) -> cfmint::signer::PublicKey {
@@ -110,8 +90,10 @@ async fn sighup_rotates_keys_and_refuses_a_bad_new_key() {
     let mut process = ServeProcess::start(&["--config", config_path.to_str().unwrap()], &[]);
     let group = PublicKeys::new(vec![public("KKEYA", &a_pem), public("KKEYB", &b_pem)]).unwrap();
 
-    let client = logged_in(&process).await;
-    let (signer, a_cookies) = mint(&process, &client).await;
+    let client = client();
+    process.login_as(&client, "demo", "demo").await;
+    let minted = process.mint(&client, Value::Null).await.ok();
+    let (signer, a_cookies) = (minted.key_pair_id(), minted.cookies);
     assert_eq!(signer, "KKEYA");
 
     // B becomes active, A stays in the ring.
@@ -127,7 +109,8 @@ async fn sighup_rotates_keys_and_refuses_a_bad_new_key() {
         Duration::from_secs(10),
     );
     assert_eq!(reloaded["key_pair_id"], "KKEYB");
-    let (signer, b_cookies) = mint(&process, &client).await;
+    let minted = process.mint(&client, Value::Null).await.ok();
+    let (signer, b_cookies) = (minted.key_pair_id(), minted.cookies);
     assert_eq!(signer, "KKEYB");
     assert!(allowed(&group, &b_cookies));
     assert!(
@@ -147,7 +130,10 @@ async fn sighup_rotates_keys_and_refuses_a_bad_new_key() {
         refused["error"].as_str().unwrap().contains("keys.key[1]"),
         "{refused}"
     );
-    assert_eq!(mint(&process, &client).await.0, "KKEYB");
+    assert_eq!(
+        process.mint(&client, Value::Null).await.ok().key_pair_id(),
+        "KKEYB"
+    );
 
     // A key of the wrong type is refused too.
     write_key(dir.path(), "b", KeySpec::Rsa { bits: 2048 });
@@ -163,7 +149,10 @@ async fn sighup_rotates_keys_and_refuses_a_bad_new_key() {
             .contains("not the configured type"),
         "{refused}"
     );
-    assert_eq!(mint(&process, &client).await.0, "KKEYB");
+    assert_eq!(
+        process.mint(&client, Value::Null).await.ok().key_pair_id(),
+        "KKEYB"
+    );
 
     let metrics = reqwest::get(format!("http://{}/metrics", process.admin))
         .await
@@ -321,8 +310,10 @@ async fn keys_watch_reloads_when_a_key_file_changes_without_a_signal() {
         .replace("[keys]\n", "[keys]\nwatch = true\n");
     std::fs::write(&config_path, &text).unwrap();
     let mut process = ServeProcess::start(&["--config", config_path.to_str().unwrap()], &[]);
-    let client = logged_in(&process).await;
-    let (signer, _) = mint(&process, &client).await;
+    let client = client();
+    process.login_as(&client, "demo", "demo").await;
+    let minted = process.mint(&client, Value::Null).await.ok();
+    let signer = minted.key_pair_id();
     assert_eq!(signer, "KKEYA");
 
     // The key file is replaced in place (same id): the new key signs.
@@ -332,7 +323,8 @@ async fn keys_watch_reloads_when_a_key_file_changes_without_a_signal() {
         Duration::from_secs(15),
     );
     assert_eq!(reloaded["algorithm"], "ECDSA P-256", "{reloaded}");
-    let (_, cookies) = mint(&process, &client).await;
+    let minted = process.mint(&client, Value::Null).await.ok();
+    let cookies = minted.cookies;
     let group = PublicKeys::new(vec![public("KKEYA", &new_pem)]).unwrap();
     assert!(allowed(&group, &cookies), "signed with the new key");
 
@@ -353,7 +345,10 @@ async fn keys_watch_reloads_when_a_key_file_changes_without_a_signal() {
         Duration::from_secs(15),
     );
     assert_eq!(reloaded["key_pair_id"], "KKEYB");
-    assert_eq!(mint(&process, &client).await.0, "KKEYB");
+    assert_eq!(
+        process.mint(&client, Value::Null).await.ok().key_pair_id(),
+        "KKEYB"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,7 @@
 //! ports. Each must serve (and stop cleanly on SIGTERM) or exit 2 with a
 //! message naming the key; it never panics.
 
+use crate::harness::docs::fenced_blocks;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use cfmint::signer::{Backend, KeySpec};
 use toml::{Table, Value};
 
-use super::harness::{PASSWORD, process_setup, raw_get};
+use crate::harness::{PASSWORD, process_setup, raw_get};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -27,14 +28,6 @@ struct Shown {
 }
 
 /// A fenced block of a Markdown document.
-pub(super) struct Block {
-    pub(super) language: String,
-    line: usize,
-    pub(super) text: String,
-    /// "`NAME`:" ending the line before the fence names the block as a file.
-    name: Option<String>,
-}
-
 /// `README.md`, then `docs/*.md`: (path relative to the root, text).
 fn documents() -> Vec<(String, String)> {
     let mut paths = vec![Path::new(ROOT).join("README.md")];
@@ -154,48 +147,6 @@ fn embedded_configurations(yaml: &str) -> Vec<(usize, String)> {
         found.push((at + 2, text));
     }
     found
-}
-
-/// The fenced blocks of a document, with their first line number; an
-/// indented fence (inside a list item) is unindented.
-pub(super) fn fenced_blocks(markdown: &str) -> Vec<Block> {
-    let mut blocks = Vec::new();
-    let mut current: Option<(Block, usize)> = None;
-    let mut previous = "";
-    for (index, line) in markdown.lines().enumerate() {
-        let trimmed = line.trim_start();
-        let indent = line.len() - trimmed.len();
-        match &mut current {
-            None => {
-                if let Some(language) = trimmed.strip_prefix("```") {
-                    let name = previous
-                        .trim_end()
-                        .strip_suffix("`:")
-                        .and_then(|rest| rest.rsplit_once('`'))
-                        .map(|(_, name)| name.to_owned());
-                    let block = Block {
-                        language: language.trim().to_owned(),
-                        line: index + 1,
-                        text: String::new(),
-                        name,
-                    };
-                    current = Some((block, indent));
-                }
-            }
-            Some(_) if trimmed == "```" => {
-                blocks.push(current.take().unwrap().0);
-            }
-            Some((block, indent)) => {
-                let cut = line.len().min(*indent);
-                block.text.push_str(line.get(cut..).unwrap_or(line));
-                block.text.push('\n');
-            }
-        }
-        if !line.trim().is_empty() {
-            previous = line;
-        }
-    }
-    blocks
 }
 
 /// Keys whose string values name files or directories.
@@ -699,5 +650,5 @@ fn the_docs_console_examples_run_and_print_what_they_show() {
 }
 
 fn free_port_string() -> String {
-    super::harness::free_port().to_string()
+    crate::harness::free_port().to_string()
 }

@@ -3,122 +3,17 @@
 //! content types, ranges, `/auth`, an upstream origin, and nginx in front.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use cfmint::edge::{Edge, EdgeSettings};
+use cfmint::edge::EdgeSettings;
 use cfmint::signer::{
     Backend, HashAlgorithm, KeyPairId, KeySpec, Policy, PolicyForm, PrivateKey, PublicKeys,
     SignedPolicy,
 };
 use reqwest::StatusCode;
-use tokio::sync::oneshot;
 
-use super::harness::{KEY_ID, fixtures, now};
-
-pub(super) const PUBLIC: &str = "http://edge.cfmint.test";
-
-fn origin_dir() -> PathBuf {
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .unwrap()
-        .keep();
-    let book = dir.join("audiobooks/42");
-    std::fs::create_dir_all(&book).unwrap();
-    std::fs::write(book.join("chapter-1.m3u8"), "#EXTM3U\n#EXT-X-ENDLIST\n").unwrap();
-    std::fs::write(book.join("seg-001.ts"), vec![0x47u8; 1880]).unwrap();
-    std::fs::write(book.join("seg-001.aac"), b"aac-bytes").unwrap();
-    std::fs::write(book.join("booklet.pdf"), b"%PDF-1.4 booklet").unwrap();
-    for media in ["seg-001.m4s", "video.mp4", "chapter.m4a", "UPPER.AAC"] {
-        std::fs::write(book.join(media), b"media-bytes").unwrap();
-    }
-    std::fs::write(dir.join("abc.txt"), b"abc").unwrap();
-    dir
-}
-
-fn signing_key() -> PrivateKey {
-    PrivateKey::from_file(
-        KeyPairId::new(KEY_ID).unwrap(),
-        &fixtures().signing_key,
-        Backend::default(),
-    )
-    .unwrap()
-}
-
-pub(super) struct TestEdge {
-    pub(super) addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-}
-
-impl Drop for TestEdge {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-pub(super) async fn edge_with(origin: &str, keys: PublicKeys, trusted: &str) -> TestEdge {
-    edge_at(PUBLIC, origin, keys, trusted).await
-}
-
-/// An edge answering for `public` (its `public_url`).
-pub(super) async fn edge_at(
-    public: &str,
-    origin: &str,
-    keys: PublicKeys,
-    trusted: &str,
-) -> TestEdge {
-    crate::harness::process_setup();
-    let toml = format!(
-        r#"
-[edge]
-listen = "127.0.0.1:0"
-public_url = "{public}"
-{origin}
-allowed_origins = ["http://app.cfmint.test"]
-trusted_proxies = [{trusted}]
-[[edge.key]]
-id = "{KEY_ID}"
-file = "unused.pem"
-"#
-    );
-    let settings = EdgeSettings::load(&toml).unwrap();
-    let edge = Edge::build(settings, keys).await.unwrap();
-    let addr = edge.local_addr();
-    let (stop, stopped) = oneshot::channel();
-    tokio::spawn(edge.run_until(async move {
-        let _ = stopped.await;
-    }));
-    TestEdge {
-        addr,
-        stop: Some(stop),
-    }
-}
-
-pub(super) async fn edge(dir: &Path) -> TestEdge {
-    edge_with(
-        &format!("origin_dir = \"{}\"", dir.display()),
-        fixtures().public_keys.clone(),
-        "",
-    )
-    .await
-}
-
-pub(super) fn sign(
-    resource: &str,
-    expires: u64,
-    ip: Option<&str>,
-    form: PolicyForm,
-) -> SignedPolicy {
-    let mut builder = Policy::builder(format!("{PUBLIC}{resource}")).expires(expires);
-    if let Some(ip) = ip {
-        builder = builder.source_ip(ip);
-    }
-    signing_key()
-        .sign(&builder.build().unwrap(), form, HashAlgorithm::Sha1)
-        .unwrap()
-}
+use crate::harness::edge::*;
+use crate::harness::{KEY_ID, fixtures, now};
 
 async fn get(edge: &TestEdge, path: &str, cookie: Option<&str>) -> reqwest::Response {
     let mut request = reqwest::Client::new().get(format!("http://{}{path}", edge.addr));
@@ -565,90 +460,6 @@ async fn an_upstream_origin_gets_the_request_without_signing_parameters() {
         response.text().await.unwrap(),
         "/audiobooks/42/booklet.pdf?lang=en"
     );
-}
-
-/// nginx (Debian's package) on a free port, with `auth_request` to the edge.
-pub(super) struct Nginx {
-    pub(super) port: u16,
-    child: Child,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The documented `auth_request` configuration (docs/edge.md), verbatim
-/// but for the edge's address.
-fn documented_auth_request(edge: SocketAddr) -> String {
-    let block = super::shipped::fenced_blocks(include_str!("../../docs/edge.md"))
-        .into_iter()
-        .find(|block| block.language == "nginx")
-        .expect("docs/edge.md shows the nginx auth_request configuration")
-        .text;
-    assert!(block.contains("http://127.0.0.1:8081/auth"), "{block}");
-    block.replace("127.0.0.1:8081", &edge.to_string())
-}
-
-pub(super) fn start_nginx(root: &Path, edge: SocketAddr) -> Nginx {
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .unwrap()
-        .keep();
-    let port = super::harness::free_port();
-    // Workers may run as another user: let them read the files.
-    Command::new("chmod")
-        .args(["-R", "a+rX"])
-        .arg(root)
-        .status()
-        .unwrap();
-    Command::new("chmod")
-        .args(["a+rx"])
-        .arg(root.parent().unwrap())
-        .status()
-        .unwrap();
-    let config = format!(
-        r#"
-pid {dir}/nginx.pid;
-error_log {dir}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        root {root};
-{readme}
-    }}
-}}
-"#,
-        dir = dir.display(),
-        root = root.display(),
-        readme = documented_auth_request(edge),
-    );
-    let config_path = dir.join("nginx.conf");
-    std::fs::write(&config_path, config).unwrap();
-    let child = Command::new("nginx")
-        .arg("-c")
-        .arg(&config_path)
-        .args(["-p"])
-        .arg(&dir)
-        .args(["-g", "daemon off;"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nginx must be installed (scripts/test installs it)");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nginx did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Nginx { port, child }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

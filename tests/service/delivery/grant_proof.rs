@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
-use super::harness::{
-    AUDIENCE, EdgeProcess, HMAC_SECRET, ISSUER, KEY_ID, ServeProcess, fixtures, now, process_setup,
+use crate::harness::{
+    AUDIENCE, EdgeProcess, HMAC_SECRET, ISSUER, RATE_LIMITS_OFF, ServeProcess, bearer, now,
+    process_setup, serve_config,
 };
 
 const TOKEN_SECRET: &str = "0123456789abcdef0123456789abcdef-proof";
@@ -49,28 +49,14 @@ fn media() -> &'static Path {
 /// bearer tokens (HS256), IP binding as asked.
 fn start(ip_binding: bool) -> (EdgeProcess, ServeProcess) {
     process_setup();
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .unwrap()
-        .keep();
-    let edge = EdgeProcess::start(&dir, media());
-    let base = edge.url("");
-    let config = dir.join("cfmint.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let dir = tempfile::tempdir().unwrap();
+    let edge = EdgeProcess::serving(media());
+    let base = &edge.public_url;
+    let config = serve_config(
+        dir.path(),
+        base,
+        &format!(
             r#"
-[server]
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-shutdown_timeout = "1s"
-drain_delay = "0s"
-[cloudfront]
-base_url = "{base}"
-[keys]
-active = "{KEY_ID}"
-[[keys.key]]
-id = "{KEY_ID}"
-file = "{key}"
 [mint]
 ttl = "30m"
 min_ttl = "10s"
@@ -86,36 +72,10 @@ paths_claim = "paths"
 [playlists]
 origin_url = "{base}"
 token_secret = "{TOKEN_SECRET}"
-[rate_limit]
-login_per_address = "off"
-login_per_identity = "off"
-mint_per_address = "off"
-mint_per_identity = "off"
-"#,
-            key = fixtures().signing_key.display(),
+{RATE_LIMITS_OFF}"#
         ),
-    )
-    .unwrap();
-    let serve = ServeProcess::start(&["--config", config.to_str().unwrap()], &[]);
-    (edge, serve)
-}
-
-/// A bearer token for `sub`, granting `paths`, expiring `lifetime` seconds
-/// from now.
-fn token(sub: &str, paths: &[&str], lifetime: u64) -> String {
-    let claims = json!({
-        "sub": sub,
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "exp": now() + lifetime,
-        "paths": paths,
-    });
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(HMAC_SECRET.as_bytes()),
-    )
-    .unwrap()
+    );
+    (edge, ServeProcess::with_config(&config, &[]))
 }
 
 fn post(serve: &ServeProcess, route: &str, token: &str, body: Value) -> (StatusCode, Value) {
@@ -139,7 +99,11 @@ fn a_query_string_on_an_exact_grant_never_opens_a_sibling_file() {
     // With IP binding every policy is custom, so CloudFront would read the
     // query's `?` as "any one character": refused by name, nothing signed.
     let (edge, serve) = start(true);
-    let alice = token("alice", &["/users/alice/a", "/videos/1"], 300);
+    let alice = bearer(
+        "alice",
+        300,
+        json!({ "paths": ["/users/alice/a", "/videos/1"] }),
+    );
     let (status, body) = post(
         &serve,
         "/sign-urls",
@@ -194,7 +158,7 @@ fn a_query_string_on_an_exact_grant_never_opens_a_sibling_file() {
 #[test]
 fn without_ip_binding_a_query_string_is_signed_canned_and_opens_only_itself() {
     let (edge, serve) = start(false);
-    let alice = token("alice", &["/users/alice/a"], 300);
+    let alice = bearer("alice", 300, json!({ "paths": ["/users/alice/a"] }));
     let (_, body) = post(
         &serve,
         "/sign-urls",
@@ -221,7 +185,7 @@ fn a_policy_ends_when_the_token_that_bought_it_does() {
     let (status, minted) = post(
         &serve,
         "/mint",
-        &token("carol", &["/books/1/*"], 20),
+        &bearer("carol", 20, json!({ "paths": ["/books/1/*"] })),
         json!({"path": "/books/1/", "deliver": "query"}),
     );
     assert_eq!(status, StatusCode::OK, "{minted}");
@@ -231,7 +195,7 @@ fn a_policy_ends_when_the_token_that_bought_it_does() {
     let (status, refused) = post(
         &serve,
         "/mint",
-        &token("carol", &["/books/1/*"], 5),
+        &bearer("carol", 5, json!({ "paths": ["/books/1/*"] })),
         json!({"path": "/books/1/"}),
     );
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{refused}");
@@ -246,7 +210,7 @@ fn a_policy_ends_when_the_token_that_bought_it_does() {
 
     // A query minted with a 12 s token opens the book until the token ends,
     // then no more.
-    let short = token("carol", &["/books/1/*"], 12);
+    let short = bearer("carol", 12, json!({ "paths": ["/books/1/*"] }));
     let ends = now() + 12;
     let (status, minted) = post(
         &serve,
@@ -268,7 +232,7 @@ fn a_policy_ends_when_the_token_that_bought_it_does() {
     );
 
     // /sign-urls and the playlist token follow the same end.
-    let short = token("carol", &["/books/1/*"], 15);
+    let short = bearer("carol", 15, json!({ "paths": ["/books/1/*"] }));
     let (_, signed) = post(
         &serve,
         "/sign-urls",
@@ -287,7 +251,7 @@ fn a_playlist_token_shows_neither_the_subject_nor_the_paths() {
     let (status, minted) = post(
         &serve,
         "/mint",
-        &token("learner42", &["/books/1/*"], 300),
+        &bearer("learner42", 300, json!({ "paths": ["/books/1/*"] })),
         json!({"path": "/books/1/", "deliver": "query"}),
     );
     assert_eq!(status, StatusCode::OK, "{minted}");

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::harness::{EdgeProcess, KEY_ID, ServeProcess, fixtures, raw_get};
+use crate::harness::{EdgeProcess, KEY_ID, RATE_LIMITS_OFF, ServeProcess, raw_get, serve_config};
 
 const TOKEN_SECRET: &str = "0123456789abcdef0123456789abcdef-playlists";
 
@@ -103,54 +103,32 @@ struct Setup {
 }
 
 fn start(mint_ttl: &str) -> Setup {
-    super::harness::process_setup();
+    crate::harness::process_setup();
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
         .unwrap()
         .keep();
-    let edge = EdgeProcess::start(&dir, media());
-    let base = edge.url("");
-    let config = dir.join("cfmint.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let edge = EdgeProcess::serving(media());
+    let base = &edge.public_url;
+    let config = serve_config(
+        &dir,
+        base,
+        &format!(
             r#"
-[server]
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-shutdown_timeout = "1s"
-drain_delay = "0s"
-[cloudfront]
-base_url = "{base}"
-[keys]
-active = "{KEY_ID}"
-[[keys.key]]
-id = "{KEY_ID}"
-file = "{key}"
 [mint]
 ttl = "{mint_ttl}"
 min_ttl = "10s"
 expiry_rounding = "{rounding}"
-[auth.users]
-file = "{users}"
 [[grants]]
 paths = ["/books/demo/*"]
 [playlists]
 origin_url = "{base}"
 token_secret = "{TOKEN_SECRET}"
 max_bytes = 2048
-[rate_limit]
-login_per_address = "off"
-login_per_identity = "off"
-mint_per_address = "off"
-mint_per_identity = "off"
-"#,
-            key = fixtures().signing_key.display(),
-            users = fixtures().users_file.display(),
+{RATE_LIMITS_OFF}"#,
             rounding = if mint_ttl == "10s" { "1s" } else { "1m" },
         ),
-    )
-    .unwrap();
-    let serve = ServeProcess::start(&["--config", config.to_str().unwrap()], &[]);
+    );
+    let serve = ServeProcess::with_config(&config, &[]);
     Setup { dir, edge, serve }
 }
 
@@ -292,7 +270,10 @@ fn ffmpeg_plays_every_rendition_through_a_signed_playlist() {
     let media = media.text().unwrap();
     let first = media.lines().find(|l| l.starts_with("http")).unwrap();
     assert!(
-        first.starts_with(&setup.edge.url("/books/demo/r0/seg-000.ts?Policy=")),
+        first.starts_with(&format!(
+            "{}/books/demo/r0/seg-000.ts?Policy=",
+            setup.edge.public_url
+        )),
         "{first}"
     );
 
@@ -303,7 +284,7 @@ fn ffmpeg_plays_every_rendition_through_a_signed_playlist() {
             .unwrap()
             .text()
             .unwrap();
-        super::harness::metric(&text, "cfmint_signature_cache_total{result=\"miss\"}")
+        crate::harness::metric(&text, "cfmint_signature_cache_total{result=\"miss\"}")
     };
     let before = signatures();
     for _ in 0..5 {
@@ -530,7 +511,7 @@ fn a_prefix_grant_plays_its_chapter_and_signs_nothing_beside_it() {
             .status()
     };
     for segment in &segments {
-        let path = segment.strip_prefix(&setup.edge.url("")).unwrap();
+        let path = segment.strip_prefix(&setup.edge.public_url).unwrap();
         assert_eq!(get(path), StatusCode::OK, "{segment}");
     }
     assert_eq!(

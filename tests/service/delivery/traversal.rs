@@ -10,8 +10,8 @@ use cfmint::signer::PolicyForm;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
-use super::edge::{edge, sign, start_nginx};
-use super::harness::{now, raw_get};
+use crate::harness::edge::{edge, sign, start_nginx};
+use crate::harness::{now, raw_get};
 
 const ALICE: &str = "alice-notes";
 const SECRET: &str = "bob-secret";

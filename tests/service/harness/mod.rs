@@ -1,11 +1,21 @@
-//! Starts `cfmint serve` in-process on port 0 with a generated key, users file
-//! and JWT settings; a real `redis-server` on a free port when asked.
+//! What every group of the suite shares, defined once: the fixtures (a
+//! signing key, a users file, JWT keys), `cfmint serve` in-process
+//! (`TestApp`) or as the shipped binary (`ServeProcess`, `serve_config`),
+//! the edge (`harness::edge`), Redis, bearer tokens, metrics, cookies and
+//! CloudFront's verdict on them.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+// Some helpers serve only the groups a feature set compiles (key stores,
+// rotation).
+#![allow(dead_code)]
+
+pub mod docs;
+pub mod edge;
+pub mod oidc;
+pub mod process;
+
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use cfmint::signer::{
     Backend, KeyPairId, KeySource, KeySpec, PrivateKey, PublicKeys, Verdict, ViewerRequest,
@@ -22,6 +32,87 @@ pub const HMAC_SECRET: &str = "a test secret that is long enough for HS256";
 pub const ISSUER: &str = "https://issuer.cfmint.test";
 pub const AUDIENCE: &str = "cfmint";
 pub const PASSWORD: &str = "correct horse battery staple";
+
+pub use edge::EdgeProcess;
+pub use process::{Redis, ServeProcess, cfmint, free_port};
+
+/// No rate limit: tests that are not about limits make many requests.
+pub const RATE_LIMITS_OFF: &str = r#"
+[rate_limit]
+login_per_address = "off"
+login_per_identity = "off"
+mint_per_address = "off"
+mint_per_identity = "off"
+"#;
+
+/// The `[keys]` section for the fixtures' signing key.
+pub fn fixture_keys() -> String {
+    format!(
+        "[keys]\nactive = \"{KEY_ID}\"\n[[keys.key]]\nid = \"{KEY_ID}\"\nfile = \"{}\"\n",
+        fixtures().signing_key.display()
+    )
+}
+
+/// `dir/cfmint.toml` for `cfmint serve` signing for `base_url` with the
+/// fixtures' key and users file, on loopback listeners (port 0); `more`
+/// adds sections.
+pub fn serve_config(dir: &Path, base_url: &str, more: &str) -> PathBuf {
+    serve_config_with(
+        dir,
+        &format!("base_url = \"{base_url}\""),
+        &fixture_keys(),
+        more,
+    )
+}
+
+/// `serve_config` with its own `[cloudfront]` lines and `[keys]` section.
+pub fn serve_config_with(dir: &Path, cloudfront: &str, keys: &str, more: &str) -> PathBuf {
+    let text = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+shutdown_timeout = "1s"
+drain_delay = "0s"
+
+[cloudfront]
+{cloudfront}
+
+{keys}
+[auth.users]
+file = "{users}"
+{more}
+"#,
+        users = fixtures().users_file.display(),
+    );
+    let path = dir.join("cfmint.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// An HS256 token signed with the test secret, carrying `claims` as given.
+pub fn hs256(claims: &serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(HMAC_SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// A bearer token from the test issuer for the test audience: `sub`,
+/// issued now, expiring `lifetime` seconds from now (negative: already
+/// expired), with `extra` claims added or replacing these.
+pub fn bearer(sub: &str, lifetime: i64, extra: serde_json::Value) -> String {
+    let mut claims = serde_json::json!({
+        "sub": sub, "iss": ISSUER, "aud": AUDIENCE,
+        "iat": now(), "exp": now() as i64 + lifetime,
+    });
+    for (key, value) in extra.as_object().unwrap() {
+        claims[key] = value.clone();
+    }
+    hs256(&claims)
+}
 
 /// Keys and files made once per test process.
 pub struct Fixtures {
@@ -195,12 +286,7 @@ paths = ["/materials/*"]
 [cors]
 allowed_origins = ["{ORIGIN}"]
 
-[rate_limit]
-login_per_address = "off"
-login_per_identity = "off"
-mint_per_address = "off"
-mint_per_identity = "off"
-"#,
+{RATE_LIMITS_OFF}"#,
         signing_key = f.signing_key.display(),
         users_file = f.users_file.display(),
     )
@@ -293,6 +379,17 @@ impl Drop for TestApp {
             let _ = stop.send(());
         }
     }
+}
+
+/// A client that keeps cookies and does not follow redirects, like a
+/// browser whose redirects the test follows itself.
+pub fn browser() -> reqwest::Client {
+    process_setup();
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
 }
 
 pub fn client() -> reqwest::Client {
@@ -389,234 +486,4 @@ pub fn raw_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, 
         .map_or("", |(_, b)| b)
         .to_owned();
     (status, body)
-}
-
-/// A loopback port nothing listens on (the OS picks it).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A `redis-server` on a free loopback port; killed when dropped.
-pub struct Redis {
-    pub port: u16,
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-}
-
-impl Redis {
-    pub fn start() -> Self {
-        let port = free_port();
-        let mut redis = Self {
-            port,
-            child: None,
-            dir: tempfile::tempdir().unwrap(),
-        };
-        redis.restart();
-        redis
-    }
-
-    /// Starts (again) on the same port and waits until it answers.
-    pub fn restart(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (scripts/test installs it)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// `cfmint serve` as a separate process with JSON logs on stderr.
-pub struct ServeProcess {
-    pub child: Child,
-    pub listen: String,
-    pub admin: String,
-    lines: std::sync::mpsc::Receiver<String>,
-    pub log: Vec<String>,
-}
-
-impl ServeProcess {
-    /// Starts `cfmint serve` with `args` and waits for its "serving" line.
-    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
-        use std::io::{BufRead, BufReader};
-        let mut command = Command::new(env!("CARGO_BIN_EXE_cfmint"));
-        command
-            .arg("serve")
-            .args(args)
-            .env_remove("CFMINT_LOG")
-            .env("CFMINT__SERVER__LOG_FORMAT", "json")
-            .stderr(Stdio::piped());
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let mut child = command.spawn().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (sender, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = sender.send(line);
-            }
-        });
-        let mut process = Self {
-            child,
-            listen: String::new(),
-            admin: String::new(),
-            lines,
-            log: Vec::new(),
-        };
-        let serving = process.wait_for_log("cfmint serving", Duration::from_secs(30));
-        process.listen = serving["listen"].as_str().unwrap().to_owned();
-        process.admin = serving["admin"].as_str().unwrap().to_owned();
-        process
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.listen)
-    }
-
-    /// A blocking client holding alice's session (204 from `/login`).
-    pub fn logged_in_blocking(&self) -> reqwest::blocking::Client {
-        let client = reqwest::blocking::Client::builder()
-            .cookie_store(true)
-            .build()
-            .unwrap();
-        let login = client
-            .post(self.url("/login"))
-            .json(&serde_json::json!({"username": "alice", "password": PASSWORD}))
-            .send()
-            .unwrap();
-        assert_eq!(login.status(), reqwest::StatusCode::NO_CONTENT);
-        client
-    }
-
-    /// The next log entry whose message is `message`.
-    pub fn wait_for_log(&mut self, message: &str, timeout: Duration) -> serde_json::Value {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| {
-                panic!("no \"{message}\" in the log:\n{}", self.log.join("\n"))
-            });
-            self.log.push(line.clone());
-            let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
-                continue;
-            };
-            if entry["message"] == message {
-                return entry;
-            }
-        }
-    }
-
-    pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Everything logged so far (and in the next moment).
-    pub fn drain_log(&mut self) -> String {
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
-            self.log.push(line);
-        }
-        self.log.join("\n")
-    }
-}
-
-impl Drop for ServeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `cfmint edge` as a child process, serving a directory with the
-/// fixtures' signing key.
-pub struct EdgeProcess {
-    child: Child,
-    pub addr: SocketAddr,
-}
-
-impl EdgeProcess {
-    /// Writes its configuration into `dir` and serves `origin`.
-    pub fn start(dir: &Path, origin: &Path) -> Self {
-        let port = free_port();
-        let config = dir.join("edge.toml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"
-[edge]
-listen = "127.0.0.1:{port}"
-public_url = "http://127.0.0.1:{port}"
-origin_dir = "{origin}"
-[[edge.key]]
-id = "{KEY_ID}"
-file = "{key}"
-"#,
-                origin = origin.display(),
-                key = fixtures().signing_key.display(),
-            ),
-        )
-        .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_cfmint"))
-            .args(["edge", "--config"])
-            .arg(&config)
-            .env("CFMINT_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "cfmint edge did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self { child, addr }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    pub fn stats(&self) -> serde_json::Value {
-        reqwest::blocking::get(self.url("/_cfmint/stats"))
-            .unwrap()
-            .json()
-            .unwrap()
-    }
-}
-
-impl Drop for EdgeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

@@ -21,9 +21,10 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::harness::{
-    BASE_URL, KEY_ID, PASSWORD, ServeProcess, fixtures, free_port, metric_if_present, now,
-    process_setup,
+use crate::harness::process::{Minted, env_refs};
+use crate::harness::{
+    BASE_URL, KEY_ID, RATE_LIMITS_OFF, ServeProcess, fixtures, free_port, metric_if_present, now,
+    process_setup, serve_config_with,
 };
 use cfmint::signer::{self, Backend, KeyPairId, PublicKey, PublicKeys, ViewerRequest};
 
@@ -215,72 +216,14 @@ fn aws_env(port: u16) -> Vec<(&'static str, String)> {
 
 /// A `cfmint serve` configuration signing with `keys` (TOML) over `hash`.
 fn write_config(dir: &Path, hash: &str, keys: &str) -> PathBuf {
-    let config = dir.join("cfmint.toml");
-    let text = format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-drain_delay = "0s"
-[cloudfront]
-base_url = "{BASE_URL}"
-hash_algorithm = "{hash}"
-{keys}
-[mint]
-ttl = "10m"
-expiry_rounding = "1m"
-[auth.users]
-file = "{users}"
-[[grants]]
-paths = ["/users/{{sub}}/*"]
-[rate_limit]
-login_per_address = "off"
-login_per_identity = "off"
-mint_per_address = "off"
-mint_per_identity = "off"
-"#,
-        users = fixtures().users_file.display(),
-    );
-    std::fs::write(&config, text).unwrap();
-    config
-}
-
-fn start(config: &Path, env: &[(&'static str, String)]) -> ServeProcess {
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    ServeProcess::start(&["--config", config.to_str().unwrap()], &env)
-}
-
-async fn logged_in(serve: &ServeProcess) -> reqwest::Client {
-    let client = super::harness::client();
-    let response = client
-        .post(serve.url("/login"))
-        .json(&json!({ "username": "alice", "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success(), "{}", response.status());
-    client
-}
-
-/// Mints cookies for `path`: (status, `Retry-After`, the cookie header to send).
-async fn mint(
-    serve: &ServeProcess,
-    client: &reqwest::Client,
-    path: &str,
-) -> (StatusCode, Option<String>, String) {
-    let response = client
-        .post(serve.url("/mint"))
-        .json(&json!({ "path": path }))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let cookies = super::harness::cloudfront_cookie_header(response.headers());
-    (status, retry_after, cookies)
+    serve_config_with(
+        dir,
+        &format!("base_url = \"{BASE_URL}\"\nhash_algorithm = \"{hash}\""),
+        keys,
+        &format!(
+            "[mint]\nttl = \"10m\"\nexpiry_rounding = \"1m\"\n[[grants]]\npaths = [\"/users/{{sub}}/*\"]\n{RATE_LIMITS_OFF}"
+        ),
+    )
 }
 
 async fn ready(serve: &ServeProcess) -> StatusCode {
@@ -296,15 +239,6 @@ async fn wait_until_ready(serve: &ServeProcess, want: StatusCode, within: Durati
         assert!(Instant::now() < deadline, "/readyz did not become {want}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-async fn metrics(serve: &ServeProcess) -> String {
-    reqwest::get(format!("http://{}/metrics", serve.admin))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
 }
 
 /// The key's public half as the store reports it, through the CLI.
@@ -469,9 +403,13 @@ type = "ecdsa""#,
         local = fixtures().signing_key.display()
     );
     let config = write_config(dir.path(), "sha256", &keys);
-    let mut serve = start(&config, &env);
-    let client = logged_in(&serve).await;
-    let (status, _, cookies) = mint(&serve, &client, "/users/alice/").await;
+    let mut serve = ServeProcess::with_config(&config, &env_refs(&env));
+    let client = serve.logged_in("alice").await;
+    let Minted {
+        status, cookies, ..
+    } = serve
+        .mint(&client, json!({ "path": "/users/alice/" }))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(cookie(&cookies, "CloudFront-Key-Pair-Id"), KEY_ID);
     assert_eq!(cookie(&cookies, "CloudFront-Hash-Algorithm"), "SHA256");
@@ -479,15 +417,22 @@ type = "ecdsa""#,
     for (id, arn) in [("KKMSRSA", &rsa), ("KKMSECDSA", &ecdsa)] {
         let pem = store_public_key(dir.path(), &["--kms-key-id", arn], &env);
         activate(&mut serve, &config, id);
-        let (status, _, cookies) = mint(&serve, &client, "/users/alice/").await;
+        let Minted {
+            status, cookies, ..
+        } = serve
+            .mint(&client, json!({ "path": "/users/alice/" }))
+            .await;
         assert_eq!(status, StatusCode::OK, "{id}");
         check_cookies(&cookies, id, &pem, "sha256", "/users/alice/");
         check_signed_url(&serve, &client, id, &pem, "sha256").await;
     }
     activate(&mut serve, &config, KEY_ID);
-    let (_, _, cookies) = mint(&serve, &client, "/users/alice/").await;
+    let cookies = serve
+        .mint(&client, json!({ "path": "/users/alice/" }))
+        .await
+        .cookies;
     assert_eq!(cookie(&cookies, "CloudFront-Key-Pair-Id"), KEY_ID);
-    let text = metrics(&serve).await;
+    let text = serve.metrics().await;
     assert!(
         metric_if_present(
             &text,
@@ -530,10 +475,13 @@ async fn an_unreachable_or_throttling_kms_gets_503_with_retry_after_and_cfmint_r
 
     // Unreachable at start: serving, not ready, and mints refused at once.
     proxy.set(Fault::BlackHole);
-    let mut serve = start(&config, &env);
+    let mut serve = ServeProcess::with_config(&config, &env_refs(&env));
     assert_eq!(ready(&serve).await, StatusCode::SERVICE_UNAVAILABLE);
-    let client = logged_in(&serve).await;
-    let (status, retry_after, _) = mint(&serve, &client, "/users/alice/a/").await;
+    let client = serve.logged_in("alice").await;
+    let minted = serve
+        .mint(&client, json!({ "path": "/users/alice/a/" }))
+        .await;
+    let (status, retry_after) = (minted.status, minted.retry_after());
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(retry_after.is_some());
 
@@ -541,25 +489,38 @@ async fn an_unreachable_or_throttling_kms_gets_503_with_retry_after_and_cfmint_r
     proxy.set(Fault::Pass);
     wait_until_ready(&serve, StatusCode::OK, Duration::from_secs(15)).await;
     let pem = store_public_key(dir.path(), &["--kms-key-id", &arn], &aws_env(moto.port));
-    let (status, _, cookies) = mint(&serve, &client, "/users/alice/a/").await;
+    let Minted {
+        status, cookies, ..
+    } = serve
+        .mint(&client, json!({ "path": "/users/alice/a/" }))
+        .await;
     assert_eq!(status, StatusCode::OK);
     check_cookies(&cookies, "KKMS", &pem, "sha256", "/users/alice/a/");
 
     // Throttled: 503 with Retry-After, counted.
     proxy.set(Fault::Throttle);
-    let (status, retry_after, _) = mint(&serve, &client, "/users/alice/b/").await;
+    let minted = serve
+        .mint(&client, json!({ "path": "/users/alice/b/" }))
+        .await;
+    let (status, retry_after) = (minted.status, minted.retry_after());
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(retry_after.as_deref(), Some("1"));
     proxy.set(Fault::Pass);
     assert_eq!(
-        mint(&serve, &client, "/users/alice/b/").await.0,
+        serve
+            .mint(&client, json!({ "path": "/users/alice/b/" }))
+            .await
+            .status,
         StatusCode::OK
     );
 
     // Gone mid-run: 503 within the timeout, never a hang.
     proxy.set(Fault::BlackHole);
     let started = Instant::now();
-    let (status, retry_after, _) = mint(&serve, &client, "/users/alice/c/").await;
+    let minted = serve
+        .mint(&client, json!({ "path": "/users/alice/c/" }))
+        .await;
+    let (status, retry_after) = (minted.status, minted.retry_after());
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(retry_after.is_some());
     assert!(
@@ -568,7 +529,7 @@ async fn an_unreachable_or_throttling_kms_gets_503_with_retry_after_and_cfmint_r
         started.elapsed()
     );
 
-    let text = metrics(&serve).await;
+    let text = serve.metrics().await;
     let count = |result: &str| {
         let series =
             format!(r#"cfmint_remote_signatures_total{{store="aws-kms",result="{result}"}}"#);
@@ -582,7 +543,11 @@ async fn an_unreachable_or_throttling_kms_gets_503_with_retry_after_and_cfmint_r
     proxy.set(Fault::Pass);
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let (status, _, cookies) = mint(&serve, &client, "/users/alice/d/").await;
+        let Minted {
+            status, cookies, ..
+        } = serve
+            .mint(&client, json!({ "path": "/users/alice/d/" }))
+            .await;
         if status == StatusCode::OK {
             check_cookies(&cookies, "KKMS", &pem, "sha256", "/users/alice/d/");
             break;
@@ -606,9 +571,9 @@ async fn identical_concurrent_mints_share_one_kms_signature() {
     let dir = tempfile::tempdir().unwrap();
     let keys = format!("[keys]\n[[keys.key]]\nid = \"KKMS\"\nkms_key_id = \"{arn}\"");
     let config = write_config(dir.path(), "sha256", &keys);
-    let serve = start(&config, &env);
+    let serve = ServeProcess::with_config(&config, &env_refs(&env));
     wait_until_ready(&serve, StatusCode::OK, Duration::from_secs(15)).await;
-    let client = logged_in(&serve).await;
+    let client = serve.logged_in("alice").await;
     // Each KMS call takes 300 ms more: all sixteen mints overlap the first.
     proxy.set(Fault::Slow);
     let url = serve.url("/mint");
@@ -623,7 +588,7 @@ async fn identical_concurrent_mints_share_one_kms_signature() {
                     .await
                     .unwrap();
                 assert_eq!(response.status(), StatusCode::OK);
-                super::harness::cloudfront_cookie_header(response.headers())
+                crate::harness::cloudfront_cookie_header(response.headers())
             })
         })
         .collect();
@@ -632,7 +597,7 @@ async fn identical_concurrent_mints_share_one_kms_signature() {
         signatures.insert(cookie(&mint.await.unwrap(), "CloudFront-Signature"));
     }
     assert_eq!(signatures.len(), 1);
-    let text = metrics(&serve).await;
+    let text = serve.metrics().await;
     let count = |result: &str| {
         metric_if_present(
             &text,
@@ -791,20 +756,31 @@ async fn pkcs11_keys_sign_with_sha1_and_sha256_and_rotate_with_a_local_key_on_si
     );
     for hash in ["sha1", "sha256"] {
         let config = write_config(dir.path(), hash, &hsm_keys("KHSMRSA"));
-        let mut serve = start(&config, &env);
+        let mut serve = ServeProcess::with_config(&config, &env_refs(&env));
         wait_until_ready(&serve, StatusCode::OK, Duration::from_secs(10)).await;
-        let client = logged_in(&serve).await;
-        let (status, _, cookies) = mint(&serve, &client, "/users/alice/").await;
+        let client = serve.logged_in("alice").await;
+        let Minted {
+            status, cookies, ..
+        } = serve
+            .mint(&client, json!({ "path": "/users/alice/" }))
+            .await;
         assert_eq!(status, StatusCode::OK);
         check_cookies(&cookies, "KHSMRSA", &rsa, hash, "/users/alice/");
         check_signed_url(&serve, &client, "KHSMRSA", &rsa, hash).await;
         activate(&mut serve, &config, "KHSMECDSA");
-        let (status, _, cookies) = mint(&serve, &client, "/users/alice/").await;
+        let Minted {
+            status, cookies, ..
+        } = serve
+            .mint(&client, json!({ "path": "/users/alice/" }))
+            .await;
         assert_eq!(status, StatusCode::OK);
         check_cookies(&cookies, "KHSMECDSA", &ecdsa, hash, "/users/alice/");
         check_signed_url(&serve, &client, "KHSMECDSA", &ecdsa, hash).await;
         activate(&mut serve, &config, KEY_ID);
-        let (_, _, cookies) = mint(&serve, &client, "/users/alice/").await;
+        let cookies = serve
+            .mint(&client, json!({ "path": "/users/alice/" }))
+            .await
+            .cookies;
         assert_eq!(cookie(&cookies, "CloudFront-Key-Pair-Id"), KEY_ID);
         let log = serve.drain_log();
         assert!(!log.contains(PIN), "the PIN is in the log:\n{log}");
@@ -819,11 +795,14 @@ async fn a_removed_token_fails_readiness_and_mints_until_it_is_back() {
     let env = hsm.env();
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "sha256", &hsm_keys("KHSMRSA"));
-    let mut serve = start(&config, &env);
+    let mut serve = ServeProcess::with_config(&config, &env_refs(&env));
     wait_until_ready(&serve, StatusCode::OK, Duration::from_secs(10)).await;
-    let client = logged_in(&serve).await;
+    let client = serve.logged_in("alice").await;
     assert_eq!(
-        mint(&serve, &client, "/users/alice/a/").await.0,
+        serve
+            .mint(&client, json!({ "path": "/users/alice/a/" }))
+            .await
+            .status,
         StatusCode::OK
     );
 
@@ -834,7 +813,10 @@ async fn a_removed_token_fails_readiness_and_mints_until_it_is_back() {
         Duration::from_secs(10),
     )
     .await;
-    let (status, retry_after, _) = mint(&serve, &client, "/users/alice/b/").await;
+    let minted = serve
+        .mint(&client, json!({ "path": "/users/alice/b/" }))
+        .await;
+    let (status, retry_after) = (minted.status, minted.retry_after());
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(retry_after.is_some());
     serve.wait_for_log(
@@ -844,7 +826,11 @@ async fn a_removed_token_fails_readiness_and_mints_until_it_is_back() {
 
     hsm.remove_token(false);
     wait_until_ready(&serve, StatusCode::OK, Duration::from_secs(15)).await;
-    let (status, _, cookies) = mint(&serve, &client, "/users/alice/c/").await;
+    let Minted {
+        status, cookies, ..
+    } = serve
+        .mint(&client, json!({ "path": "/users/alice/c/" }))
+        .await;
     assert_eq!(status, StatusCode::OK);
     let rsa = store_public_key(
         dir.path(),
@@ -857,7 +843,7 @@ async fn a_removed_token_fails_readiness_and_mints_until_it_is_back() {
         &env,
     );
     check_cookies(&cookies, "KHSMRSA", &rsa, "sha256", "/users/alice/c/");
-    let text = metrics(&serve).await;
+    let text = serve.metrics().await;
     assert!(
         text.contains(r#"cfmint_remote_key_up{key_pair_id="KHSMRSA",store="pkcs11"} 1"#),
         "{text}"

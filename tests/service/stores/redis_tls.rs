@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use super::harness::{ServeProcess, free_port, process_setup};
+use crate::harness::{ServeProcess, free_port, process_setup};
 
 const PASSWORD: &str = "redis-pw-5c1e";
 

@@ -1,5 +1,5 @@
 //! Key rotation for real: `cfmint keys rotate` and `retire` against moto's
-//! CloudFront and Secrets Manager (tests/service/aws_standin.py adds the
+//! CloudFront and Secrets Manager (tests/service/stores/aws_standin.py adds the
 //! two CloudFront calls moto 5.2 lacks, UpdateKeyGroup and
 //! ListDistributionsByKeyGroup, in the API's own shapes), with `cfmint
 //! serve` replicas reading the key ring from the secret. Every cookie is
@@ -16,10 +16,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::harness::{BASE_URL, ServeProcess, fixtures, metric_if_present, now, process_setup};
+use crate::harness::process::{env_refs, wait_for};
+use crate::harness::{
+    BASE_URL, ServeProcess, cfmint, fixtures, metric_if_present, now, process_setup,
+};
 use cfmint::signer::{self, Backend, KeyPairId, KeySource, PublicKey, PublicKeys, ViewerRequest};
 
-const STANDIN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/service/aws_standin.py");
+const STANDIN: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/service/stores/aws_standin.py"
+);
 
 /// moto with the stand-in's additions, on a free loopback port.
 struct StandIn {
@@ -222,18 +228,14 @@ mint_per_identity = "off"
     }
 }
 
-fn cfmint(args: &[&str], env: &[(&'static str, String)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cfmint"))
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env_remove("CFMINT_LOG")
-        .output()
-        .unwrap()
+/// `cfmint ARGS` with `env`, run to the end.
+fn run(args: &[&str], env: &[(&'static str, String)]) -> Output {
+    cfmint().args(args).envs(env_refs(env)).output().unwrap()
 }
 
 /// A key pair made by `cfmint keygen` in `dir` (private.pem, public.pem).
 fn keygen(dir: &Path, kind: &str) -> PathBuf {
-    let out = cfmint(
+    let out = run(
         &["keygen", "--type", kind, "--out", dir.to_str().unwrap()],
         &[],
     );
@@ -247,7 +249,7 @@ fn keygen(dir: &Path, kind: &str) -> PathBuf {
 
 fn run_keys(args: &[String], env: &[(&'static str, String)]) -> Output {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    cfmint(&args, env)
+    run(&args, env)
 }
 
 /// `cfmint keys ...`, calling `then` once when a line containing `line`
@@ -258,10 +260,9 @@ fn run_keys_then(
     line: &str,
     then: impl FnOnce(),
 ) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cfmint"))
+    let mut child = cfmint()
         .args(args)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env_remove("CFMINT_LOG")
+        .envs(env_refs(env))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -292,31 +293,11 @@ fn text(output: &Output) -> String {
     )
 }
 
-fn serve(config: &Path, env: &[(&'static str, String)]) -> ServeProcess {
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    ServeProcess::start(&["--config", config.to_str().unwrap()], &env)
-}
-
 fn admin_keys(serve: &ServeProcess) -> Value {
     reqwest::blocking::get(format!("http://{}/admin/keys", serve.admin))
         .unwrap()
         .json()
         .unwrap()
-}
-
-fn metrics(serve: &ServeProcess) -> String {
-    reqwest::blocking::get(format!("http://{}/metrics", serve.admin))
-        .unwrap()
-        .text()
-        .unwrap()
-}
-
-fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn cookie(header: &str, name: &str) -> String {
@@ -371,7 +352,7 @@ impl Player {
             self.refused.push(format!("mint answered {status}"));
             return;
         }
-        let header = super::harness::cloudfront_cookie_header(response.headers());
+        let header = crate::harness::cloudfront_cookie_header(response.headers());
         let id = cookie(&header, "CloudFront-Key-Pair-Id");
         *self.minted_by.entry(id).or_default() += 1;
         let expiry = expires(&header);
@@ -411,7 +392,10 @@ fn rotate_then_retire_moves_two_replicas_from_key_a_to_key_b_refusing_nothing() 
     let deployment = standin.deploy(dir.path(), "cfmint/rotation");
     let config = deployment.config();
     let env = standin.env();
-    let replicas = [serve(&config, &env), serve(&config, &env)];
+    let replicas = [
+        ServeProcess::with_config(&config, &env_refs(&env)),
+        ServeProcess::with_config(&config, &env_refs(&env)),
+    ];
     for replica in &replicas {
         assert_eq!(admin_keys(replica)["active"], deployment.key_a.as_str());
     }
@@ -543,7 +527,7 @@ fn rotate_then_retire_moves_two_replicas_from_key_a_to_key_b_refusing_nothing() 
     }
     for replica in &replicas {
         let reloads = metric_if_present(
-            &metrics(replica),
+            &replica.metrics_blocking(),
             "cfmint_key_reloads_total{result=\"failed\"}",
         );
         assert_eq!(reloads.unwrap_or(0), 0);
@@ -690,7 +674,7 @@ fn a_rotation_that_gave_up_on_the_replicas_finishes_when_run_again() {
     // behind whenever the second run looks, however slow the machine.
     let mut replica_env = env.clone();
     replica_env.push(("CFMINT__KEYS__SECRET_POLL_INTERVAL", "1h".into()));
-    let replica = serve(&config, &replica_env);
+    let replica = ServeProcess::with_config(&config, &env_refs(&replica_env));
     let mut rotate = deployment.keys_args(&config, "rotate");
     rotate.extend(["--replica".into(), format!("http://{}", replica.admin)]);
     let mut impatient = rotate.clone();
@@ -820,7 +804,7 @@ fn ring_text(deployment: &Deployment, active: &str, extra: Option<(&str, &Path)>
 
 fn reloads(serve: &ServeProcess, result: &str) -> u64 {
     metric_if_present(
-        &metrics(serve),
+        &serve.metrics_blocking(),
         &format!("cfmint_key_reloads_total{{result=\"{result}\"}}"),
     )
     .unwrap_or(0)
@@ -834,7 +818,7 @@ fn a_new_version_of_the_secret_reloads_and_a_bad_one_is_refused_once_while_the_o
     let env = standin.env();
     let deployment = standin.deploy(dir.path(), "cfmint/poll");
     let config = deployment.config();
-    let mut replica = serve(&config, &env);
+    let mut replica = ServeProcess::with_config(&config, &env_refs(&env));
     let first = admin_keys(&replica);
     assert_eq!(first["active"], deployment.key_a.as_str());
     assert_eq!(first["ring_source"], "secret cfmint/poll");
@@ -891,7 +875,7 @@ fn a_new_version_of_the_secret_reloads_and_a_bad_one_is_refused_once_while_the_o
         .send()
         .unwrap();
     assert_eq!(minted.status(), 200);
-    let header = super::harness::cloudfront_cookie_header(minted.headers());
+    let header = crate::harness::cloudfront_cookie_header(minted.headers());
     assert_eq!(cookie(&header, "CloudFront-Key-Pair-Id"), "KNEWKEYB");
     let log = replica.drain_log();
     assert!(
@@ -946,7 +930,7 @@ fn a_ring_file_is_read_at_start_polled_and_rotated_like_the_secret() {
         &format!("ring_file = \"{}\"", ring.display()),
     );
     std::fs::write(&config, edited).unwrap();
-    let replica = serve(&config, &env);
+    let replica = ServeProcess::with_config(&config, &env_refs(&env));
     assert_eq!(
         admin_keys(&replica)["ring_source"],
         format!("file {}", ring.display())
@@ -1031,7 +1015,7 @@ fn rotate_takes_a_given_pem_key_or_kms_key_and_the_replica_signs_with_it() {
     let env = standin.env();
     let deployment = standin.deploy(dir.path(), "cfmint/take");
     let config = deployment.config();
-    let replica = serve(&config, &env);
+    let replica = ServeProcess::with_config(&config, &env_refs(&env));
     let mut rotate = deployment.keys_args(&config, "rotate");
     rotate.extend(["--replica".into(), format!("http://{}", replica.admin)]);
 
@@ -1097,7 +1081,7 @@ fn a_secret_that_cannot_be_read_at_start_stops_serve_naming_it() {
         .unwrap()
         .replace("cfmint/present", "cfmint/absent");
     std::fs::write(&missing, text).unwrap();
-    let out = cfmint(&["serve", "--config", missing.to_str().unwrap()], &env);
+    let out = run(&["serve", "--config", missing.to_str().unwrap()], &env);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("keys.secret_id cfmint/absent"), "{stderr}");
@@ -1109,7 +1093,7 @@ fn a_secret_that_cannot_be_read_at_start_stops_serve_naming_it() {
         "cfmint/present",
         "-----BEGIN PRIVATE KEY-----\nMIIE\n",
     );
-    let out = cfmint(&["serve", "--config", config.to_str().unwrap()], &env);
+    let out = run(&["serve", "--config", config.to_str().unwrap()], &env);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("keys.secret_id cfmint/present"), "{stderr}");

@@ -5,26 +5,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::harness::{
-    AUDIENCE, HMAC_SECRET, ISSUER, KEY_ID, cloudfront_cookie_header, fixtures, now,
-};
+use crate::harness::{AUDIENCE, HMAC_SECRET, ISSUER, KEY_ID, cloudfront_cookie_header, fixtures};
 
 const LOCK: &str = "a-secret-only-cloudfront-knows";
-
-fn token(sub: &str) -> String {
-    let claims = json!({ "sub": sub, "iss": ISSUER, "aud": AUDIENCE, "exp": now() + 300 });
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(HMAC_SECRET.as_bytes()),
-    )
-    .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_app_mints_with_its_tokens_behind_the_cdn_and_guards_its_api() {
@@ -70,7 +57,7 @@ mint_per_identity = "3/min"
 "#
         ),
     );
-    let serve = serve(
+    let serve = ServeProcess::with_config(
         &config,
         &[
             ("CFMINT__SERVER__ORIGIN_HEADER", "x-origin-verify"),
@@ -81,7 +68,7 @@ mint_per_identity = "3/min"
     let mint = |sub: &str, locked: bool| {
         let mut request = client
             .post(serve.url("/mint"))
-            .bearer_auth(token(sub))
+            .bearer_auth(bearer(sub, 300, json!({})))
             .json(&json!({ "path": "/api/", "match": "folder" }));
         if locked {
             request = request.header("x-origin-verify", LOCK);

@@ -35,9 +35,9 @@ ip_binding = true
 paths = ["/audiobooks/*"]
 "#,
     );
-    let serve = serve(&config, &[]);
+    let serve = ServeProcess::with_config(&config, &[]);
     let app = browser();
-    login(&serve, &app, "alice").await;
+    serve.login_as(&app, "alice", PASSWORD).await;
 
     let mint = || {
         post(

@@ -7,12 +7,11 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use reqwest::header::LOCATION;
 use serde_json::json;
 
 use super::*;
-use crate::harness::{KEY_ID, Redis, cloudfront_cookie_header, fixtures, free_port};
-use crate::oidc::{OidcProvider, provider_login};
+use crate::harness::oidc::{OidcProvider, oidc_login};
+use crate::harness::{KEY_ID, Redis, fixtures, free_port};
 
 const ADMIN_TOKEN: &str = "school-admin-token-0123456789";
 const NEW_KEY: &str = "KSCHOOLNEWKEY1";
@@ -55,26 +54,6 @@ paths = ["/materials/*"]
     );
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// Logs `login` in through replica `serve` and the provider.
-async fn oidc_login(serve: &crate::harness::ServeProcess, browser: &reqwest::Client, login: &str) {
-    let start = browser.get(serve.url("/login/oidc")).send().await.unwrap();
-    assert_eq!(start.status(), StatusCode::SEE_OTHER);
-    let authorize = start.headers()[LOCATION].to_str().unwrap().to_owned();
-    let callback = provider_login(browser, &authorize, login).await;
-    let back = browser.get(&callback).send().await.unwrap();
-    assert_eq!(back.status(), StatusCode::SEE_OTHER, "{login}");
-}
-
-async fn mint(
-    serve: &crate::harness::ServeProcess,
-    browser: &reqwest::Client,
-    path: &str,
-) -> (StatusCode, String, String) {
-    let (status, headers, body) = post(browser, serve.url("/mint"), json!({ "path": path })).await;
-    let key = body["key_pair_id"].as_str().unwrap_or_default().to_owned();
-    (status, cloudfront_cookie_header(&headers), key)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,16 +100,17 @@ async fn a_school_behind_its_provider_on_two_replicas_rotates_keys_and_revokes()
     let listen_one = format!("127.0.0.1:{port}");
     let mut env_one = oidc_env.to_vec();
     env_one.push(("CFMINT__SERVER__LISTEN", listen_one.as_str()));
-    let mut one = serve(&config, &env_one);
-    let mut two = serve(&config, &oidc_env);
+    let mut one = ServeProcess::with_config(&config, &env_one);
+    let mut two = ServeProcess::with_config(&config, &oidc_env);
 
     let teacher = browser();
-    oidc_login(&one, &teacher, "teacher-tess").await;
+    oidc_login(&one.url("/login/oidc"), &teacher, "teacher-tess").await;
     let student = browser();
-    oidc_login(&one, &student, "sam").await;
+    oidc_login(&one.url("/login/oidc"), &student, "sam").await;
 
     // Sessions are shared: the teacher mints on replica two.
-    let (status, old_cookies, key) = mint(&two, &teacher, "/materials/").await;
+    let minted = two.mint(&teacher, json!({ "path": "/materials/" })).await;
+    let (status, old_cookies, key) = (minted.status, minted.cookies.clone(), minted.key_pair_id());
     assert_eq!(status, StatusCode::OK);
     assert_eq!(key, KEY_ID);
     let pdf = edge
@@ -138,9 +118,15 @@ async fn a_school_behind_its_provider_on_two_replicas_rotates_keys_and_revokes()
         .await;
     assert_eq!(pdf.status(), StatusCode::OK);
     // Materials are for teachers.
-    let (status, _, _) = mint(&two, &student, "/materials/").await;
+    let status = two
+        .mint(&student, json!({ "path": "/materials/" }))
+        .await
+        .status;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _, _) = mint(&one, &student, "/students/sam/").await;
+    let status = one
+        .mint(&student, json!({ "path": "/students/sam/" }))
+        .await
+        .status;
     assert_eq!(status, StatusCode::OK);
 
     // Rotation: the new key is already in the key group (the edge has both);
@@ -162,7 +148,10 @@ async fn a_school_behind_its_provider_on_two_replicas_rotates_keys_and_revokes()
         assert_eq!(reloaded["key_pair_id"], NEW_KEY);
     }
     for replica in [&one, &two] {
-        let (status, cookies, key) = mint(replica, &teacher, "/materials/").await;
+        let minted = replica
+            .mint(&teacher, json!({ "path": "/materials/" }))
+            .await;
+        let (status, cookies, key) = (minted.status, minted.cookies.clone(), minted.key_pair_id());
         assert_eq!(status, StatusCode::OK);
         assert_eq!(key, NEW_KEY);
         let pdf = edge.get("/materials/algebra/week-1.pdf", &cookies).await;
@@ -189,9 +178,15 @@ async fn a_school_behind_its_provider_on_two_replicas_rotates_keys_and_revokes()
     let answer: serde_json::Value = revoke.json().await.unwrap();
     assert_eq!(answer["revoked"], 1);
     for replica in [&one, &two] {
-        let (status, _, _) = mint(replica, &teacher, "/materials/").await;
+        let status = replica
+            .mint(&teacher, json!({ "path": "/materials/" }))
+            .await
+            .status;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
-        let (status, _, _) = mint(replica, &student, "/students/sam/").await;
+        let status = replica
+            .mint(&student, json!({ "path": "/students/sam/" }))
+            .await
+            .status;
         assert_eq!(status, StatusCode::OK);
     }
 }

@@ -87,12 +87,12 @@ cache_ttl = "0s"
 "#
         ),
     );
-    let serve = serve(
+    let serve = ServeProcess::with_config(
         &config,
         &[("CFMINT__AUTHORIZE__SECRET", "tenant-callback-secret")],
     );
     let app = browser();
-    login(&serve, &app, "alice").await;
+    serve.login_as(&app, "alice", PASSWORD).await;
     let urls: Vec<String> = (0..50)
         .map(|n| format!("/uploads/t1/file-{n}.jpg?w={}&fmt=avif", 100 + n))
         .collect();

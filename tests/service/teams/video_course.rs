@@ -4,27 +4,11 @@
 
 use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::json;
 
 use super::*;
-use crate::harness::{
-    AUDIENCE, HMAC_SECRET, ISSUER, KEY_ID, cloudfront_cookie_header, fixtures, now,
-};
-
-fn token(courses: &[&str], expires: u64) -> String {
-    let claims = json!({
-        "sub": "student-7", "iss": ISSUER, "aud": AUDIENCE,
-        "exp": expires, "iat": now(), "courses": courses,
-    });
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(HMAC_SECRET.as_bytes()),
-    )
-    .unwrap()
-}
+use crate::harness::{AUDIENCE, HMAC_SECRET, ISSUER, KEY_ID, cloudfront_cookie_header, fixtures};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_carries_the_courses_and_bounds_the_session() {
@@ -53,9 +37,13 @@ paths_claim = "courses"
 "#
         ),
     );
-    let serve = serve(&config, &[]);
+    let serve = ServeProcess::with_config(&config, &[]);
     let client = reqwest::Client::new();
-    let bought = token(&["/courses/rust-101/*"], now() + 300);
+    let bought = bearer(
+        "student-7",
+        300,
+        json!({ "courses": ["/courses/rust-101/*"] }),
+    );
     let mint = |token: String, path: &'static str| {
         client
             .post(serve.url("/mint"))
@@ -79,7 +67,11 @@ paths_claim = "courses"
 
     // An expired token mints nothing.
     let expired = mint(
-        token(&["/courses/rust-101/*"], now() - 10),
+        bearer(
+            "student-7",
+            -10,
+            json!({ "courses": ["/courses/rust-101/*"] }),
+        ),
         "/courses/rust-101/",
     )
     .await
@@ -92,7 +84,11 @@ paths_claim = "courses"
     let browser = browser();
     let login = browser
         .post(serve.url("/login"))
-        .bearer_auth(token(&["/courses/rust-101/*"], now() + 2))
+        .bearer_auth(bearer(
+            "student-7",
+            2,
+            json!({ "courses": ["/courses/rust-101/*"] }),
+        ))
         .send()
         .await
         .unwrap();
