@@ -14,7 +14,7 @@ use std::process::{Command, Output};
 use cfmint::signer::{Backend, decode_base64};
 use common::{Case, cases, fixture_path, openssl, query_map};
 
-fn cfmint(backend: Backend, args: &[&str]) -> Output {
+fn cfmint_on<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(backend: Backend, args: &[S]) -> Output {
     let output = Command::new(env!("CARGO_BIN_EXE_cfmint"))
         .args(args)
         .arg("--backend")
@@ -91,40 +91,13 @@ fn sign_cookie_args(case: &Case, json: bool) -> Vec<String> {
     args
 }
 
-fn run(backend: Backend, args: &[String]) -> Output {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    cfmint(backend, &args)
-}
-
-/// Checks a DER signature over `message` with `openssl dgst -verify`.
-fn openssl_verifies(public_pem: &str, digest: &str, message: &[u8], signature: &[u8]) -> bool {
-    let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join("public.pem"), public_pem).unwrap();
-    fs::write(dir.path().join("message"), message).unwrap();
-    fs::write(dir.path().join("signature"), signature).unwrap();
-    let output = Command::new("openssl")
-        .args([
-            "dgst",
-            digest,
-            "-verify",
-            "public.pem",
-            "-signature",
-            "signature",
-            "message",
-        ])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    output.status.success() && String::from_utf8_lossy(&output.stdout).contains("Verified OK")
-}
-
 #[test]
 fn every_vector_passes_through_cfmint_sign() {
     for &backend in Backend::ALL {
         for case in cases() {
             let expected = &case.expected;
             if expected.error || case.id == "json-injection-ip-range" {
-                let output = run(backend, &sign_url_args(&case));
+                let output = cfmint_on(backend, &sign_url_args(&case));
                 assert_eq!(output.status.code(), Some(2), "{}", case.id);
                 let message = stderr(&output).to_lowercase();
                 let words = if expected.error {
@@ -144,7 +117,7 @@ fn every_vector_passes_through_cfmint_sign() {
             let policy_json = expected.policy_json.as_deref().unwrap();
             if let Some(cookies) = &expected.cookies {
                 for json in [false, true] {
-                    let output = run(backend, &sign_cookie_args(&case, json));
+                    let output = cfmint_on(backend, &sign_cookie_args(&case, json));
                     assert!(output.status.success(), "{}: {}", case.id, stderr(&output));
                     let ours: BTreeMap<String, String> = if json {
                         serde_json::from_str(&stdout(&output)).unwrap()
@@ -161,7 +134,7 @@ fn every_vector_passes_through_cfmint_sign() {
                 }
             }
             if let Some(params) = &expected.query_params {
-                let output = run(backend, &sign_url_args(&case));
+                let output = cfmint_on(backend, &sign_url_args(&case));
                 assert!(output.status.success(), "{}: {}", case.id, stderr(&output));
                 let url = stdout(&output).trim_end().to_owned();
                 assert!(url.starts_with(case.url()), "{}: {url}", case.id);
@@ -171,9 +144,9 @@ fn every_vector_passes_through_cfmint_sign() {
                 }
                 if case.is_ecdsa() {
                     let signature = decode_base64(&ours["Signature"]).unwrap();
-                    assert!(openssl_verifies(
+                    assert!(common::openssl_verifies(
                         case.public_pem(),
-                        "-sha1",
+                        "sha1",
                         policy_json.as_bytes(),
                         &signature
                     ));
@@ -198,8 +171,8 @@ fn every_vector_passes_through_cfmint_sign() {
     }
 }
 
-fn keygen(backend: Backend, dir: &Path, key_type: &str) -> Output {
-    cfmint(
+fn keygen_on(backend: Backend, dir: &Path, key_type: &str) -> Output {
+    cfmint_on(
         backend,
         &["keygen", "--type", key_type, "--out", dir.to_str().unwrap()],
     )
@@ -210,11 +183,11 @@ fn cfmint_signatures_verify_with_openssl_for_every_key_type_and_hash() {
     for &backend in Backend::ALL {
         for key_type in ["ecdsa", "rsa"] {
             let dir = tempfile::tempdir().unwrap();
-            assert!(keygen(backend, dir.path(), key_type).status.success());
+            assert!(keygen_on(backend, dir.path(), key_type).status.success());
             let private = dir.path().join("private.pem");
             let public = fs::read_to_string(dir.path().join("public.pem")).unwrap();
             for hash in ["sha1", "sha256"] {
-                let output = cfmint(
+                let output = cfmint_on(
                     backend,
                     &[
                         "sign",
@@ -237,9 +210,8 @@ fn cfmint_signatures_verify_with_openssl_for_every_key_type_and_hash() {
                     serde_json::from_str(&stdout(&output)).unwrap();
                 let policy = decode_base64(&cookies["CloudFront-Policy"]).unwrap();
                 let signature = decode_base64(&cookies["CloudFront-Signature"]).unwrap();
-                let digest = format!("-{hash}");
                 assert!(
-                    openssl_verifies(&public, &digest, &policy, &signature),
+                    common::openssl_verifies(&public, hash, &policy, &signature),
                     "{backend} {key_type} {hash}"
                 );
                 assert_eq!(
@@ -256,7 +228,7 @@ fn keygen_writes_a_private_key_only_its_owner_can_read_and_refuses_to_overwrite(
     for &backend in Backend::ALL {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("keys");
-        let output = keygen(backend, &out, "ecdsa");
+        let output = keygen_on(backend, &out, "ecdsa");
         assert!(output.status.success(), "{}", stderr(&output));
         let private = out.join("private.pem");
         let public = out.join("public.pem");
@@ -274,7 +246,7 @@ fn keygen_writes_a_private_key_only_its_owner_can_read_and_refuses_to_overwrite(
         openssl(&out, &["pkey", "-pubin", "-in", "public.pem", "-noout"]);
 
         let before = fs::read(&private).unwrap();
-        let again = keygen(backend, &out, "rsa");
+        let again = keygen_on(backend, &out, "rsa");
         assert_eq!(again.status.code(), Some(2));
         assert!(
             stderr(&again).contains("already exists"),
@@ -287,7 +259,7 @@ fn keygen_writes_a_private_key_only_its_owner_can_read_and_refuses_to_overwrite(
             "the old key is untouched"
         );
 
-        let bits = cfmint(
+        let bits = cfmint_on(
             backend,
             &[
                 "keygen",
@@ -300,7 +272,7 @@ fn keygen_writes_a_private_key_only_its_owner_can_read_and_refuses_to_overwrite(
             ],
         );
         assert_eq!(bits.status.code(), Some(2));
-        let small = cfmint(
+        let small = cfmint_on(
             backend,
             &[
                 "keygen",
@@ -333,7 +305,7 @@ fn vector_cookies(backend: Backend, extra: &[&str]) -> String {
         "1767290400",
     ];
     args.extend_from_slice(extra);
-    let output = cfmint(backend, &args);
+    let output = cfmint_on(backend, &args);
     assert!(output.status.success(), "{}", stderr(&output));
     stdout(&output).lines().collect::<Vec<_>>().join("; ")
 }
@@ -388,7 +360,7 @@ fn verify_allows_a_good_cookie_and_denies_each_failure_with_its_reason() {
             good.replace("CloudFront-Signature=", "CloudFront-Signature=+/");
         let now = "1767200000";
 
-        let allow = cfmint(backend, &verify_args(&public, inside, &good, now));
+        let allow = cfmint_on(backend, &verify_args(&public, inside, &good, now));
         assert_eq!(allow.status.code(), Some(0), "{}", stdout(&allow));
         assert!(stdout(&allow).ends_with("ALLOW\n"));
         assert!(stdout(&allow).contains("policy:      custom"));
@@ -436,7 +408,7 @@ fn verify_allows_a_good_cookie_and_denies_each_failure_with_its_reason() {
             ),
         ];
         for (args, reason) in cases {
-            let output = cfmint(backend, &args);
+            let output = cfmint_on(backend, &args);
             assert_eq!(
                 output.status.code(),
                 Some(1),
@@ -476,7 +448,7 @@ fn verify_reads_a_signed_url_and_reports_json() {
                 "1767290399",
                 "--json",
             ];
-            let output = cfmint(backend, &args);
+            let output = cfmint_on(backend, &args);
             let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
             (output.status.code(), report)
         };
@@ -502,7 +474,7 @@ fn input_errors_exit_2_and_name_the_problem() {
     let sign = |extra: &[&str]| {
         let mut args = vec!["sign", "url", "--key", key, "--key-pair-id", "K1TESTKEY"];
         args.extend_from_slice(extra);
-        cfmint(backend, &args)
+        cfmint_on(backend, &args)
     };
     let cases: Vec<(Output, &str)> = vec![
         (
@@ -541,7 +513,7 @@ fn input_errors_exit_2_and_name_the_problem() {
             "10.0.0.0/8",
         ),
         (
-            cfmint(
+            cfmint_on(
                 backend,
                 &[
                     "sign",
@@ -559,7 +531,7 @@ fn input_errors_exit_2_and_name_the_problem() {
             "/missing.pem",
         ),
         (
-            cfmint(
+            cfmint_on(
                 backend,
                 &[
                     "sign",
@@ -577,14 +549,14 @@ fn input_errors_exit_2_and_name_the_problem() {
             "key pair id",
         ),
         (
-            cfmint(
+            cfmint_on(
                 backend,
                 &["verify", "--public-key", "nonsense", "--url", "https://d/a"],
             ),
             "ID=FILE",
         ),
         (
-            cfmint(
+            cfmint_on(
                 backend,
                 &[
                     "verify",
@@ -597,7 +569,7 @@ fn input_errors_exit_2_and_name_the_problem() {
             "/missing.pem",
         ),
         (
-            cfmint(
+            cfmint_on(
                 backend,
                 &[
                     "verify",
@@ -611,10 +583,10 @@ fn input_errors_exit_2_and_name_the_problem() {
             ),
             "nope",
         ),
-        (cfmint(backend, &["frobnicate"]), "frobnicate"),
+        (cfmint_on(backend, &["frobnicate"]), "frobnicate"),
         // Without a key, both ways of giving one are named.
         (
-            cfmint(
+            cfmint_on(
                 backend,
                 &[
                     "sign",
@@ -707,7 +679,7 @@ fn hostile_inputs_never_panic() {
     ];
     for &backend in Backend::ALL {
         for url in urls {
-            let output = cfmint(
+            let output = cfmint_on(
                 backend,
                 &[
                     "verify",
@@ -788,7 +760,7 @@ fn users_add_creates_and_updates_a_file_named_relative_to_the_working_directory(
 fn sign_url_warns_when_the_url_is_outside_the_resource() {
     let key = fixture_path("test-rsa-key.pem");
     let sign = |url: &str| {
-        cfmint(
+        cfmint_on(
             Backend::default(),
             &[
                 "sign",

@@ -20,3 +20,65 @@ mod delivery;
 mod harness;
 mod stores;
 mod teams;
+
+/// docs/testing.md's test map names every test file in the tree, and only
+/// files that exist.
+#[test]
+fn map_is_true() {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/testing.md")).unwrap();
+    let map = &doc[doc
+        .find("## Test map")
+        .expect("docs/testing.md has a test map")..];
+    let mapped: BTreeSet<String> = map
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|quoted| {
+            (quoted.starts_with("tests/")
+                || quoted.contains("/tests/")
+                || quoted.starts_with("fuzz/"))
+                && !quoted.contains(' ')
+                && quoted.contains('.')
+        })
+        .map(str::to_owned)
+        .collect();
+
+    fn walk(root: &Path, dir: &Path, found: &mut BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap();
+            if path.is_dir() {
+                if ![
+                    "node_modules",
+                    "fixtures",
+                    "corpus",
+                    "regressions",
+                    "target",
+                    "artifacts",
+                ]
+                .contains(&name)
+                {
+                    walk(root, &path, found);
+                }
+            } else if [".rs", ".mjs", ".py"].iter().any(|ext| name.ends_with(ext)) {
+                let relative = path.strip_prefix(root).unwrap();
+                found.insert(relative.to_str().unwrap().to_owned());
+            }
+        }
+    }
+    let mut present = BTreeSet::new();
+    for dir in ["tests", "crates/cfmint-signer/tests", "fuzz"] {
+        walk(root, &root.join(dir), &mut present);
+    }
+
+    let unmapped: Vec<_> = present.difference(&mapped).collect();
+    let gone: Vec<_> = mapped.difference(&present).collect();
+    assert!(
+        unmapped.is_empty() && gone.is_empty(),
+        "docs/testing.md's test map is out of date: not in it {unmapped:?}; gone from the tree {gone:?}"
+    );
+}

@@ -116,7 +116,8 @@ async fn answer(behaviour: Behaviour, question: &Value) -> axum::response::Respo
     }
 }
 
-async fn cfmint(application: &Application, extra: &[(&str, &str)]) -> TestApp {
+/// cfmint asking `application` before each mint, with `extra` settings.
+async fn app_asking(application: &Application, extra: &[(&str, &str)]) -> TestApp {
     let mut options = Options::default()
         .env("CFMINT__AUTHORIZE__URL", &application.url)
         .env("CFMINT__AUTHORIZE__SECRET", SECRET)
@@ -129,25 +130,14 @@ async fn cfmint(application: &Application, extra: &[(&str, &str)]) -> TestApp {
     TestApp::spawn(options).await
 }
 
-async fn post(
-    client: &reqwest::Client,
-    url: String,
-    body: Value,
-) -> (StatusCode, HeaderMap, Value) {
-    let response = client.post(url).json(&body).send().await.unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    (status, headers, response.json().await.unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_application_decides_ownership_inside_the_grants() {
     let application = Application::start(Behaviour::Owner).await;
-    let app = cfmint(&application, &[("CFMINT__AUTHORIZE__CACHE_TTL", "0s")]).await;
+    let app = app_asking(&application, &[("CFMINT__AUTHORIZE__CACHE_TTL", "0s")]).await;
     let client = app.client();
     app.login(&client, "alice").await;
 
-    let (status, headers, body) = post(
+    let (status, headers, body) = post_json(
         &client,
         app.url("/mint"),
         json!({ "path": "/users/alice/own/", "match": "folder" }),
@@ -180,7 +170,7 @@ async fn the_application_decides_ownership_inside_the_grants() {
         ("/users/alice/unpaid/", "not_granted"),
     ] {
         let (status, headers, body) =
-            post(&client, app.url("/mint"), json!({ "path": path })).await;
+            post_json(&client, app.url("/mint"), json!({ "path": path })).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
         assert_eq!(body["error"], error, "{path}");
         assert!(headers.get("set-cookie").is_none(), "{path}");
@@ -190,7 +180,7 @@ async fn the_application_decides_ownership_inside_the_grants() {
     // not even asked.
     application.set(Behaviour::AllowEverything);
     let calls = application.calls();
-    let (status, _, _) = post(
+    let (status, _, _) = post_json(
         &client,
         app.url("/mint"),
         json!({ "path": "/users/bob/own/" }),
@@ -203,7 +193,7 @@ async fn the_application_decides_ownership_inside_the_grants() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sign_urls_batch_is_one_call_with_an_answer_per_item() {
     let application = Application::start(Behaviour::Owner).await;
-    let app = cfmint(&application, &[]).await;
+    let app = app_asking(&application, &[]).await;
     let client = app.client();
     app.login(&client, "alice").await;
     let urls = json!([
@@ -214,7 +204,8 @@ async fn a_sign_urls_batch_is_one_call_with_an_answer_per_item() {
         "/users/bob/own/e.pdf",
         "/users/alice/own/../f.pdf",
     ]);
-    let (status, _, body) = post(&client, app.url("/sign-urls"), json!({ "urls": urls })).await;
+    let (status, _, body) =
+        post_json(&client, app.url("/sign-urls"), json!({ "urls": urls })).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(application.calls(), 1);
     let (question, _) = application.last();
@@ -258,7 +249,7 @@ async fn a_sign_urls_batch_is_one_call_with_an_answer_per_item() {
     }
 
     // Answers are cached per subject and item: the same batch asks nothing.
-    let (_, _, again) = post(&client, app.url("/sign-urls"), json!({ "urls": urls })).await;
+    let (_, _, again) = post_json(&client, app.url("/sign-urls"), json!({ "urls": urls })).await;
     assert_eq!(application.calls(), 1);
     assert_eq!(again["urls"][1]["error"], "not_found");
     let metrics = app.metrics().await;
@@ -279,7 +270,7 @@ async fn a_sign_urls_batch_is_one_call_with_an_answer_per_item() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn denials_are_cached_for_less_time_than_permissions() {
     let application = Application::start(Behaviour::Owner).await;
-    let app = cfmint(
+    let app = app_asking(
         &application,
         &[
             ("CFMINT__AUTHORIZE__CACHE_TTL", "1h"),
@@ -291,7 +282,7 @@ async fn denials_are_cached_for_less_time_than_permissions() {
     app.login(&client, "alice").await;
     let mint = |path: &'static str| {
         let (client, url) = (client.clone(), app.url("/mint"));
-        async move { post(&client, url, json!({ "path": path })).await.0 }
+        async move { post_json(&client, url, json!({ "path": path })).await.0 }
     };
     assert_eq!(mint("/users/alice/own/").await, StatusCode::OK);
     assert_eq!(mint("/users/alice/other/").await, StatusCode::FORBIDDEN);
@@ -308,12 +299,12 @@ async fn denials_are_cached_for_less_time_than_permissions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_mode_any_the_callback_may_allow_beyond_the_grants() {
     let application = Application::start(Behaviour::Owner).await;
-    let app = cfmint(&application, &[("CFMINT__AUTHORIZE__MODE", "any")]).await;
+    let app = app_asking(&application, &[("CFMINT__AUTHORIZE__MODE", "any")]).await;
     let client = app.client();
     app.login(&client, "alice").await;
     let calls = application.calls();
     // Granted statically: no call.
-    let (status, _, _) = post(
+    let (status, _, _) = post_json(
         &client,
         app.url("/mint"),
         json!({ "path": "/users/alice/" }),
@@ -321,9 +312,10 @@ async fn with_mode_any_the_callback_may_allow_beyond_the_grants() {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(application.calls(), calls);
-    let (status, _, _) = post(&client, app.url("/mint"), json!({ "path": "/shared/own/" })).await;
+    let (status, _, _) =
+        post_json(&client, app.url("/mint"), json!({ "path": "/shared/own/" })).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _, _) = post(
+    let (status, _, _) = post_json(
         &client,
         app.url("/mint"),
         json!({ "path": "/shared/other/" }),
@@ -336,7 +328,7 @@ async fn with_mode_any_the_callback_may_allow_beyond_the_grants() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_callback_failure_fails_closed() {
     let application = Application::start(Behaviour::Owner).await;
-    let app = cfmint(&application, &[("CFMINT__AUTHORIZE__CACHE_TTL", "0s")]).await;
+    let app = app_asking(&application, &[("CFMINT__AUTHORIZE__CACHE_TTL", "0s")]).await;
     let client = app.client();
     app.login(&client, "alice").await;
     for behaviour in [
@@ -346,7 +338,7 @@ async fn every_callback_failure_fails_closed() {
         Behaviour::OneResultShort,
     ] {
         application.set(behaviour);
-        let (status, headers, body) = post(
+        let (status, headers, body) = post_json(
             &client,
             app.url("/mint"),
             json!({ "path": "/users/alice/own/" }),
@@ -355,7 +347,7 @@ async fn every_callback_failure_fails_closed() {
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{behaviour:?}");
         assert_eq!(body["error"], "authorizer_unavailable", "{behaviour:?}");
         assert!(headers.get("set-cookie").is_none(), "{behaviour:?}");
-        let (status, _, body) = post(
+        let (status, _, body) = post_json(
             &client,
             app.url("/sign-urls"),
             json!({ "urls": ["/users/alice/own/a.pdf", "/users/alice/own/b.pdf"] }),
@@ -389,7 +381,7 @@ async fn a_callback_that_is_down_signs_nothing() {
     .await;
     let client = app.client();
     app.login(&client, "alice").await;
-    let (status, headers, body) = post(
+    let (status, headers, body) = post_json(
         &client,
         app.url("/mint"),
         json!({ "path": "/users/alice/" }),
@@ -411,10 +403,10 @@ async fn a_callback_that_is_down_signs_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_is_read_up_to_one_mebibyte_and_no_further() {
     let application = Application::start(Behaviour::Padded(1 << 20)).await;
-    let app = cfmint(&application, &[("CFMINT__AUTHORIZE__CACHE_TTL", "0s")]).await;
+    let app = app_asking(&application, &[("CFMINT__AUTHORIZE__CACHE_TTL", "0s")]).await;
     let client = app.client();
     app.login(&client, "alice").await;
-    let (status, _, body) = post(
+    let (status, _, body) = post_json(
         &client,
         app.url("/mint"),
         json!({ "path": "/users/alice/any/" }),
@@ -422,7 +414,7 @@ async fn an_answer_is_read_up_to_one_mebibyte_and_no_further() {
     .await;
     assert_eq!(status, StatusCode::OK, "exactly 1 MiB is read: {body}");
     application.set(Behaviour::Padded((1 << 20) + 1));
-    let (status, _, body) = post(
+    let (status, _, body) = post_json(
         &client,
         app.url("/mint"),
         json!({ "path": "/users/alice/any/" }),
@@ -439,7 +431,7 @@ async fn an_approved_file_is_never_signed_wider_than_the_approval() {
     // wildcard: the approval of `/shop/own/a` does not stretch to
     // `/shop/own/a.txt`, so it is refused by name.
     let application = Application::start(Behaviour::Owner).await;
-    let app = cfmint(
+    let app = app_asking(
         &application,
         &[
             ("CFMINT__AUTHORIZE__MODE", "any"),
@@ -449,7 +441,7 @@ async fn an_approved_file_is_never_signed_wider_than_the_approval() {
     .await;
     let client = app.client();
     app.login(&client, "alice").await;
-    let (status, _, body) = post(
+    let (status, _, body) = post_json(
         &client,
         app.url("/sign-urls"),
         json!({ "urls": ["/shop/own/a?txt", "/shop/own/a", "/shop/own/b?w=1"] }),

@@ -16,15 +16,13 @@ async fn logged_in() -> (TestApp, reqwest::Client) {
     (app, client)
 }
 
-async fn error_of(response: reqwest::Response) -> (StatusCode, String) {
-    let status = response.status();
+/// A refusal's status and error code; it sets no cookie.
+async fn cookieless_refusal(response: reqwest::Response) -> (StatusCode, String) {
     assert!(
         response.headers().get("set-cookie").is_none(),
         "no cookie for a refused request"
     );
-    let body: Value = response.json().await.expect("a JSON error body");
-    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
-    (status, body["error"].as_str().unwrap().to_owned())
+    refusal(response).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,12 +48,12 @@ async fn hostile_paths_are_refused_and_nothing_is_signed() {
     ];
     for path in hostile {
         let response = app.mint(&client, path).await;
-        let (status, code) = error_of(response).await;
+        let (status, code) = cookieless_refusal(response).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path:?}");
         assert_eq!(code, "invalid_path", "{path:?}");
     }
     // A path that is merely not granted is 403.
-    let (status, code) = error_of(app.mint(&client, "/users/bob/").await).await;
+    let (status, code) = cookieless_refusal(app.mint(&client, "/users/bob/").await).await;
     assert_eq!(
         (status, code.as_str()),
         (StatusCode::FORBIDDEN, "not_granted")
@@ -72,14 +70,15 @@ async fn bodies_must_be_json_of_bounded_size() {
         .post(&url)
         .header("content-type", "text/plain")
         .body("{\"path\":\"/users/alice/\"}");
-    let (status, code) = error_of(text.send().await.unwrap()).await;
+    let (status, code) = cookieless_refusal(text.send().await.unwrap()).await;
     assert_eq!(
         (status, code.as_str()),
         (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
     );
 
     let big = json!({ "path": "/users/alice/", "pad": "x".repeat(10_000) });
-    let (status, code) = error_of(client.post(&url).json(&big).send().await.unwrap()).await;
+    let (status, code) =
+        cookieless_refusal(client.post(&url).json(&big).send().await.unwrap()).await;
     assert_eq!(
         (status, code.as_str()),
         (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
@@ -87,14 +86,14 @@ async fn bodies_must_be_json_of_bounded_size() {
 
     // A body without a Content-Type is not silently ignored.
     let untyped = client.post(&url).body("{\"path\":\"/users/alice/\"}");
-    let (status, code) = error_of(untyped.send().await.unwrap()).await;
+    let (status, code) = cookieless_refusal(untyped.send().await.unwrap()).await;
     assert_eq!(
         (status, code.as_str()),
         (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
     );
     // An empty body that says it is JSON is not a missing body.
     let empty = client.post(&url).header("content-type", "application/json");
-    let (status, code) = error_of(empty.send().await.unwrap()).await;
+    let (status, code) = cookieless_refusal(empty.send().await.unwrap()).await;
     assert_eq!(
         (status, code.as_str()),
         (StatusCode::BAD_REQUEST, "bad_request")
@@ -104,7 +103,7 @@ async fn bodies_must_be_json_of_bounded_size() {
         .post(&url)
         .header("content-type", "application/json")
         .body("{\"path\":");
-    let (status, code) = error_of(broken.send().await.unwrap()).await;
+    let (status, code) = cookieless_refusal(broken.send().await.unwrap()).await;
     assert_eq!(
         (status, code.as_str()),
         (StatusCode::BAD_REQUEST, "bad_request")
@@ -113,17 +112,17 @@ async fn bodies_must_be_json_of_bounded_size() {
     let unknown = client
         .post(&url)
         .json(&json!({ "path": "/users/alice/", "wildcard": true }));
-    let (status, _) = error_of(unknown.send().await.unwrap()).await;
+    let (status, _) = cookieless_refusal(unknown.send().await.unwrap()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     let wrong_type = client.post(&url).json(&json!({ "path": 42 }));
-    let (status, _) = error_of(wrong_type.send().await.unwrap()).await;
+    let (status, _) = cookieless_refusal(wrong_type.send().await.unwrap()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     let login = client
         .post(app.url("/login"))
         .json(&json!({ "username": "alice" }));
-    let (status, _) = error_of(login.send().await.unwrap()).await;
+    let (status, _) = cookieless_refusal(login.send().await.unwrap()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(app.signatures().await, 0);
 }
@@ -142,7 +141,7 @@ async fn only_a_json_object_is_a_body() {
     // serde fills a struct from an array in field order: each would work.
     let array_login = format!(r#"["alice","{PASSWORD}"]"#);
     for body in [array_login.as_str(), " [\"alice\"]", "null", "42", r#""x""#] {
-        let (status, code) = error_of(send("/login", body).await.unwrap()).await;
+        let (status, code) = cookieless_refusal(send("/login", body).await.unwrap()).await;
         assert_eq!(
             (status, code.as_str()),
             (StatusCode::BAD_REQUEST, "bad_request"),
@@ -160,7 +159,7 @@ async fn only_a_json_object_is_a_body() {
         ("/sign-urls", r#"[["/users/alice/a.txt"]]"#),
         ("/sign-urls", "null"),
     ] {
-        let (status, code) = error_of(send(route, body).await.unwrap()).await;
+        let (status, code) = cookieless_refusal(send(route, body).await.unwrap()).await;
         assert_eq!(
             (status, code.as_str()),
             (StatusCode::BAD_REQUEST, "bad_request"),
@@ -231,12 +230,12 @@ async fn a_malformed_body_is_refused_naming_the_field() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_routes_and_methods_get_json_errors() {
     let app = TestApp::spawn(Options::default()).await;
-    let (status, code) = error_of(reqwest::get(app.url("/nope")).await.unwrap()).await;
+    let (status, code) = cookieless_refusal(reqwest::get(app.url("/nope")).await.unwrap()).await;
     assert_eq!(
         (status, code.as_str()),
         (StatusCode::NOT_FOUND, "not_found")
     );
-    let (status, code) = error_of(reqwest::get(app.url("/mint")).await.unwrap()).await;
+    let (status, code) = cookieless_refusal(reqwest::get(app.url("/mint")).await.unwrap()).await;
     assert_eq!(
         (status, code.as_str()),
         (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
@@ -253,7 +252,7 @@ async fn disallowed_origin_is_403_and_allowed_origin_gets_credentialed_cors() {
         .send()
         .await
         .unwrap();
-    let (status, code) = error_of(evil).await;
+    let (status, code) = cookieless_refusal(evil).await;
     assert_eq!(
         (status, code.as_str()),
         (StatusCode::FORBIDDEN, "origin_not_allowed")

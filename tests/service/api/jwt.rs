@@ -36,7 +36,7 @@ async fn mint_with(app: &TestApp, token: &str, path: &str) -> reqwest::Response 
         .unwrap()
 }
 
-async fn refused(app: &TestApp, token: &str) -> String {
+async fn token_refused(app: &TestApp, token: &str) -> String {
     let response = mint_with(app, token, "/users/carol/").await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert!(response.headers().get("set-cookie").is_none());
@@ -98,20 +98,32 @@ async fn expired_wrong_audience_wrong_issuer_and_tampered_tokens_are_refused() {
 
     let mut expired = claims("carol");
     expired["exp"] = json!(now() - 60);
-    assert!(refused(&app, &hs256(&expired)).await.contains("expired"));
+    assert!(
+        token_refused(&app, &hs256(&expired))
+            .await
+            .contains("expired")
+    );
 
     let mut audience = claims("carol");
     audience["aud"] = json!("someone-else");
-    assert!(refused(&app, &hs256(&audience)).await.contains("audience"));
+    assert!(
+        token_refused(&app, &hs256(&audience))
+            .await
+            .contains("audience")
+    );
 
     let mut issuer = claims("carol");
     issuer["iss"] = json!("https://evil.example");
-    assert!(refused(&app, &hs256(&issuer)).await.contains("issuer"));
+    assert!(
+        token_refused(&app, &hs256(&issuer))
+            .await
+            .contains("issuer")
+    );
 
     let mut not_yet = claims("carol");
     not_yet["nbf"] = json!(now() + 600);
     assert!(
-        refused(&app, &hs256(&not_yet))
+        token_refused(&app, &hs256(&not_yet))
             .await
             .contains("not valid yet")
     );
@@ -122,16 +134,16 @@ async fn expired_wrong_audience_wrong_issuer_and_tampered_tokens_are_refused() {
         &EncodingKey::from_secret(b"another secret that is long enough too"),
     )
     .unwrap();
-    assert!(refused(&app, &wrong_key).await.contains("signature"));
+    assert!(token_refused(&app, &wrong_key).await.contains("signature"));
 
     // Claims swapped under a valid signature.
     let token = hs256(&claims("carol"));
     let parts: Vec<&str> = token.split('.').collect();
     let forged = URL_SAFE_NO_PAD.encode(claims("alice").to_string());
     let tampered = format!("{}.{}.{}", parts[0], forged, parts[2]);
-    assert!(refused(&app, &tampered).await.contains("signature"));
+    assert!(token_refused(&app, &tampered).await.contains("signature"));
 
-    assert!(refused(&app, "not-a-jwt").await.contains("malformed"));
+    assert!(token_refused(&app, "not-a-jwt").await.contains("malformed"));
     let basic = reqwest::Client::new()
         .post(app.url("/mint"))
         .header("authorization", "Basic YWxpY2U6cGFzcw==")
@@ -149,7 +161,7 @@ async fn a_token_missing_a_required_claim_is_refused() {
     for claim in ["iss", "aud", "exp", "sub"] {
         let mut without = claims("carol");
         without.as_object_mut().unwrap().remove(claim);
-        let message = refused(&app, &hs256(&without)).await;
+        let message = token_refused(&app, &hs256(&without)).await;
         assert!(message.contains(claim), "{claim}: {message}");
     }
     assert_eq!(app.signatures().await, 0);
@@ -164,7 +176,7 @@ async fn alg_none_is_refused() {
         format!("{header}.{payload}."),
         format!("{header}.{payload}"),
     ] {
-        let message = refused(&app, &token).await;
+        let message = token_refused(&app, &token).await;
         assert!(message.contains("algorithm"), "{message}");
     }
 }
@@ -189,7 +201,7 @@ async fn hs256_signed_with_the_rsa_public_key_is_refused() {
         &EncodingKey::from_secret(&public_pem),
     )
     .unwrap();
-    assert!(refused(&app, &confused).await.contains("algorithm"));
+    assert!(token_refused(&app, &confused).await.contains("algorithm"));
 }
 
 fn jwks(kid: &str) -> String {
@@ -218,9 +230,9 @@ async fn unknown_kid_is_refused_and_a_refreshed_jwks_is_used() {
     );
 
     let k2 = rs256(&claims("carol"), Some("k2"));
-    assert!(refused(&app, &k2).await.contains("key id"));
+    assert!(token_refused(&app, &k2).await.contains("key id"));
     assert!(
-        refused(&app, &rs256(&claims("carol"), None))
+        token_refused(&app, &rs256(&claims("carol"), None))
             .await
             .contains("key id")
     );
@@ -340,7 +352,7 @@ async fn unknown_kids_refetch_the_jwks_at_most_once_per_interval() {
     // flood of requests to the issuer.
     for n in 0..5 {
         let token = rs256(&claims("carol"), Some(&format!("unknown-{n}")));
-        assert!(refused(&app, &token).await.contains("key id"));
+        assert!(token_refused(&app, &token).await.contains("key id"));
     }
     let after = fetches.load(std::sync::atomic::Ordering::SeqCst);
     assert!(after - at_start <= 1, "{at_start} then {after} fetches");

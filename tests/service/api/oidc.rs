@@ -118,7 +118,7 @@ fn with_param(url: &str, name: &str, value: Option<&str>) -> String {
 }
 
 /// The callback's answer must be this error, and the browser must have no session.
-async fn refused(
+async fn callback_refused(
     app: &crate::harness::TestApp,
     browser: &reqwest::Client,
     callback: &str,
@@ -144,7 +144,7 @@ async fn id_token_refused(
     authorize: &str,
 ) {
     let callback = provider_login(browser, authorize, "alice").await;
-    refused(
+    callback_refused(
         app,
         browser,
         &callback,
@@ -161,7 +161,7 @@ async fn a_wrong_state_is_refused() {
     let authorize = start_login(&app, &browser).await;
     let callback = provider_login(&browser, &authorize, "alice").await;
     let forged = with_param(&callback, "state", Some("forged"));
-    refused(
+    callback_refused(
         &app,
         &browser,
         &forged,
@@ -170,7 +170,7 @@ async fn a_wrong_state_is_refused() {
     )
     .await;
     // The genuine callback can't be used after the failed one: single use.
-    refused(
+    callback_refused(
         &app,
         &browser,
         &callback,
@@ -201,7 +201,7 @@ async fn a_replayed_code_is_refused() {
         .next()
         .unwrap();
     let replay = with_param(&callback, "state", Some(own_state));
-    refused(
+    callback_refused(
         &app,
         &attacker,
         &replay,

@@ -33,26 +33,16 @@ async fn a_session_ends_at_its_max_lifetime_however_active() {
     // no policy would outlive it, so none is signed.
     for _ in 0..4 {
         assert_eq!(
-            error_of(app.mint(&client, "/users/alice/").await).await,
+            refusal(app.mint(&client, "/users/alice/").await).await,
             (StatusCode::UNAUTHORIZED, "credential_expiring".into())
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
-        error_of(app.mint(&client, "/users/alice/").await).await,
+        refusal(app.mint(&client, "/users/alice/").await).await,
         (StatusCode::UNAUTHORIZED, "unauthenticated".into())
     );
-}
-
-/// A refusal's status and error code.
-async fn error_of(response: reqwest::Response) -> (StatusCode, String) {
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    (
-        status,
-        body["error"].as_str().unwrap_or_default().to_owned(),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,12 +75,12 @@ async fn a_session_started_from_a_token_ends_when_the_token_expires() {
         .unwrap();
     assert_eq!(login.status(), StatusCode::NO_CONTENT);
     assert_eq!(
-        error_of(app.mint(&client, "/users/carol/").await).await,
+        refusal(app.mint(&client, "/users/carol/").await).await,
         (StatusCode::UNAUTHORIZED, "credential_expiring".into())
     );
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(
-        error_of(app.mint(&client, "/users/carol/").await).await,
+        refusal(app.mint(&client, "/users/carol/").await).await,
         (StatusCode::UNAUTHORIZED, "unauthenticated".into())
     );
 }

@@ -1,7 +1,7 @@
 //! The `cfmint` binary itself: `serve` on the embedded default with SIGTERM,
 //! configuration errors (exit 2), and `user add`.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -9,6 +9,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::harness::cfmint;
+use crate::harness::process::stderr_lines;
 
 /// `cfmint serve` with `config` written to `dir/cfmint.toml`, run in `dir`:
 /// it must refuse to start (exit 2); its stderr.
@@ -37,13 +38,7 @@ async fn serve_on_the_default_logs_in_the_demo_user_and_stops_cleanly_on_sigterm
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
+    let lines = stderr_lines(&mut child);
     let mut log = Vec::new();
     let address = loop {
         let line = lines
@@ -357,13 +352,9 @@ async fn sigterm_fails_readiness_at_once_and_serves_through_the_drain_delay() {
         "{body}"
     );
     // Still serving: a new connection logs in.
-    let login = reqwest::Client::new()
-        .post(serve.url("/login"))
-        .json(&json!({ "username": "demo", "password": "demo" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), StatusCode::NO_CONTENT);
+    serve
+        .login_as(&reqwest::Client::new(), "demo", "demo")
+        .await;
     assert!(signalled.elapsed() < Duration::from_secs(2));
 
     let status = serve.child.wait().unwrap();

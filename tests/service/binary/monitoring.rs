@@ -18,18 +18,6 @@ fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-/// Percent-encodes a query parameter value.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 struct Prometheus {
     child: Child,
     url: String,
@@ -81,7 +69,7 @@ impl Prometheus {
     /// The instant vector `expr` evaluates to now.
     async fn query(&self, expr: &str) -> Vec<Value> {
         let data = self
-            .get(&format!("/api/v1/query?query={}", encode(expr)))
+            .get(&format!("/api/v1/query?query={}", percent_encode(expr, "")))
             .await;
         data["result"].as_array().unwrap().clone()
     }

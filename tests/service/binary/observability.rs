@@ -31,17 +31,8 @@ async fn every_mint_and_signed_url_is_one_event_with_a_hashed_subject() {
             ("CFMINT__LOG__SUBJECT_KEY", "a-key-for-log-subjects"),
         ],
     );
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let login = client
-        .post(serve.url("/login"))
-        .json(&json!({ "username": "demo", "password": "demo" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), StatusCode::NO_CONTENT);
+    let client = client();
+    serve.login_as(&client, "demo", "demo").await;
     let minted = client
         .post(serve.url("/mint"))
         .json(&json!({ "path": "/users/demo/book", "match": "prefix" }))
@@ -222,12 +213,7 @@ async fn a_refused_token_is_a_mint_event_with_its_cause_and_a_bearer_remint_is_a
     let cookies = cloudfront_cookie_header(first.headers());
     let again = mint(good.clone(), Some(cookies)).await.unwrap();
     assert_eq!(again.status(), StatusCode::OK);
-    let metrics = reqwest::get(format!("http://{}/metrics", serve.admin))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = serve.metrics().await;
     assert_eq!(metric(&metrics, r#"cfmint_mints_total{kind="first"}"#), 1);
     assert_eq!(metric(&metrics, r#"cfmint_mints_total{kind="refresh"}"#), 1);
     assert_eq!(

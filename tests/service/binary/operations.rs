@@ -19,7 +19,7 @@ fn write_key(dir: &Path, name: &str, spec: KeySpec) -> (std::path::PathBuf, Stri
     (path, generated.private_pem.to_string())
 }
 
-fn config(keys: &str, active: &str) -> String {
+fn config_with_keys(keys: &str, active: &str) -> String {
     format!(
         r#"
 [server]
@@ -84,7 +84,7 @@ async fn sighup_rotates_keys_and_refuses_a_bad_new_key() {
     let config_path = dir.path().join("cfmint.toml");
     std::fs::write(
         &config_path,
-        config(&key_entry("KKEYA", &a_path, None), "KKEYA"),
+        config_with_keys(&key_entry("KKEYA", &a_path, None), "KKEYA"),
     )
     .unwrap();
     let mut process = ServeProcess::start(&["--config", config_path.to_str().unwrap()], &[]);
@@ -102,7 +102,7 @@ async fn sighup_rotates_keys_and_refuses_a_bad_new_key() {
         key_entry("KKEYA", &a_path, Some("rsa")),
         key_entry("KKEYB", &b_path, Some("ecdsa"))
     );
-    std::fs::write(&config_path, config(&both, "KKEYB")).unwrap();
+    std::fs::write(&config_path, config_with_keys(&both, "KKEYB")).unwrap();
     process.signal("HUP");
     let reloaded = process.wait_for_log(
         "key ring reloaded; signing with the active key",
@@ -154,12 +154,7 @@ async fn sighup_rotates_keys_and_refuses_a_bad_new_key() {
         "KKEYB"
     );
 
-    let metrics = reqwest::get(format!("http://{}/metrics", process.admin))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = process.metrics().await;
     assert_eq!(
         metric(&metrics, "cfmint_key_reloads_total{result=\"ok\"}"),
         1
@@ -306,7 +301,7 @@ async fn keys_watch_reloads_when_a_key_file_changes_without_a_signal() {
     let dir = tempfile::tempdir().unwrap();
     let (a_path, _) = write_key(dir.path(), "a", KeySpec::Rsa { bits: 2048 });
     let config_path = dir.path().join("cfmint.toml");
-    let text = config(&key_entry("KKEYA", &a_path, None), "KKEYA")
+    let text = config_with_keys(&key_entry("KKEYA", &a_path, None), "KKEYA")
         .replace("[keys]\n", "[keys]\nwatch = true\n");
     std::fs::write(&config_path, &text).unwrap();
     let mut process = ServeProcess::start(&["--config", config_path.to_str().unwrap()], &[]);
@@ -337,7 +332,7 @@ async fn keys_watch_reloads_when_a_key_file_changes_without_a_signal() {
     );
     std::fs::write(
         &config_path,
-        config(&both, "KKEYB").replace("[keys]\n", "[keys]\nwatch = true\n"),
+        config_with_keys(&both, "KKEYB").replace("[keys]\n", "[keys]\nwatch = true\n"),
     )
     .unwrap();
     let reloaded = process.wait_for_log(

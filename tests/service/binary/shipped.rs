@@ -7,7 +7,6 @@
 //! message naming the key; it never panics.
 
 use crate::harness::docs::fenced_blocks;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,7 +14,8 @@ use std::time::{Duration, Instant};
 use cfmint::signer::{Backend, KeySpec};
 use toml::{Table, Value};
 
-use crate::harness::{PASSWORD, process_setup, raw_get};
+use crate::harness::process::stderr_lines;
+use crate::harness::{PASSWORD, cfmint, process_setup, raw_get};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -320,7 +320,7 @@ enum Outcome {
     Refused(String),
 }
 
-fn run(shown: &Shown) -> Outcome {
+fn run_shown(shown: &Shown) -> Outcome {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let table: Table = shown
         .text
@@ -337,13 +337,12 @@ fn run(shown: &Shown) -> Outcome {
     let config = dir.path().join("config.toml");
     std::fs::write(&config, toml::to_string(&table).unwrap()).unwrap();
 
-    let mut command = Command::new(env!("CARGO_BIN_EXE_cfmint"));
+    let mut command = cfmint();
     command
         .arg(if edge { "edge" } else { "serve" })
         .arg("--config")
         .arg(&config)
         .current_dir(dir.path())
-        .env_remove("CFMINT_LOG")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     for name in mentioned_variables(&shown.text) {
@@ -356,13 +355,7 @@ fn run(shown: &Shown) -> Outcome {
     }
     command.envs(made_up.variables.iter().map(|(k, v)| (k, v)));
     let mut child = command.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
+    let lines = stderr_lines(&mut child);
     let mut log = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     let listen = loop {
@@ -458,7 +451,7 @@ fn every_shown_configuration_serves_or_is_refused_by_name_never_panics() {
             .name
             .as_ref()
             .is_some_and(|n| shown_refused.contains(n));
-        match run(config) {
+        match run_shown(config) {
             Outcome::Refused(_) if meant_to_fail => {}
             // A configuration for a feature this build leaves out (a key
             // store) is refused by name for that alone.

@@ -69,7 +69,7 @@ fn cookie_with(signed: &SignedPolicy, replace: &str, value: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_denial_has_its_cloudfront_code() {
-    let edge = edge(&origin_dir()).await;
+    let edge = edge(&sample_origin()).await;
     let path = "/audiobooks/42/chapter-1.m3u8";
     let good = sign("/audiobooks/42/*", now() + 600, None, PolicyForm::Custom);
     assert_eq!(
@@ -161,7 +161,7 @@ async fn every_denial_has_its_cloudfront_code() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_url_parameters_take_precedence_over_cookies() {
-    let edge = edge(&origin_dir()).await;
+    let edge = edge(&sample_origin()).await;
     let path = "/audiobooks/42/booklet.pdf";
     let cookies = sign("/audiobooks/42/*", now() + 600, None, PolicyForm::Custom).cookie_header();
     let url = sign(path, now() + 600, None, PolicyForm::Auto)
@@ -190,7 +190,7 @@ async fn signed_url_parameters_take_precedence_over_cookies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wildcard_and_single_character_resources() {
-    let edge = edge(&origin_dir()).await;
+    let edge = edge(&sample_origin()).await;
     let star = sign(
         "/audiobooks/*/seg-*.ts",
         now() + 600,
@@ -217,7 +217,7 @@ async fn wildcard_and_single_character_resources() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ip_conditions_use_the_client_address() {
-    let dir = origin_dir();
+    let dir = sample_origin();
     let direct = edge(&dir).await;
     let mine = sign(
         "/audiobooks/42/*",
@@ -285,7 +285,7 @@ async fn ip_conditions_use_the_client_address() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expiry_takes_effect_at_the_exact_second() {
-    let edge = edge(&origin_dir()).await;
+    let edge = edge(&sample_origin()).await;
     let path = "/audiobooks/42/chapter-1.m3u8";
     // Start just after a second boundary so "now + 1" is a full second away.
     let start = now();
@@ -324,7 +324,7 @@ async fn a_key_removed_from_the_key_group_no_longer_verifies() {
         .sign(&policy, PolicyForm::Custom, HashAlgorithm::Sha1)
         .unwrap()
         .cookie_header();
-    let dir = origin_dir();
+    let dir = sample_origin();
     let origin = format!("origin_dir = \"{}\"", dir.display());
     let path = "/audiobooks/42/chapter-1.m3u8";
 
@@ -346,7 +346,7 @@ async fn a_key_removed_from_the_key_group_no_longer_verifies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn media_types_ranges_no_store_and_cors_on_denials() {
-    let edge = edge(&origin_dir()).await;
+    let edge = edge(&sample_origin()).await;
     let cookie = sign("/audiobooks/42/*", now() + 600, None, PolicyForm::Custom).cookie_header();
     for (file, content_type) in [
         ("chapter-1.m3u8", "application/vnd.apple.mpegurl"),
@@ -406,7 +406,7 @@ async fn media_types_ranges_no_store_and_cors_on_denials() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_answers_for_other_proxies() {
-    let edge = edge(&origin_dir()).await;
+    let edge = edge(&sample_origin()).await;
     let cookie = sign("/audiobooks/42/*", now() + 600, None, PolicyForm::Custom).cookie_header();
     let auth = |uri: Option<&'static str>, cookie: Option<String>| {
         let mut request = reqwest::Client::new().get(format!("http://{}/auth", edge.addr));
@@ -464,7 +464,7 @@ async fn an_upstream_origin_gets_the_request_without_signing_parameters() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_auth_request_allows_valid_cookies_and_refuses_the_rest() {
-    let root = origin_dir();
+    let root = sample_origin();
     let edge = edge(&root).await;
     let nginx = start_nginx(&root, edge.addr);
     let url = format!(
@@ -590,7 +590,7 @@ async fn a_protected_api_behind_the_edge_gets_every_method_body_and_chosen_heade
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_origin_answers_only_get_and_head_and_forwarding_needs_an_upstream() {
-    let dir = origin_dir();
+    let dir = sample_origin();
     let edge = edge(&dir).await;
     let signed = sign("/audiobooks/*", now() + 600, None, PolicyForm::Custom);
     let response = reqwest::Client::new()

@@ -15,21 +15,20 @@ use reqwest::StatusCode;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
+use crate::harness::kept_dir;
 use crate::harness::{
-    AUDIENCE, EdgeProcess, HMAC_SECRET, ISSUER, RATE_LIMITS_OFF, ServeProcess, bearer, now,
-    process_setup, serve_config,
+    EdgeProcess, RATE_LIMITS_OFF, ServeProcess, bearer, jwt_hs256_table, now, process_setup,
+    serve_config,
 };
 
 const TOKEN_SECRET: &str = "0123456789abcdef0123456789abcdef-proof";
 
 /// Files on the edge: one granted file, its siblings, and a folder whose
 /// name extends a granted file's.
-fn media() -> &'static Path {
+fn proof_media() -> &'static Path {
     static MEDIA: OnceLock<PathBuf> = OnceLock::new();
     MEDIA.get_or_init(|| {
-        let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-            .unwrap()
-            .keep();
+        let root = kept_dir();
         for (file, text) in [
             ("users/alice/a", "the granted file"),
             ("users/alice/a.txt", "a sibling never granted"),
@@ -47,11 +46,12 @@ fn media() -> &'static Path {
 
 /// `cfmint edge` over [`media`], and `cfmint serve` minting for it with
 /// bearer tokens (HS256), IP binding as asked.
-fn start(ip_binding: bool) -> (EdgeProcess, ServeProcess) {
+fn start_proof(ip_binding: bool) -> (EdgeProcess, ServeProcess) {
     process_setup();
     let dir = tempfile::tempdir().unwrap();
-    let edge = EdgeProcess::serving(media());
+    let edge = EdgeProcess::serving(proof_media());
     let base = &edge.public_url;
+    let jwt = jwt_hs256_table();
     let config = serve_config(
         dir.path(),
         base,
@@ -62,12 +62,7 @@ ttl = "30m"
 min_ttl = "10s"
 expiry_rounding = "1m"
 ip_binding = {ip_binding}
-[auth.jwt]
-algorithms = ["HS256"]
-hmac_secret = "{HMAC_SECRET}"
-issuer = "{ISSUER}"
-audience = "{AUDIENCE}"
-leeway = "0s"
+{jwt}leeway = "0s"
 paths_claim = "paths"
 [playlists]
 origin_url = "{base}"
@@ -78,7 +73,7 @@ token_secret = "{TOKEN_SECRET}"
     (edge, ServeProcess::with_config(&config, &[]))
 }
 
-fn post(serve: &ServeProcess, route: &str, token: &str, body: Value) -> (StatusCode, Value) {
+fn post_bearer(serve: &ServeProcess, route: &str, token: &str, body: Value) -> (StatusCode, Value) {
     let response = Client::new()
         .post(serve.url(route))
         .bearer_auth(token)
@@ -98,13 +93,13 @@ fn edge_status(edge: &EdgeProcess, path_and_query: &str) -> StatusCode {
 fn a_query_string_on_an_exact_grant_never_opens_a_sibling_file() {
     // With IP binding every policy is custom, so CloudFront would read the
     // query's `?` as "any one character": refused by name, nothing signed.
-    let (edge, serve) = start(true);
+    let (edge, serve) = start_proof(true);
     let alice = bearer(
         "alice",
         300,
         json!({ "paths": ["/users/alice/a", "/videos/1"] }),
     );
-    let (status, body) = post(
+    let (status, body) = post_bearer(
         &serve,
         "/sign-urls",
         &alice,
@@ -133,7 +128,7 @@ fn a_query_string_on_an_exact_grant_never_opens_a_sibling_file() {
     );
 
     // `deliver: query` for the exact file: the same proof, the same answer.
-    let (status, minted) = post(
+    let (status, minted) = post_bearer(
         &serve,
         "/mint",
         &alice,
@@ -157,9 +152,9 @@ fn a_query_string_on_an_exact_grant_never_opens_a_sibling_file() {
 
 #[test]
 fn without_ip_binding_a_query_string_is_signed_canned_and_opens_only_itself() {
-    let (edge, serve) = start(false);
+    let (edge, serve) = start_proof(false);
     let alice = bearer("alice", 300, json!({ "paths": ["/users/alice/a"] }));
-    let (_, body) = post(
+    let (_, body) = post_bearer(
         &serve,
         "/sign-urls",
         &alice,
@@ -180,9 +175,9 @@ fn without_ip_binding_a_query_string_is_signed_canned_and_opens_only_itself() {
 
 #[test]
 fn a_policy_ends_when_the_token_that_bought_it_does() {
-    let (edge, serve) = start(false);
+    let (edge, serve) = start_proof(false);
     // The issue's case: a 20 s token gets no more than 20 s.
-    let (status, minted) = post(
+    let (status, minted) = post_bearer(
         &serve,
         "/mint",
         &bearer("carol", 20, json!({ "paths": ["/books/1/*"] })),
@@ -192,7 +187,7 @@ fn a_policy_ends_when_the_token_that_bought_it_does() {
     assert!(minted["expires_in"].as_u64().unwrap() <= 20, "{minted}");
 
     // Less than mint.min_ttl left: refused, and it says what to do.
-    let (status, refused) = post(
+    let (status, refused) = post_bearer(
         &serve,
         "/mint",
         &bearer("carol", 5, json!({ "paths": ["/books/1/*"] })),
@@ -212,7 +207,7 @@ fn a_policy_ends_when_the_token_that_bought_it_does() {
     // then no more.
     let short = bearer("carol", 12, json!({ "paths": ["/books/1/*"] }));
     let ends = now() + 12;
-    let (status, minted) = post(
+    let (status, minted) = post_bearer(
         &serve,
         "/mint",
         &short,
@@ -233,7 +228,7 @@ fn a_policy_ends_when_the_token_that_bought_it_does() {
 
     // /sign-urls and the playlist token follow the same end.
     let short = bearer("carol", 15, json!({ "paths": ["/books/1/*"] }));
-    let (_, signed) = post(
+    let (_, signed) = post_bearer(
         &serve,
         "/sign-urls",
         &short,
@@ -247,8 +242,8 @@ fn a_policy_ends_when_the_token_that_bought_it_does() {
 
 #[test]
 fn a_playlist_token_shows_neither_the_subject_nor_the_paths() {
-    let (_edge, serve) = start(false);
-    let (status, minted) = post(
+    let (_edge, serve) = start_proof(false);
+    let (status, minted) = post_bearer(
         &serve,
         "/mint",
         &bearer("learner42", 300, json!({ "paths": ["/books/1/*"] })),

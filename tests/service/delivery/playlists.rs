@@ -13,18 +13,17 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::harness::kept_dir;
 use crate::harness::{EdgeProcess, KEY_ID, RATE_LIMITS_OFF, ServeProcess, raw_get, serve_config};
 
 const TOKEN_SECRET: &str = "0123456789abcdef0123456789abcdef-playlists";
 
 /// A two-rendition audio book (2 s segments, 8 s), made once by ffmpeg, with
 /// playlists the tests break on purpose beside it.
-fn media() -> &'static Path {
+fn book_media() -> &'static Path {
     static MEDIA: OnceLock<PathBuf> = OnceLock::new();
     MEDIA.get_or_init(|| {
-        let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-            .unwrap()
-            .keep();
+        let root = kept_dir();
         let book = root.join("books/demo");
         std::fs::create_dir_all(&book).unwrap();
         let status = Command::new("ffmpeg")
@@ -82,7 +81,7 @@ fn media() -> &'static Path {
 fn segments() -> Vec<String> {
     let mut segments = Vec::new();
     for rendition in ["r0", "r1"] {
-        let dir = media().join("books/demo").join(rendition);
+        let dir = book_media().join("books/demo").join(rendition);
         for entry in std::fs::read_dir(dir).unwrap() {
             let name = entry.unwrap().file_name().into_string().unwrap();
             if name.ends_with(".ts") {
@@ -102,12 +101,10 @@ struct Setup {
     serve: ServeProcess,
 }
 
-fn start(mint_ttl: &str) -> Setup {
+fn start_book(mint_ttl: &str) -> Setup {
     crate::harness::process_setup();
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .unwrap()
-        .keep();
-    let edge = EdgeProcess::serving(media());
+    let dir = kept_dir();
+    let edge = EdgeProcess::serving(book_media());
     let base = &edge.public_url;
     let config = serve_config(
         &dir,
@@ -169,7 +166,7 @@ fn path_counts(stats: &Value, path: &str) -> (u64, u64) {
 
 #[test]
 fn ffmpeg_plays_every_rendition_through_a_signed_playlist() {
-    let setup = start("10m");
+    let setup = start_book("10m");
     let client = setup.serve.logged_in_blocking();
     let (minted, cookies) = mint(
         &client,
@@ -296,7 +293,7 @@ fn ffmpeg_plays_every_rendition_through_a_signed_playlist() {
 
 #[test]
 fn a_tampered_or_expired_signature_stops_ffmpeg_at_the_edge() {
-    let setup = start("10s");
+    let setup = start_book("10s");
     let client = setup.serve.logged_in_blocking();
     let (minted, _) = mint(
         &client,
@@ -348,7 +345,7 @@ fn a_tampered_or_expired_signature_stops_ffmpeg_at_the_edge() {
 
 #[test]
 fn playlists_refuse_what_is_not_granted_or_cannot_be_signed() {
-    let setup = start("10m");
+    let setup = start_book("10m");
     let serve = &setup.serve;
     let client = serve.logged_in_blocking();
     let (minted, _) = mint(
@@ -479,7 +476,7 @@ fn playlists_refuse_what_is_not_granted_or_cannot_be_signed() {
 
 #[test]
 fn a_prefix_grant_plays_its_chapter_and_signs_nothing_beside_it() {
-    let setup = start("10m");
+    let setup = start_book("10m");
     let client = setup.serve.logged_in_blocking();
     let (minted, _) = mint(
         &client,
@@ -542,7 +539,7 @@ fn a_prefix_grant_plays_its_chapter_and_signs_nothing_beside_it() {
 
 #[test]
 fn a_token_for_one_rendition_gets_no_other_signed() {
-    let setup = start("10m");
+    let setup = start_book("10m");
     let client = setup.serve.logged_in_blocking();
     let (minted, _) = mint(
         &client,
@@ -553,7 +550,7 @@ fn a_token_for_one_rendition_gets_no_other_signed() {
     // r1's playlist is outside the token; so is a playlist in r0 that names
     // r1's segments (the grant proof holds every folder signed to the token).
     std::fs::write(
-        media().join("books/demo/r0/crossing.m3u8"),
+        book_media().join("books/demo/r0/crossing.m3u8"),
         "#EXTM3U\n#EXTINF:2,\n../r1/seg-000.ts\n#EXT-X-ENDLIST\n",
     )
     .unwrap();

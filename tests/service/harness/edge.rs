@@ -17,10 +17,10 @@ use super::{KEY_ID, fixtures};
 
 pub const PUBLIC: &str = "http://edge.cfmint.test";
 
-pub fn origin_dir() -> PathBuf {
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .unwrap()
-        .keep();
+/// The edge tests' origin: an audio book's playlist and segments, media
+/// of other kinds, and files that are not media.
+pub fn sample_origin() -> PathBuf {
+    let dir = super::kept_dir();
     let book = dir.join("audiobooks/42");
     std::fs::create_dir_all(&book).unwrap();
     std::fs::write(book.join("chapter-1.m3u8"), "#EXTM3U\n#EXT-X-ENDLIST\n").unwrap();
@@ -135,9 +135,7 @@ fn documented_auth_request(edge: SocketAddr) -> String {
 }
 
 pub fn start_nginx(root: &Path, edge: SocketAddr) -> Nginx {
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .unwrap()
-        .keep();
+    let dir = super::kept_dir();
     // Workers may run as another user: let them read the files.
     Command::new("chmod")
         .args(["-R", "a+rX"])

@@ -8,10 +8,15 @@
 // rotation).
 #![allow(dead_code)]
 
+pub mod aws;
 pub mod docs;
 pub mod edge;
 pub mod oidc;
 pub mod process;
+/// The signer's own test helpers (AWS vectors, keys, `openssl`), shared
+/// with its tests and the CLI's.
+#[path = "../../../crates/cfmint-signer/tests/common/mod.rs"]
+pub mod signer_common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -34,7 +39,7 @@ pub const AUDIENCE: &str = "cfmint";
 pub const PASSWORD: &str = "correct horse battery staple";
 
 pub use edge::EdgeProcess;
-pub use process::{Redis, ServeProcess, cfmint, free_port};
+pub use process::{Redis, ServeProcess, cfmint, free_port, output_of};
 
 /// No rate limit: tests that are not about limits make many requests.
 pub const RATE_LIMITS_OFF: &str = r#"
@@ -349,12 +354,7 @@ impl TestApp {
 
     /// How many signatures the app has made (from its metrics).
     pub async fn signatures(&self) -> u64 {
-        let text = reqwest::get(format!("http://{}/metrics", self.admin))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = self.metrics().await;
         metric(&text, "cfmint_signing_seconds_count")
     }
 
@@ -379,6 +379,20 @@ impl Drop for TestApp {
             let _ = stop.send(());
         }
     }
+}
+
+/// An `[auth.jwt]` table taking the tokens `hs256` and `bearer` make; the
+/// caller's TOML may follow with more of its keys.
+pub fn jwt_hs256_table() -> String {
+    format!(
+        r#"
+[auth.jwt]
+algorithms = ["HS256"]
+hmac_secret = "{HMAC_SECRET}"
+issuer = "{ISSUER}"
+audience = "{AUDIENCE}"
+"#
+    )
 }
 
 /// A client that keeps cookies and does not follow redirects, like a
@@ -422,6 +436,28 @@ pub fn set_cookies(headers: &HeaderMap) -> Vec<cookie::Cookie<'static>> {
         .iter()
         .map(|value| cookie::Cookie::parse(value.to_str().unwrap().to_owned()).unwrap())
         .collect()
+}
+
+/// The three CloudFront cookies a logout response removes (empty, `Max-Age=0`),
+/// for checks of their attributes.
+pub fn cleared_cloudfront_cookies(headers: &HeaderMap) -> Vec<cookie::Cookie<'static>> {
+    let set = set_cookies(headers);
+    [
+        "CloudFront-Policy",
+        "CloudFront-Signature",
+        "CloudFront-Key-Pair-Id",
+    ]
+    .map(|name| {
+        let cookie = set.iter().find(|c| c.name() == name).expect(name).clone();
+        assert_eq!(cookie.value(), "", "{name}");
+        assert_eq!(
+            cookie.max_age(),
+            Some(cookie::time::Duration::ZERO),
+            "{name}"
+        );
+        cookie
+    })
+    .into()
 }
 
 /// The CloudFront cookies a response set (not the removals), as a `Cookie` header.
@@ -486,4 +522,69 @@ pub fn raw_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, 
         .map_or("", |(_, b)| b)
         .to_owned();
     (status, body)
+}
+
+/// POSTs JSON; the status, the headers and the JSON body.
+pub async fn post_json(
+    client: &reqwest::Client,
+    url: String,
+    body: serde_json::Value,
+) -> (reqwest::StatusCode, HeaderMap, serde_json::Value) {
+    let response = client.post(url).json(&body).send().await.unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    (status, headers, response.json().await.unwrap())
+}
+
+/// A refusal's status and error code, from its JSON body (which must carry
+/// a message).
+pub async fn refusal(response: reqwest::Response) -> (reqwest::StatusCode, String) {
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.expect("a JSON error body");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    (status, body["error"].as_str().unwrap().to_owned())
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters and
+/// those in `keep`.
+pub fn percent_encode(text: &str, keep: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) || keep.as_bytes().contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The value of cookie `name` in a `Cookie` header.
+pub fn cookie_value(header: &str, name: &str) -> String {
+    header
+        .split("; ")
+        .find_map(|pair| pair.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} in {header}"))
+        .to_owned()
+}
+
+/// A directory under the build's temporary directory that outlives the
+/// test, for files made once and shared by a module's tests.
+pub fn kept_dir() -> PathBuf {
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap()
+        .keep()
+}
+
+/// Writes `files` (path, bytes) under a new origin directory.
+pub fn origin_with(files: &[(&str, &[u8])]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, bytes) in files {
+        let file = dir.path().join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, bytes).unwrap();
+    }
+    dir
 }

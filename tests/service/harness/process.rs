@@ -36,6 +36,19 @@ pub fn stderr_lines(child: &mut Child) -> Receiver<String> {
     lines
 }
 
+/// Runs `command` to the end; it must succeed (its stderr is the failure
+/// message). Its stdout, trimmed.
+pub fn output_of(command: &mut Command) -> String {
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{:?}: {}",
+        command,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
 /// Sends `kill SIGNAL TARGET` (a pid, or `-PGID` for a process group).
 pub fn signal(signal: &str, target: &str) -> bool {
     Command::new("kill")

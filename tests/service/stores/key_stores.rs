@@ -13,7 +13,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
@@ -21,78 +21,18 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::harness::aws::Moto;
+use crate::harness::cookie_value;
 use crate::harness::process::{Minted, env_refs};
+use crate::harness::signer_common::openssl_verifies;
 use crate::harness::{
-    BASE_URL, KEY_ID, RATE_LIMITS_OFF, ServeProcess, fixtures, free_port, metric_if_present, now,
+    BASE_URL, KEY_ID, RATE_LIMITS_OFF, ServeProcess, fixtures, metric_if_present, now,
     process_setup, serve_config_with,
 };
 use cfmint::signer::{self, Backend, KeyPairId, PublicKey, PublicKeys, ViewerRequest};
 
 const PIN: &str = "cfmint-test-pin-4321";
 const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
-
-/// A `python3 -m moto.server` on a free loopback port; killed when dropped.
-struct Moto {
-    port: u16,
-    child: Child,
-}
-
-impl Moto {
-    fn start() -> Self {
-        let port = free_port();
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 with moto[server] (scripts/test installs it)");
-        wait_for_port(port);
-        Self { port, child }
-    }
-
-    /// Creates an asymmetric signing key through moto's KMS API.
-    fn create_key(&self, spec: &str) -> String {
-        let script = format!(
-            "import boto3\n\
-             kms = boto3.client('kms', endpoint_url='http://127.0.0.1:{}', region_name='us-east-1',\n\
-                 aws_access_key_id='testing', aws_secret_access_key='testing')\n\
-             print(kms.create_key(KeySpec='{spec}', KeyUsage='SIGN_VERIFY')['KeyMetadata']['Arn'])",
-            self.port
-        );
-        let out = Command::new("python3")
-            .args(["-c", &script])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// What the proxy in front of KMS does with each request.
 #[derive(Clone, Copy)]
@@ -269,18 +209,14 @@ fn public_keys(id: &str, pem: &Path) -> PublicKeys {
     PublicKeys::new(vec![key]).unwrap()
 }
 
-fn cookie(header: &str, name: &str) -> String {
-    header
-        .split("; ")
-        .find_map(|pair| pair.strip_prefix(&format!("{name}=")))
-        .unwrap_or_else(|| panic!("no {name} in {header}"))
-        .to_owned()
-}
-
 /// Checks cookies signed by `id` as CloudFront would (cfmint's verifier)
 /// and as `openssl dgst -verify` does with the store's public key.
 fn check_cookies(cookies: &str, id: &str, pem: &Path, hash: &str, path: &str) {
-    assert_eq!(cookie(cookies, "CloudFront-Key-Pair-Id"), id, "{cookies}");
+    assert_eq!(
+        cookie_value(cookies, "CloudFront-Key-Pair-Id"),
+        id,
+        "{cookies}"
+    );
     let url = format!("{BASE_URL}{path}file.m3u8");
     let verdict = signer::verify(
         &public_keys(id, pem),
@@ -292,25 +228,14 @@ fn check_cookies(cookies: &str, id: &str, pem: &Path, hash: &str, path: &str) {
         },
     );
     assert!(verdict.is_allowed(), "{:?}", verdict.result);
-    let policy = signer::decode_base64(&cookie(cookies, "CloudFront-Policy")).unwrap();
-    let signature = signer::decode_base64(&cookie(cookies, "CloudFront-Signature")).unwrap();
-    openssl_verifies(&policy, &signature, pem, hash);
-}
-
-/// `openssl dgst -verify`: the signature is over the policy bytes.
-fn openssl_verifies(policy: &[u8], signature: &[u8], pem: &Path, hash: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("policy"), policy).unwrap();
-    std::fs::write(dir.path().join("signature"), signature).unwrap();
-    let out = Command::new("openssl")
-        .args(["dgst", &format!("-{hash}"), "-verify"])
-        .arg(pem)
-        .arg("-signature")
-        .arg(dir.path().join("signature"))
-        .arg(dir.path().join("policy"))
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Verified OK");
+    let policy = signer::decode_base64(&cookie_value(cookies, "CloudFront-Policy")).unwrap();
+    let signature = signer::decode_base64(&cookie_value(cookies, "CloudFront-Signature")).unwrap();
+    assert!(openssl_verifies(
+        &std::fs::read_to_string(pem).unwrap(),
+        hash,
+        &policy,
+        &signature
+    ));
 }
 
 /// A signed URL from `/sign-urls` (a canned policy), verified with the
@@ -358,7 +283,12 @@ async fn check_signed_url(
         .unwrap()
         .to_json();
     let signature = signer::decode_base64(param("Signature")).unwrap();
-    openssl_verifies(canned.as_bytes(), &signature, pem, hash);
+    assert!(openssl_verifies(
+        &std::fs::read_to_string(pem).unwrap(),
+        hash,
+        canned.as_bytes(),
+        &signature
+    ));
 }
 
 /// Points `keys.active` at `id` and reloads with SIGHUP.
@@ -379,10 +309,10 @@ fn activate(serve: &mut ServeProcess, config: &Path, id: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kms_keys_sign_cookies_and_urls_that_verify_and_rotate_with_a_local_key_on_sighup() {
     process_setup();
-    let moto = Moto::start();
+    let moto = Moto::start(0.0);
     let (rsa, ecdsa) = (
-        moto.create_key("RSA_2048"),
-        moto.create_key("ECC_NIST_P256"),
+        moto.create_kms_key("RSA_2048"),
+        moto.create_kms_key("ECC_NIST_P256"),
     );
     let env = aws_env(moto.port);
     let dir = tempfile::tempdir().unwrap();
@@ -411,8 +341,11 @@ type = "ecdsa""#,
         .mint(&client, json!({ "path": "/users/alice/" }))
         .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(cookie(&cookies, "CloudFront-Key-Pair-Id"), KEY_ID);
-    assert_eq!(cookie(&cookies, "CloudFront-Hash-Algorithm"), "SHA256");
+    assert_eq!(cookie_value(&cookies, "CloudFront-Key-Pair-Id"), KEY_ID);
+    assert_eq!(
+        cookie_value(&cookies, "CloudFront-Hash-Algorithm"),
+        "SHA256"
+    );
 
     for (id, arn) in [("KKMSRSA", &rsa), ("KKMSECDSA", &ecdsa)] {
         let pem = store_public_key(dir.path(), &["--kms-key-id", arn], &env);
@@ -431,7 +364,7 @@ type = "ecdsa""#,
         .mint(&client, json!({ "path": "/users/alice/" }))
         .await
         .cookies;
-    assert_eq!(cookie(&cookies, "CloudFront-Key-Pair-Id"), KEY_ID);
+    assert_eq!(cookie_value(&cookies, "CloudFront-Key-Pair-Id"), KEY_ID);
     let text = serve.metrics().await;
     assert!(
         metric_if_present(
@@ -463,8 +396,8 @@ fn a_kms_key_with_sha1_signatures_is_refused_at_start_saying_why() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_or_throttling_kms_gets_503_with_retry_after_and_cfmint_recovers() {
     process_setup();
-    let moto = Moto::start();
-    let arn = moto.create_key("RSA_2048");
+    let moto = Moto::start(0.0);
+    let arn = moto.create_kms_key("RSA_2048");
     let proxy = FaultProxy::start(moto.port);
     let env = aws_env(proxy.port);
     let dir = tempfile::tempdir().unwrap();
@@ -564,8 +497,8 @@ async fn an_unreachable_or_throttling_kms_gets_503_with_retry_after_and_cfmint_r
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identical_concurrent_mints_share_one_kms_signature() {
     process_setup();
-    let moto = Moto::start();
-    let arn = moto.create_key("ECC_NIST_P256");
+    let moto = Moto::start(0.0);
+    let arn = moto.create_kms_key("ECC_NIST_P256");
     let proxy = FaultProxy::start(moto.port);
     let env = aws_env(proxy.port);
     let dir = tempfile::tempdir().unwrap();
@@ -594,7 +527,7 @@ async fn identical_concurrent_mints_share_one_kms_signature() {
         .collect();
     let mut signatures = std::collections::HashSet::new();
     for mint in mints {
-        signatures.insert(cookie(&mint.await.unwrap(), "CloudFront-Signature"));
+        signatures.insert(cookie_value(&mint.await.unwrap(), "CloudFront-Signature"));
     }
     assert_eq!(signatures.len(), 1);
     let text = serve.metrics().await;
@@ -781,7 +714,7 @@ async fn pkcs11_keys_sign_with_sha1_and_sha256_and_rotate_with_a_local_key_on_si
             .mint(&client, json!({ "path": "/users/alice/" }))
             .await
             .cookies;
-        assert_eq!(cookie(&cookies, "CloudFront-Key-Pair-Id"), KEY_ID);
+        assert_eq!(cookie_value(&cookies, "CloudFront-Key-Pair-Id"), KEY_ID);
         let log = serve.drain_log();
         assert!(!log.contains(PIN), "the PIN is in the log:\n{log}");
     }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::harness::{ServeProcess, free_port, process_setup};
+use crate::harness::{ServeProcess, free_port, output_of, process_setup};
 
 const PASSWORD: &str = "redis-pw-5c1e";
 
@@ -143,24 +143,18 @@ impl TlsRedis {
 
     /// A command through `redis-cli` over TLS.
     fn cli(&self, command: &[&str]) -> String {
-        let output = Command::new("redis-cli")
-            .args(["--tls", "--cacert", &self.ca_file(), "-h", "localhost"])
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-a",
-                PASSWORD,
-                "--no-auth-warning",
-            ])
-            .args(command)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+        output_of(
+            Command::new("redis-cli")
+                .args(["--tls", "--cacert", &self.ca_file(), "-h", "localhost"])
+                .args([
+                    "-p",
+                    &self.port.to_string(),
+                    "-a",
+                    PASSWORD,
+                    "--no-auth-warning",
+                ])
+                .args(command),
+        )
     }
 }
 

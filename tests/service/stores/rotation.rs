@@ -9,27 +9,24 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::harness::aws::{Moto, STANDIN};
+use crate::harness::cookie_value;
 use crate::harness::process::{env_refs, wait_for};
 use crate::harness::{
     BASE_URL, ServeProcess, cfmint, fixtures, metric_if_present, now, process_setup,
 };
 use cfmint::signer::{self, Backend, KeyPairId, KeySource, PublicKey, PublicKeys, ViewerRequest};
 
-const STANDIN: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/service/stores/aws_standin.py"
-);
-
 /// moto with the stand-in's additions, on a free loopback port.
 struct StandIn {
-    child: Child,
+    _moto: Moto,
     aws: Aws,
 }
 
@@ -53,24 +50,12 @@ impl StandIn {
     /// `deploy_seconds`: how long a distribution shows InProgress after its
     /// key group changed.
     fn start(deploy_seconds: f64) -> Self {
-        let mut child = Command::new("python3")
-            .args([STANDIN, &deploy_seconds.to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 with moto[server] (scripts/test installs it)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line.trim().parse().expect("the stand-in prints its port");
-        Self {
-            child,
-            aws: Aws {
-                port,
-                client: reqwest::blocking::Client::new(),
-            },
-        }
+        let moto = Moto::start(deploy_seconds);
+        let aws = Aws {
+            port: moto.port,
+            client: reqwest::blocking::Client::new(),
+        };
+        Self { _moto: moto, aws }
     }
 }
 
@@ -145,6 +130,11 @@ impl Aws {
         PublicKeys::new(keys).unwrap()
     }
 
+    /// How many keys the deployment's key group holds.
+    fn group_size(&self, deployment: &Deployment) -> usize {
+        self.state(deployment)["group"].as_array().unwrap().len()
+    }
+
     /// The key group's keys, every public key, and the ring as stored.
     fn state(&self, deployment: &Deployment) -> Value {
         self.client
@@ -167,13 +157,6 @@ impl Aws {
             ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
             ("AWS_ENDPOINT_URL", self.url("")),
         ]
-    }
-}
-
-impl Drop for StandIn {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -229,13 +212,13 @@ mint_per_identity = "off"
 }
 
 /// `cfmint ARGS` with `env`, run to the end.
-fn run(args: &[&str], env: &[(&'static str, String)]) -> Output {
+fn cfmint_with_env(args: &[&str], env: &[(&'static str, String)]) -> Output {
     cfmint().args(args).envs(env_refs(env)).output().unwrap()
 }
 
 /// A key pair made by `cfmint keygen` in `dir` (private.pem, public.pem).
 fn keygen(dir: &Path, kind: &str) -> PathBuf {
-    let out = run(
+    let out = cfmint_with_env(
         &["keygen", "--type", kind, "--out", dir.to_str().unwrap()],
         &[],
     );
@@ -249,7 +232,7 @@ fn keygen(dir: &Path, kind: &str) -> PathBuf {
 
 fn run_keys(args: &[String], env: &[(&'static str, String)]) -> Output {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run(&args, env)
+    cfmint_with_env(&args, env)
 }
 
 /// `cfmint keys ...`, calling `then` once when a line containing `line`
@@ -293,6 +276,11 @@ fn text(output: &Output) -> String {
     )
 }
 
+/// `out`'s output must contain `what`.
+fn assert_says(out: &Output, what: &str) {
+    assert!(text(out).contains(what), "{}", text(out));
+}
+
 fn admin_keys(serve: &ServeProcess) -> Value {
     reqwest::blocking::get(format!("http://{}/admin/keys", serve.admin))
         .unwrap()
@@ -300,17 +288,9 @@ fn admin_keys(serve: &ServeProcess) -> Value {
         .unwrap()
 }
 
-fn cookie(header: &str, name: &str) -> String {
-    header
-        .split("; ")
-        .find_map(|pair| pair.strip_prefix(&format!("{name}=")))
-        .unwrap_or_else(|| panic!("no {name} in {header}"))
-        .to_owned()
-}
-
 /// When the cookies' policy expires (epoch seconds).
 fn expires(header: &str) -> u64 {
-    let policy = signer::decode_base64(&cookie(header, "CloudFront-Policy")).unwrap();
+    let policy = signer::decode_base64(&cookie_value(header, "CloudFront-Policy")).unwrap();
     let policy: Value = serde_json::from_slice(&policy).unwrap();
     policy["Statement"][0]["Condition"]["DateLessThan"]["AWS:EpochTime"]
         .as_u64()
@@ -353,7 +333,7 @@ impl Player {
             return;
         }
         let header = crate::harness::cloudfront_cookie_header(response.headers());
-        let id = cookie(&header, "CloudFront-Key-Pair-Id");
+        let id = cookie_value(&header, "CloudFront-Key-Pair-Id");
         *self.minted_by.entry(id).or_default() += 1;
         let expiry = expires(&header);
         self.held.push((header, expiry));
@@ -376,7 +356,7 @@ impl Player {
             if !verdict.is_allowed() {
                 self.refused.push(format!(
                     "{} refused: {:?}",
-                    cookie(header, "CloudFront-Key-Pair-Id"),
+                    cookie_value(header, "CloudFront-Key-Pair-Id"),
                     verdict.result
                 ));
             }
@@ -449,18 +429,8 @@ fn rotate_then_retire_moves_two_replicas_from_key_a_to_key_b_refusing_nothing() 
     }
     let out = run_keys(&retire, &env);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(
-        text(&out).contains("cannot be retired yet"),
-        "{}",
-        text(&out)
-    );
-    assert_eq!(
-        standin.state(&deployment)["group"]
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_says(&out, "cannot be retired yet");
+    assert_eq!(standin.group_size(&deployment), 2);
 
     // Once mint.max_ttl (10s), the poll interval and the margin have passed.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -472,25 +442,14 @@ fn rotate_then_retire_moves_two_replicas_from_key_a_to_key_b_refusing_nothing() 
         if out.status.success() || Instant::now() > deadline {
             break out;
         }
-        assert!(
-            text(&out).contains("cannot be retired yet"),
-            "{}",
-            text(&out)
-        );
+        assert_says(&out, "cannot be retired yet");
     };
     assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        text(&out).contains(&format!("would remove {} from key group", deployment.key_a)),
-        "{}",
-        text(&out)
+    assert_says(
+        &out,
+        &format!("would remove {} from key group", deployment.key_a),
     );
-    assert_eq!(
-        standin.state(&deployment)["group"]
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(standin.group_size(&deployment), 2);
     let out = run_keys(&retire, &env);
     assert!(out.status.success(), "{}", text(&out));
     let state = standin.state(&deployment);
@@ -681,20 +640,12 @@ fn a_rotation_that_gave_up_on_the_replicas_finishes_when_run_again() {
     impatient.extend(["--replica-timeout".into(), "0s".into()]);
     let first = run_keys(&impatient, &env);
     assert_eq!(first.status.code(), Some(2), "{}", text(&first));
-    assert!(
-        text(&first).contains("gave up waiting for the replicas"),
-        "{}",
-        text(&first)
-    );
+    assert_says(&first, "gave up waiting for the replicas");
     let again = run_keys_then(&rotate, &env, "finishing the rotation to", || {
         replica.signal("HUP");
     });
     assert!(again.status.success(), "{}", text(&again));
-    assert!(
-        text(&again).contains("finishing the rotation to"),
-        "{}",
-        text(&again)
-    );
+    assert_says(&again, "finishing the rotation to");
     let state = standin.state(&deployment);
     check_rotated(&state, &deployment, "replicas");
     assert_eq!(admin_keys(&replica)["active"], state["ring"]["active"]);
@@ -713,11 +664,7 @@ fn dry_runs_change_nothing_and_a_full_group_stops_before_anything_is_made() {
     dry.push("--dry-run".into());
     let out = run_keys(&dry, &env);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        text(&out).contains("[4/7] would add it to the key group"),
-        "{}",
-        text(&out)
-    );
+    assert_says(&out, "[4/7] would add it to the key group");
     assert_eq!(standin.state(&deployment), before);
 
     // Four rotations fill the group (A and four more); the fifth is refused
@@ -750,7 +697,7 @@ fn dry_runs_change_nothing_and_a_full_group_stops_before_anything_is_made() {
     ]);
     let out = run_keys(&retire, &env);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("is the active key"), "{}", text(&out));
+    assert_says(&out, "is the active key");
 
     let mut status = deployment.keys_args(&config, "status");
     status.extend(["--margin".into(), "0s".into()]);
@@ -876,7 +823,7 @@ fn a_new_version_of_the_secret_reloads_and_a_bad_one_is_refused_once_while_the_o
         .unwrap();
     assert_eq!(minted.status(), 200);
     let header = crate::harness::cloudfront_cookie_header(minted.headers());
-    assert_eq!(cookie(&header, "CloudFront-Key-Pair-Id"), "KNEWKEYB");
+    assert_eq!(cookie_value(&header, "CloudFront-Key-Pair-Id"), "KNEWKEYB");
     let log = replica.drain_log();
     assert!(
         log.contains("key reload refused; the previous keys keep signing"),
@@ -984,28 +931,6 @@ fn two_rotations_at_once_make_one_new_key_and_the_loser_changes_nothing() {
     }
 }
 
-/// Creates an asymmetric signing key in moto's KMS; its ARN.
-#[cfg(feature = "aws-kms")]
-fn create_kms_key(standin: &Aws, spec: &str) -> String {
-    let script = format!(
-        "import boto3\n\
-         kms = boto3.client('kms', endpoint_url='{}', region_name='us-east-1',\n\
-             aws_access_key_id='testing', aws_secret_access_key='testing')\n\
-         print(kms.create_key(KeySpec='{spec}', KeyUsage='SIGN_VERIFY')['KeyMetadata']['Arn'])",
-        standin.url("")
-    );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 #[cfg(feature = "aws-kms")]
 #[test]
 fn rotate_takes_a_given_pem_key_or_kms_key_and_the_replica_signs_with_it() {
@@ -1045,7 +970,7 @@ fn rotate_takes_a_given_pem_key_or_kms_key_and_the_replica_signs_with_it() {
 
     // A key in KMS: the ring holds its id; the replica signs through KMS,
     // and the cookies verify with the keys the group trusts.
-    let arn = create_kms_key(&standin, "ECC_NIST_P256");
+    let arn = standin._moto.create_kms_key("ECC_NIST_P256");
     let mut take_kms = rotate.clone();
     take_kms.extend(["--kms-key-id".into(), arn.clone()]);
     let out = run_keys(&take_kms, &env);
@@ -1081,7 +1006,7 @@ fn a_secret_that_cannot_be_read_at_start_stops_serve_naming_it() {
         .unwrap()
         .replace("cfmint/present", "cfmint/absent");
     std::fs::write(&missing, text).unwrap();
-    let out = run(&["serve", "--config", missing.to_str().unwrap()], &env);
+    let out = cfmint_with_env(&["serve", "--config", missing.to_str().unwrap()], &env);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("keys.secret_id cfmint/absent"), "{stderr}");
@@ -1093,7 +1018,7 @@ fn a_secret_that_cannot_be_read_at_start_stops_serve_naming_it() {
         "cfmint/present",
         "-----BEGIN PRIVATE KEY-----\nMIIE\n",
     );
-    let out = run(&["serve", "--config", config.to_str().unwrap()], &env);
+    let out = cfmint_with_env(&["serve", "--config", config.to_str().unwrap()], &env);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("keys.secret_id cfmint/present"), "{stderr}");
@@ -1118,11 +1043,7 @@ fn a_hand_written_ring_with_an_old_key_is_not_taken_for_a_rotation_under_way() {
     let config = deployment.config();
     let out = run_keys(&deployment.keys_args(&config, "rotate"), &env);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        text(&out).contains("[1/7] new key: staged"),
-        "{}",
-        text(&out)
-    );
+    assert_says(&out, "[1/7] new key: staged");
     let state = standin.state(&deployment);
     let active = state["ring"]["active"].as_str().unwrap();
     assert!(

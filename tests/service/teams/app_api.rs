@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::harness::{AUDIENCE, HMAC_SECRET, ISSUER, KEY_ID, cloudfront_cookie_header, fixtures};
+use crate::harness::{KEY_ID, cloudfront_cookie_header, fixtures, jwt_hs256_table};
 
 const LOCK: &str = "a-secret-only-cloudfront-knows";
 
@@ -38,17 +38,13 @@ async fn an_app_mints_with_its_tokens_behind_the_cdn_and_guards_its_api() {
     );
 
     let dir = tempfile::tempdir().unwrap();
+    let jwt = jwt_hs256_table();
     let config = serve_config(
         dir.path(),
         &edge.public_url,
         &format!(
             r#"
-[auth.jwt]
-algorithms = ["HS256"]
-hmac_secret = "{HMAC_SECRET}"
-issuer = "{ISSUER}"
-audience = "{AUDIENCE}"
-
+{jwt}
 [[grants]]
 paths = ["/api/*"]
 

@@ -7,13 +7,16 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use super::*;
-use crate::harness::{KEY_ID, cloudfront_cookie_header, fixtures, metric, set_cookies};
+use crate::harness::origin_with;
+use crate::harness::{
+    KEY_ID, cleared_cloudfront_cookies, cloudfront_cookie_header, fixtures, metric,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listener_plays_a_chapter_by_prefix_refreshes_and_is_locked_out_after_logout() {
     crate::harness::process_setup();
     let playlist = b"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nchapter1_converted_000.ts\n#EXT-X-ENDLIST\n";
-    let origin = origin_dir(&[
+    let origin = origin_with(&[
         ("audiobooks/42/chapter1_converted.m3u8", playlist),
         ("audiobooks/42/chapter1_converted_000.ts", &[0x47; 188]),
         ("audiobooks/42/chapter2_converted.m3u8", playlist),
@@ -40,7 +43,7 @@ paths = ["/audiobooks/*"]
     serve.login_as(&app, "alice", PASSWORD).await;
 
     let mint = || {
-        post(
+        post_json(
             &app,
             serve.url("/mint"),
             json!({ "path": "/audiobooks/42/chapter1_converted", "match": "prefix", "ttl": 60 }),
@@ -86,28 +89,14 @@ paths = ["/audiobooks/*"]
         .get("/audiobooks/42/chapter1_converted_000.ts", &refreshed)
         .await;
     assert_eq!(segment.status(), StatusCode::OK);
-    let metrics = reqwest::get(format!("http://{}/metrics", serve.admin))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = serve.metrics().await;
     assert_eq!(metric(&metrics, r#"cfmint_mints_total{kind="refresh"}"#), 1);
 
     // Logout clears the cookies (what a browser would keep: nothing), and
     // the next segment is refused.
     let logout = app.post(serve.url("/logout")).send().await.unwrap();
     assert_eq!(logout.status(), StatusCode::NO_CONTENT);
-    let cleared = set_cookies(logout.headers());
-    for name in [
-        "CloudFront-Policy",
-        "CloudFront-Signature",
-        "CloudFront-Key-Pair-Id",
-    ] {
-        let cookie = cleared.iter().find(|c| c.name() == name).expect(name);
-        assert_eq!(cookie.value(), "");
-        assert_eq!(cookie.max_age(), Some(cookie::time::Duration::ZERO));
-    }
+    cleared_cloudfront_cookies(logout.headers());
     let after = edge
         .get("/audiobooks/42/chapter1_converted_000.ts", "")
         .await;

@@ -11,13 +11,14 @@ use serde_json::json;
 
 use super::*;
 use crate::harness::oidc::{OidcProvider, oidc_login};
+use crate::harness::origin_with;
 use crate::harness::{KEY_ID, Redis, fixtures, free_port};
 
 const ADMIN_TOKEN: &str = "school-admin-token-0123456789";
 const NEW_KEY: &str = "KSCHOOLNEWKEY1";
 
 /// The replicas' configuration, signing with `active`.
-fn config(
+fn replica_config(
     dir: &std::path::Path,
     base_url: &str,
     active: &str,
@@ -66,7 +67,7 @@ async fn a_school_behind_its_provider_on_two_replicas_rotates_keys_and_revokes()
         .unwrap();
     let new_key_file = dir.path().join("new.pem");
     std::fs::write(&new_key_file, new_key.private_pem.as_bytes()).unwrap();
-    let origin = origin_dir(&[("materials/algebra/week-1.pdf", b"%PDF-1.4 algebra")]);
+    let origin = origin_with(&[("materials/algebra/week-1.pdf", b"%PDF-1.4 algebra")]);
     let edge = EdgeProcess::start(
         &format!("origin_dir = \"{}\"", origin.path().display()),
         &[(KEY_ID, &fixtures().signing_key), (NEW_KEY, &new_key_file)],
@@ -90,7 +91,7 @@ async fn a_school_behind_its_provider_on_two_replicas_rotates_keys_and_revokes()
         ("CFMINT__AUTH__OIDC__RETURN_URLS", return_url.as_str()),
         ("CFMINT__SERVER__ADMIN_TOKEN", ADMIN_TOKEN),
     ];
-    let config = config(
+    let config = replica_config(
         dir.path(),
         &edge.public_url,
         KEY_ID,
@@ -131,7 +132,7 @@ async fn a_school_behind_its_provider_on_two_replicas_rotates_keys_and_revokes()
 
     // Rotation: the new key is already in the key group (the edge has both);
     // both replicas switch on SIGHUP. Cookies signed before still work.
-    let rotated = self::config(
+    let rotated = replica_config(
         dir.path(),
         &edge.public_url,
         NEW_KEY,

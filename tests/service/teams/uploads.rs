@@ -8,6 +8,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::harness::origin_with;
+use crate::harness::post_json;
 use crate::harness::{KEY_ID, fixtures, free_port, raw_get};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -26,7 +28,7 @@ async fn ownership_comes_from_the_application_for_a_batch_of_fifty() {
         .iter()
         .map(|(p, b)| (p.as_str(), b.as_slice()))
         .collect();
-    let origin = origin_dir(&listed);
+    let origin = origin_with(&listed);
     let edge = EdgeProcess::start(
         &format!("origin_dir = \"{}\"", origin.path().display()),
         &[(KEY_ID, &fixtures().signing_key)],
@@ -96,7 +98,7 @@ cache_ttl = "0s"
     let urls: Vec<String> = (0..50)
         .map(|n| format!("/uploads/t1/file-{n}.jpg?w={}&fmt=avif", 100 + n))
         .collect();
-    let (status, _, body) = post(
+    let (status, _, body) = post_json(
         &app,
         serve.url("/sign-urls"),
         json!({ "urls": urls, "ttl": 300 }),
@@ -129,7 +131,7 @@ cache_ttl = "0s"
     // The callback goes down: every item fails closed.
     stop.send(()).unwrap();
     callback.await.unwrap().unwrap();
-    let (status, _, body) = post(&app, serve.url("/sign-urls"), json!({ "urls": urls })).await;
+    let (status, _, body) = post_json(&app, serve.url("/sign-urls"), json!({ "urls": urls })).await;
     assert_eq!(status, StatusCode::OK);
     let items = body["urls"].as_array().unwrap();
     assert_eq!(items.len(), 50);

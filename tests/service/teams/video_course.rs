@@ -8,12 +8,13 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use super::*;
-use crate::harness::{AUDIENCE, HMAC_SECRET, ISSUER, KEY_ID, cloudfront_cookie_header, fixtures};
+use crate::harness::origin_with;
+use crate::harness::{KEY_ID, cloudfront_cookie_header, fixtures, jwt_hs256_table};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_carries_the_courses_and_bounds_the_session() {
     crate::harness::process_setup();
-    let origin = origin_dir(&[
+    let origin = origin_with(&[
         ("courses/rust-101/lesson-1/index.m3u8", b"#EXTM3U\n"),
         ("courses/go-201/lesson-1/index.m3u8", b"#EXTM3U\n"),
     ]);
@@ -22,17 +23,13 @@ async fn the_token_carries_the_courses_and_bounds_the_session() {
         &[(KEY_ID, &fixtures().signing_key)],
     );
     let dir = tempfile::tempdir().unwrap();
+    let jwt = jwt_hs256_table();
     let config = serve_config(
         dir.path(),
         &edge.public_url,
         &format!(
             r#"
-[auth.jwt]
-algorithms = ["HS256"]
-hmac_secret = "{HMAC_SECRET}"
-issuer = "{ISSUER}"
-audience = "{AUDIENCE}"
-leeway = "0s"
+{jwt}leeway = "0s"
 paths_claim = "courses"
 "#
         ),
@@ -95,7 +92,7 @@ paths_claim = "courses"
     assert_eq!(login.status(), StatusCode::NO_CONTENT);
     // Signed now, the policy would outlive the token: refused, and the
     // player is told to renew it.
-    let (status, _, body) = post(
+    let (status, _, body) = post_json(
         &browser,
         serve.url("/mint"),
         json!({ "path": "/courses/rust-101/" }),
@@ -104,7 +101,7 @@ paths_claim = "courses"
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"], "credential_expiring", "{body}");
     tokio::time::sleep(Duration::from_millis(2600)).await;
-    let (status, headers, _) = post(
+    let (status, headers, _) = post_json(
         &browser,
         serve.url("/mint"),
         json!({ "path": "/courses/rust-101/" }),

@@ -171,3 +171,20 @@ pub fn openssl(dir: &std::path::Path, args: &[&str]) -> Vec<u8> {
     );
     output.stdout
 }
+
+/// Whether `openssl dgst -DIGEST -verify` (DIGEST: sha1, sha256) finds
+/// `signature` over `message` good under `public_pem`: a check by a
+/// verifier that is not ours.
+pub fn openssl_verifies(public_pem: &str, digest: &str, message: &[u8], signature: &[u8]) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("public.pem"), public_pem).unwrap();
+    std::fs::write(dir.path().join("message"), message).unwrap();
+    std::fs::write(dir.path().join("signature"), signature).unwrap();
+    let output = std::process::Command::new("openssl")
+        .args(["dgst", &format!("-{digest}"), "-verify", "public.pem"])
+        .args(["-signature", "signature", "message"])
+        .current_dir(dir.path())
+        .output()
+        .expect("the openssl command line tool is installed");
+    output.status.success() && String::from_utf8_lossy(&output.stdout).trim() == "Verified OK"
+}

@@ -1,4 +1,4 @@
-"""moto[server] with the CloudFront calls it lacks, for tests/service/rotation.rs.
+"""moto[server] with the CloudFront calls it lacks, for tests/service/stores/ (rotation.rs, key_stores.rs).
 
 moto 5.2 serves CloudFront public keys, key groups, distributions and
 Secrets Manager. It lacks two calls `cfmint keys rotate` makes, which this
