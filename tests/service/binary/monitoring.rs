@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::harness::process::on_free_port;
 use crate::harness::*;
 
 fn repo(path: &str) -> PathBuf {
@@ -39,18 +40,24 @@ impl Prometheus {
             ),
         )
         .unwrap();
-        let port = free_port();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus must be installed (scripts/test installs it)");
+        let (port, child) = on_free_port(
+            "prometheus",
+            |port| {
+                let child = Command::new("prometheus")
+                    .arg(format!("--config.file={}", config.display()))
+                    .arg(format!(
+                        "--storage.tsdb.path={}",
+                        dir.path().join("data").display()
+                    ))
+                    .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("prometheus must be installed (scripts/test installs it)");
+                (port, child)
+            },
+            |(port, child)| (child, *port),
+        );
         Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
@@ -204,49 +211,62 @@ async fn every_dashboard_and_alert_expression_returns_data_from_a_real_prometheu
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    // A few more scrapes and rule evaluations.
-    tokio::time::sleep(Duration::from_secs(4)).await;
-
-    // The rules loaded and evaluate without error.
-    let rules = prometheus.get("/api/v1/rules").await;
-    let mut alerts = Vec::new();
-    let mut recorded = Vec::new();
-    for group in rules["groups"].as_array().unwrap() {
-        for rule in group["rules"].as_array().unwrap() {
-            assert_eq!(rule["health"], "ok", "{rule}");
-            match rule["type"].as_str().unwrap() {
-                "alerting" => alerts.push(rule.clone()),
-                _ => recorded.push(rule["name"].as_str().unwrap().to_owned()),
+    // The rules loaded and evaluate without error, and every rule, dashboard
+    // panel and alert signal has data, once the scrapes and rule
+    // evaluations since have happened.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let rules = prometheus.get("/api/v1/rules").await;
+        let mut alerts = Vec::new();
+        let mut recorded = Vec::new();
+        let mut unhealthy = Vec::new();
+        for group in rules["groups"].as_array().unwrap() {
+            for rule in group["rules"].as_array().unwrap() {
+                if rule["health"] != "ok" {
+                    unhealthy.push(rule.to_string());
+                }
+                match rule["type"].as_str().unwrap() {
+                    "alerting" => alerts.push(rule.clone()),
+                    _ => recorded.push(rule["name"].as_str().unwrap().to_owned()),
+                }
             }
         }
-    }
-    assert_eq!(alerts.len(), 7, "{rules}");
-    assert_eq!(recorded.len(), 8, "{rules}");
+        assert_eq!(alerts.len(), 7, "{rules}");
+        assert_eq!(recorded.len(), 8, "{rules}");
 
-    let mut empty = Vec::new();
-    for (title, expr) in dashboard_expressions() {
-        if prometheus.query(&expr).await.is_empty() {
-            empty.push(format!("dashboard \"{title}\": {expr}"));
+        let mut empty = Vec::new();
+        for (title, expr) in dashboard_expressions() {
+            if prometheus.query(&expr).await.is_empty() {
+                empty.push(format!("dashboard \"{title}\": {expr}"));
+            }
         }
-    }
-    for name in &recorded {
-        if prometheus.query(name).await.is_empty() {
-            empty.push(format!("recording rule {name}"));
+        for name in &recorded {
+            if prometheus.query(name).await.is_empty() {
+                empty.push(format!("recording rule {name}"));
+            }
         }
-    }
-    // An alert's expression without its threshold: the signal it watches.
-    for alert in &alerts {
-        let expr = alert["query"].as_str().unwrap();
-        let signal = [" > ", " < ", " == "]
-            .iter()
-            .filter_map(|op| expr.find(op))
-            .min()
-            .map_or(expr, |at| &expr[..at]);
-        if prometheus.query(signal).await.is_empty() {
-            empty.push(format!("alert {}: {signal}", alert["name"]));
+        // An alert's expression without its threshold: the signal it watches.
+        for alert in &alerts {
+            let expr = alert["query"].as_str().unwrap();
+            let signal = [" > ", " < ", " == "]
+                .iter()
+                .filter_map(|op| expr.find(op))
+                .min()
+                .map_or(expr, |at| &expr[..at]);
+            if prometheus.query(signal).await.is_empty() {
+                empty.push(format!("alert {}: {signal}", alert["name"]));
+            }
         }
+        if unhealthy.is_empty() && empty.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rules not evaluated without error: {unhealthy:?}\nno data for:\n{}",
+            empty.join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert!(empty.is_empty(), "no data for:\n{}", empty.join("\n"));
 
     // What happened shows in the numbers.
     let one = |name: &'static str| {

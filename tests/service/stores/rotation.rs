@@ -398,7 +398,15 @@ fn rotate_then_retire_moves_two_replicas_from_key_a_to_key_b_refusing_nothing() 
             (player, thread)
         })
         .collect();
-    std::thread::sleep(Duration::from_secs(1));
+    wait_for(
+        "both players using cookies",
+        Duration::from_secs(10),
+        || {
+            players
+                .iter()
+                .all(|(player, _)| player.lock().unwrap().uses > 0)
+        },
+    );
 
     let mut rotate = deployment.keys_args(&config, "rotate");
     for replica in &replicas {
