@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::process::on_free_port;
+use crate::harness::process::spawn_on_free_port;
 use crate::harness::*;
 
 fn repo(path: &str) -> PathBuf {
@@ -40,24 +40,19 @@ impl Prometheus {
             ),
         )
         .unwrap();
-        let (port, child) = on_free_port(
-            "prometheus",
-            |port| {
-                let child = Command::new("prometheus")
-                    .arg(format!("--config.file={}", config.display()))
-                    .arg(format!(
-                        "--storage.tsdb.path={}",
-                        dir.path().join("data").display()
-                    ))
-                    .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("prometheus must be installed (scripts/test installs it)");
-                (port, child)
-            },
-            |(port, child)| (child, *port),
-        );
+        let (port, child) = spawn_on_free_port("prometheus", |port| {
+            Command::new("prometheus")
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.path().join("data").display()
+                ))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("prometheus must be installed (scripts/test installs it)")
+        });
         Self {
             child,
             url: format!("http://127.0.0.1:{port}"),

@@ -165,6 +165,16 @@ pub fn on_free_port<T>(
     panic!("{name} exited at start five times (ports taken, or see its log)")
 }
 
+/// [`on_free_port`] for a server that is one child process: the port and
+/// the child that listens on it.
+pub fn spawn_on_free_port(name: &str, mut spawn: impl FnMut(u16) -> Child) -> (u16, Child) {
+    on_free_port(
+        name,
+        |port| (port, spawn(port)),
+        |(port, child)| (child, *port),
+    )
+}
+
 /// A `redis-server` on a free loopback port; killed when dropped.
 pub struct Redis {
     pub port: u16,

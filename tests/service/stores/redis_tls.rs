@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::harness::process::on_free_port;
+use crate::harness::process::spawn_on_free_port;
 use crate::harness::{ServeProcess, output_of, process_setup};
 
 const PASSWORD: &str = "redis-pw-5c1e";
@@ -97,44 +97,37 @@ impl TlsRedis {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         certificates(dir.path());
-        let path = dir.path().to_owned();
-        let (port, child) = on_free_port(
-            "redis-server (TLS)",
-            |port| {
-                let dir = &path;
-                let child = Command::new("redis-server")
-                    .args([
-                        "--bind",
-                        "127.0.0.1",
-                        "--port",
-                        "0",
-                        "--tls-port",
-                        &port.to_string(),
-                    ])
-                    .args([
-                        "--tls-cert-file",
-                        "server.crt",
-                        "--tls-key-file",
-                        "server.key",
-                    ])
-                    .args(["--tls-ca-cert-file", "ca.crt", "--tls-auth-clients", "no"])
-                    .args([
-                        "--requirepass",
-                        PASSWORD,
-                        "--save",
-                        "",
-                        "--appendonly",
-                        "no",
-                    ])
-                    .current_dir(dir)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("redis-server must be installed (scripts/test installs it)");
-                (port, child)
-            },
-            |(port, child)| (child, *port),
-        );
+        let (port, child) = spawn_on_free_port("redis-server (TLS)", |port| {
+            Command::new("redis-server")
+                .args([
+                    "--bind",
+                    "127.0.0.1",
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &port.to_string(),
+                ])
+                .args([
+                    "--tls-cert-file",
+                    "server.crt",
+                    "--tls-key-file",
+                    "server.key",
+                ])
+                .args(["--tls-ca-cert-file", "ca.crt", "--tls-auth-clients", "no"])
+                .args([
+                    "--requirepass",
+                    PASSWORD,
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .current_dir(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server must be installed (scripts/test installs it)")
+        });
         Self { port, child, dir }
     }
 
