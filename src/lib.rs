@@ -13,6 +13,7 @@ pub mod cli;
 pub mod client_ip;
 pub mod config;
 pub mod demo;
+pub mod distribution;
 pub mod edge;
 pub mod http;
 pub mod keyring;

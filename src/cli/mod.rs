@@ -1,6 +1,7 @@
 //! The `cfmint` command line: one binary, one file per subcommand.
 //! Exit codes: 0 success or ALLOW, 1 DENY, 2 usage or input error.
 
+mod cloudfront;
 mod demo;
 mod edge;
 mod healthcheck;
@@ -55,6 +56,9 @@ enum Command {
     /// Keys: print a public key; rotate and retire keys with CloudFront's key group.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// The CloudFront distribution: check it against cfmint's configuration.
+    #[command(subcommand)]
+    Cloudfront(cloudfront::CloudFrontCommand),
     /// The whole flow on loopback: mint service, local edge, audiobook page.
     Demo(demo::DemoArgs),
     /// Run the minting service.
@@ -118,6 +122,7 @@ pub fn run() -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Keygen(args) => keygen::run(args),
         Command::Keys(command) => keys::run(command),
+        Command::Cloudfront(command) => cloudfront::run(command),
         Command::Demo(args) => demo::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Edge(args) => edge::run(args),

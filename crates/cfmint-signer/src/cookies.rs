@@ -77,6 +77,11 @@ impl CookieAttributes {
         Ok(self)
     }
 
+    /// The `Domain` attribute, if set (without a leading dot).
+    pub fn domain_attribute(&self) -> Option<&str> {
+        self.domain.as_deref()
+    }
+
     /// Sets `Path` (default `/`): a path starting with `/`, visible ASCII
     /// without `;`.
     pub fn path(mut self, path: &str) -> Result<Self, Error> {

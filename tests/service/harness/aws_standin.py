@@ -10,6 +10,11 @@ state moto keeps:
   keys; the distributions trusting the group go InProgress for DEPLOY_SECONDS,
   as CloudFront redeploys them.
 - ListDistributionsByKeyGroup (GET /2020-05-31/distributionsByKeyGroupId/{Id}).
+- Create and Get of cache policies, origin request policies and response
+  headers policies (POST /2020-05-31/cache-policy, GET .../cache-policy/{Id},
+  and the same under origin-request-policy and response-headers-policy),
+  which `cfmint cloudfront check` reads: the configuration as it was sent,
+  returned inside the policy with its id.
 
 It also makes DeletePublicKey refuse a key still in a key group
 (PublicKeyInUse) and CreatePublicKey refuse a CallerReference already used
@@ -44,6 +49,13 @@ deploying_until = {}
 # reached every edge. Until then some edges trust the old set, some the new.
 edges = {}
 calls = []
+# Policy kind (its path) -> id -> the configuration element as sent.
+policies = {"cache-policy": {}, "origin-request-policy": {}, "response-headers-policy": {}}
+POLICY_ELEMENTS = {
+    "cache-policy": "CachePolicy",
+    "origin-request-policy": "OriginRequestPolicy",
+    "response-headers-policy": "ResponseHeadersPolicy",
+}
 
 
 def backend():
@@ -122,6 +134,38 @@ def update_key_group(request, group_id):
         f"<KeyGroupConfig><Name>{name}</Name><Items>{keys}</Items></KeyGroupConfig></KeyGroup>"
     )
     return Response(body, status=200, content_type="text/xml", headers={"ETag": group.etag})
+
+
+def policy_answer(kind, policy_id, status):
+    element = POLICY_ELEMENTS[kind]
+    config, etag = policies[kind][policy_id]
+    body = (
+        f'<?xml version="1.0"?><{element} xmlns="{NS}"><Id>{policy_id}</Id>'
+        f"<LastModifiedTime>{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}</LastModifiedTime>"
+        f"{config}</{element}>"
+    )
+    headers = {"ETag": etag, "Location": f"https://cloudfront.amazonaws.com/2020-05-31/{kind}/{policy_id}"}
+    return Response(body, status=status, content_type="text/xml", headers=headers)
+
+
+def create_policy(request, kind):
+    body = request.get_data().decode()
+    # The configuration element as sent, without its XML declaration and
+    # namespace (the answer's root carries it).
+    config = re.sub(r"^<\?xml[^>]*\?>", "", body.strip())
+    config = re.sub(r' xmlns="[^"]*"', "", config, count=1)
+    policy_id = str(uuid.uuid4())
+    with lock:
+        policies[kind][policy_id] = (config, uuid.uuid4().hex[:14].upper())
+        return policy_answer(kind, policy_id, 201)
+
+
+def get_policy(kind, policy_id):
+    with lock:
+        if policy_id not in policies[kind]:
+            element = POLICY_ELEMENTS[kind]
+            return error(404, f"NoSuch{element}", f"no {kind} {policy_id}")
+        return policy_answer(kind, policy_id, 200)
 
 
 def distributions_by_key_group(group_id):
@@ -217,6 +261,14 @@ class StandIn:
         if op == "UpdateKeyGroup" and match:
             with lock:
                 return update_key_group(request, match.group(1))(environ, start_response)
+        match = re.search(
+            r"/2020-05-31/(cache-policy|origin-request-policy|response-headers-policy)(?:/([^/]+))?$",
+            request.path,
+        )
+        if match and request.method == "POST" and match.group(2) is None:
+            return create_policy(request, match.group(1))(environ, start_response)
+        if match and request.method == "GET" and match.group(2):
+            return get_policy(match.group(1), match.group(2))(environ, start_response)
         match = re.search(r"/2020-05-31/distributionsByKeyGroupId/([^/]+)$", request.path)
         if op == "ListDistributionsByKeyGroup" and match:
             return distributions_by_key_group(match.group(1))(environ, start_response)
