@@ -48,3 +48,14 @@ where
         other => format!("{operation}: {}", DisplayErrorContext(other)),
     }
 }
+
+/// A CloudFront client: CloudFront is global, its API lives in us-east-1
+/// whatever the default region is.
+#[cfg(feature = "aws-cloudfront")]
+pub async fn cloudfront(timeout: Duration) -> aws_sdk_cloudfront::Client {
+    let config = sdk_config(timeout).await;
+    let config = aws_sdk_cloudfront::config::Builder::from(&config)
+        .region(aws_config::Region::new("us-east-1"))
+        .build();
+    aws_sdk_cloudfront::Client::from_conf(config)
+}

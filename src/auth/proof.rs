@@ -79,8 +79,10 @@ impl Scope {
 /// Nodes explored before a proof gives up (and refuses).
 const BOUND: usize = 200_000;
 
+/// One position of a pattern under CloudFront's wildcard rules (also read
+/// by `crate::distribution::patterns` for cache behaviors' path patterns).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Token {
+pub(crate) enum Token {
     Char(char),
     /// `?`: one character.
     One,
@@ -88,7 +90,7 @@ enum Token {
     Run,
 }
 
-fn tokens(text: &str, wildcards: bool) -> Vec<Token> {
+pub(crate) fn tokens(text: &str, wildcards: bool) -> Vec<Token> {
     text.chars()
         .map(|c| match c {
             '*' if wildcards => Token::Run,

@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use aws_sdk_cloudfront::Client;
 use aws_sdk_cloudfront::types as cf;
 
 use super::model::{self, Snapshot};
@@ -97,7 +96,7 @@ fn config(config: &cf::DistributionConfig) -> model::DistributionConfig {
 
 /// Reads the distribution and everything its behaviors name.
 pub async fn snapshot(id: &str, timeout: Duration) -> Result<Snapshot, String> {
-    let client = client(timeout).await;
+    let client = crate::aws::cloudfront(timeout).await;
     let output = client
         .get_distribution()
         .id(id)
@@ -249,13 +248,4 @@ pub async fn snapshot(id: &str, timeout: Duration) -> Result<Snapshot, String> {
         }
     }
     Ok(snapshot)
-}
-
-async fn client(timeout: Duration) -> Client {
-    let config = crate::aws::sdk_config(timeout).await;
-    // CloudFront is global: its API lives in us-east-1.
-    let config = aws_sdk_cloudfront::config::Builder::from(&config)
-        .region(aws_config::Region::new("us-east-1"))
-        .build();
-    Client::from_conf(config)
 }

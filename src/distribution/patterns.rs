@@ -11,15 +11,10 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use crate::auth::proof::{Token, tokens};
+
 /// Nodes explored before the search gives up.
 const BOUND: usize = 200_000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Token {
-    Char(char),
-    One,
-    Run,
-}
 
 /// A path pattern as tokens, with the leading `/` CloudFront implies.
 #[derive(Debug, Clone)]
@@ -28,16 +23,7 @@ struct Glob(Vec<Token>);
 impl Glob {
     fn new(pattern: &str) -> Self {
         let implied = (!pattern.starts_with(['/', '*'])).then_some(Token::Char('/'));
-        Self(
-            implied
-                .into_iter()
-                .chain(pattern.chars().map(|c| match c {
-                    '*' => Token::Run,
-                    '?' => Token::One,
-                    c => Token::Char(c),
-                }))
-                .collect(),
-        )
+        Self(implied.into_iter().chain(tokens(pattern, true)).collect())
     }
 
     /// The positions reachable from `positions` by skipping `*`s, sorted.

@@ -44,14 +44,8 @@ pub struct Distribution {
 
 impl CloudFront {
     pub async fn new(timeout: Duration) -> Self {
-        let config = crate::aws::sdk_config(timeout).await;
-        // CloudFront is global: its API lives in us-east-1 whatever the
-        // default region is.
-        let config = aws_sdk_cloudfront::config::Builder::from(&config)
-            .region(aws_config::Region::new("us-east-1"))
-            .build();
         Self {
-            client: Client::from_conf(config),
+            client: crate::aws::cloudfront(timeout).await,
         }
     }
 
