@@ -208,4 +208,53 @@ mod tests {
             assert!(matches(["/a/x*", "*"][i], &path), "{path}");
         }
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn pattern() -> impl Strategy<Value = String> {
+            proptest::collection::vec(prop::sample::select(vec!['/', 'a', 'b', '*', '?']), 0..5)
+                .prop_map(|chars| chars.into_iter().collect())
+        }
+
+        /// Every path of up to `len` characters over `/`, `a`, `b`, `c`.
+        fn paths(len: usize) -> Vec<String> {
+            let mut all = vec![String::new()];
+            let mut last = vec![String::new()];
+            for _ in 0..len {
+                last = last
+                    .iter()
+                    .flat_map(|p| ['/', 'a', 'b', 'c'].map(|c| format!("{p}{c}")))
+                    .collect();
+                all.extend(last.iter().cloned());
+            }
+            all
+        }
+
+        proptest! {
+            /// The search agrees with trying every short path: each
+            /// behavior some short path reaches is found, and each path it
+            /// names is one the target names and that behavior serves first.
+            #[test]
+            fn serving_agrees_with_every_short_path(
+                target in pattern(),
+                behaviors in proptest::collection::vec(pattern(), 0..3),
+            ) {
+                let mut all: Vec<&str> = behaviors.iter().map(String::as_str).collect();
+                all.push("*");
+                let found = serving(&target, &all).unwrap();
+                for (index, path) in &found {
+                    prop_assert!(matches(&target, path), "{path}");
+                    prop_assert_eq!(all.iter().position(|p| matches(p, path)), Some(*index));
+                }
+                for path in paths(5) {
+                    if matches(&target, &path) {
+                        let first = all.iter().position(|p| matches(p, &path)).unwrap();
+                        prop_assert!(found.iter().any(|(i, _)| *i == first), "{path} -> {first}");
+                    }
+                }
+            }
+        }
+    }
 }
