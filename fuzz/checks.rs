@@ -13,7 +13,7 @@ use cfmint::signer::{
 
 /// The fuzz targets, by name (the regression test walks them).
 #[allow(dead_code, reason = "each fuzz target binary uses one")]
-pub const TARGETS: [&str; 9] = [
+pub const TARGETS: [&str; 10] = [
     "policy_json",
     "viewer",
     "signed_url",
@@ -23,6 +23,7 @@ pub const TARGETS: [&str; 9] = [
     "key_ring",
     "playlist",
     "grant_proof",
+    "distribution",
 ];
 
 /// Runs `target`'s checks on `data`; a violated property panics.
@@ -37,6 +38,7 @@ pub fn check(target: &str, data: &[u8]) {
         "key_ring" => key_ring(data),
         "playlist" => playlist(data),
         "grant_proof" => grant_proof(data),
+        "distribution" => distribution(data),
         other => panic!("no fuzz target {other}"),
     }
 }
@@ -443,4 +445,74 @@ fn wildcard_candidates(resource: &str) -> Vec<String> {
         }
     }
     candidates
+}
+
+/// The origin-lock secret of [`distribution`]'s configuration.
+const ORIGIN_SECRET: &str = "fuzzed-origin-lock-secret-never-printed";
+
+/// Documents saved from the CloudFront API (one per paragraph), read and
+/// checked against a configuration with grants, CORS, IP binding and an
+/// origin lock: nothing panics (the check reads only what the documents
+/// hold), every finding says what, why and how to fix it, and none shows
+/// the origin-lock secret.
+fn distribution(data: &[u8]) {
+    use cfmint::distribution::check::{Deployment, check};
+    use cfmint::distribution::saved;
+
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let files: Vec<(String, Vec<u8>)> = text
+        .split("\n\n")
+        .enumerate()
+        .map(|(i, part)| (format!("document {i}"), part.as_bytes().to_vec()))
+        .collect();
+    let Ok(snapshot) = saved::snapshot(&files) else {
+        return;
+    };
+    static SETTINGS: OnceLock<cfmint::Settings> = OnceLock::new();
+    let settings = SETTINGS.get_or_init(|| {
+        let toml = r#"
+            [server]
+            trusted_proxies = ["130.176.0.0/16"]
+            origin_header = "x-origin-verify"
+            [cloudfront]
+            base_url = "https://cdn.example.com"
+            cookie_domain = "example.com"
+            [mint]
+            ip_binding = true
+            default_path = "/books/"
+            [cors]
+            allowed_origins = ["https://app.example.com"]
+            [auth.jwt]
+            algorithms = ["HS256"]
+            hmac_secret = "a fuzzing secret that is long enough for HS256"
+            [[grants]]
+            paths = ["/audiobooks/{sub}/*", "/exams/?/key.pdf"]
+        "#;
+        let env = [(
+            "CFMINT__SERVER__ORIGIN_SECRET".to_owned(),
+            ORIGIN_SECRET.to_owned(),
+        )];
+        cfmint::Settings::load(toml, env).expect("the fuzz configuration loads")
+    });
+    let deployment = Deployment {
+        settings,
+        keys: vec![("KFUZZKEY".to_owned(), key_group_pem())],
+        active: "KFUZZKEY".to_owned(),
+        cfmint_url: None,
+    };
+    if let Ok(report) = check(&snapshot, &deployment) {
+        for finding in &report.findings {
+            assert!(!finding.problem.is_empty() && !finding.fix.is_empty());
+            let all = format!("{finding:?}");
+            assert!(!all.contains(ORIGIN_SECRET), "{all}");
+        }
+    }
+}
+
+/// A public key as SPKI PEM, for [`distribution`]'s key ring.
+fn key_group_pem() -> String {
+    include_str!("../crates/cfmint-signer/tests/fixtures/cloudfront-sep/test-rsa-public-key.pem")
+        .to_owned()
 }
