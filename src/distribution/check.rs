@@ -83,6 +83,9 @@ struct Check<'a> {
     /// through this distribution.
     cfmint_host: Option<String>,
     through: bool,
+    /// The origins serving cfmint's routes, when it is served through
+    /// this distribution.
+    cfmint_origins: Vec<String>,
 }
 
 pub fn check(snapshot: &Snapshot, deployment: &Deployment) -> Result<Report, CannotCheck> {
@@ -103,6 +106,7 @@ pub fn check(snapshot: &Snapshot, deployment: &Deployment) -> Result<Report, Can
         base_host: base.host_str().unwrap_or_default().to_ascii_lowercase(),
         cfmint_host: None,
         through: false,
+        cfmint_origins: Vec::new(),
     };
     check.locate_cfmint();
     let signed = check.signed_behaviors()?;
@@ -203,6 +207,10 @@ impl<'a> Check<'a> {
                     }
                     continue;
                 }
+                if self.cfmint_origins.contains(&behavior.target_origin_id) {
+                    // cfmint's own routes: they serve no file.
+                    continue;
+                }
                 let shadowed = behaviors[index + 1..]
                     .iter()
                     .position(|later| {
@@ -217,10 +225,17 @@ impl<'a> Check<'a> {
                              serves {source} (e.g. {path})",
                             describe(later, &behaviors[later])
                         ),
-                        format!(
-                            "move {} above {place}, or restrict {place} to cfmint's key group",
-                            describe(later, &behaviors[later])
-                        ),
+                        if behaviors[later].is_default() {
+                            format!(
+                                "restrict {place} to cfmint's key group, or narrow {source} so \
+                                 that it does not reach {place}"
+                            )
+                        } else {
+                            format!(
+                                "move {} above {place}, or restrict {place} to cfmint's key group",
+                                describe(later, &behaviors[later])
+                            )
+                        },
                     ),
                     None => (
                         format!(
@@ -431,10 +446,17 @@ impl<'a> Check<'a> {
                     self.add(
                         "cookie-domain-broad",
                         place,
-                        format!(
-                            "cloudfront.cookie_domain {domain} is broader than {needed}, which \
-                             covers both {host} and {cfmint}"
-                        ),
+                        if host == *cfmint {
+                            format!(
+                                "cloudfront.cookie_domain {domain} is broader than {needed}, \
+                                 where both cfmint and the content are served"
+                            )
+                        } else {
+                            format!(
+                                "cloudfront.cookie_domain {domain} is broader than {needed}, \
+                                 which covers both {host} and {cfmint}"
+                            )
+                        },
                         "every host under it receives the signed cookies, and any of them can \
                          overwrite them",
                         format!("set cloudfront.cookie_domain to {needed}"),
@@ -486,6 +508,32 @@ impl<'a> Check<'a> {
                 self.cfmint_host = self.through.then(|| self.base_host.clone());
             }
         }
+        if self.through {
+            for index in self.route_behaviors() {
+                let behavior = &config.behaviors[index];
+                let origin = &behavior.target_origin_id;
+                if !behavior.is_restricted() && !self.cfmint_origins.contains(origin) {
+                    self.cfmint_origins.push(origin.clone());
+                }
+            }
+        }
+    }
+
+    /// The behaviors that serve cfmint's routes (the first match of each).
+    fn route_behaviors(&self) -> Vec<usize> {
+        let mut found = Vec::new();
+        for route in ROUTES {
+            let path = format!("{}{route}", self.prefix);
+            if let Some(index) = self
+                .behaviors()
+                .iter()
+                .position(|b| patterns::matches(&b.path_pattern, &path))
+                && !found.contains(&index)
+            {
+                found.push(index);
+            }
+        }
+        found
     }
 
     /// The origins that send `server.origin_header`.
@@ -748,21 +796,7 @@ impl<'a> Check<'a> {
             );
             return Ok(());
         }
-        let patterns: Vec<&str> = config
-            .behaviors
-            .iter()
-            .map(|b| b.path_pattern.as_str())
-            .collect();
-        let mut cfmint_behaviors = Vec::new();
-        for route in ROUTES {
-            let path = format!("{}{route}", self.prefix);
-            let Some(index) = patterns.iter().position(|p| patterns::matches(p, &path)) else {
-                continue;
-            };
-            if !cfmint_behaviors.contains(&index) {
-                cfmint_behaviors.push(index);
-            }
-        }
+        let cfmint_behaviors = self.route_behaviors();
         let watched = !settings.server.trusted_proxies.is_empty() || settings.mint.ip_binding;
         let mut origins: Vec<String> = Vec::new();
         for index in cfmint_behaviors {

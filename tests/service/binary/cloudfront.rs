@@ -445,6 +445,11 @@ fn signed_paths_are_restricted_to_the_key_group() {
             expected: &["unrestricted-path"],
         },
         Case {
+            name: "a grant of everything, cfmint's routes included",
+            change: |_, config| config["grants"] = json!([{"paths": ["/*"]}]),
+            expected: &[],
+        },
+        Case {
             name: "legacy trusted signers",
             change: |spec, _| {
                 let b = behavior(spec, "/audiobooks/*");
