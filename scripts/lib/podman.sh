@@ -29,6 +29,12 @@ install_missing() {
   fi
 }
 install_missing podman:podman debootstrap:debootstrap runc:runc
+# Where podman networks with netavark (Debian 13), its firewall rules go
+# through nftables and container names resolve through aardvark-dns; neither
+# comes with podman when recommends are left out.
+if [ -x /usr/lib/podman/netavark ]; then
+  install_missing nft:nftables /usr/lib/podman/aardvark-dns:aardvark-dns
+fi
 export PATH="$PATH:/usr/sbin:/sbin"
 
 cat > "$work/containers.conf" <<'CONF'
