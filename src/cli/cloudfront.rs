@@ -51,6 +51,14 @@ pub struct CheckArgs {
 
 pub fn run(command: CloudFrontCommand) -> Result<Outcome, CliError> {
     let CloudFrontCommand::Check(args) = command;
+    if let Some(url) = &args.cfmint_url {
+        url::Url::parse(url)
+            .ok()
+            .filter(|u| u.host_str().is_some())
+            .ok_or_else(|| {
+                format!("--cfmint-url: \"{url}\" is not a URL like https://auth.example.com")
+            })?;
+    }
     let settings = crate::config::Settings::load_file(&args.config)
         .map_err(|e| format!("{}: {e}", args.config.display()))?;
     let runtime = tokio::runtime::Builder::new_current_thread()

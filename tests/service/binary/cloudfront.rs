@@ -763,6 +763,10 @@ fn what_cannot_be_checked_exits_2() {
     let spec_file = made.dir.path().join("spec.json");
     let stderr = refused(&["--saved".to_owned(), spec_file.display().to_string()]);
     assert!(stderr.contains("spec.json"), "{stderr}");
+    let mut source = made.saved_args("");
+    source.extend(["--cfmint-url".to_owned(), "auth.example.com".to_owned()]);
+    let stderr = refused(&source);
+    assert!(stderr.contains("--cfmint-url"), "{stderr}");
     if !cfg!(feature = "aws-cloudfront") {
         let stderr = refused(&["--distribution-id".to_owned(), made.distribution_id.clone()]);
         assert!(stderr.contains("aws-cloudfront"), "{stderr}");
