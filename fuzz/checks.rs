@@ -500,7 +500,7 @@ fn distribution(data: &[u8]) {
         settings,
         keys: vec![("KFUZZKEY".to_owned(), key_group_pem())],
         active: "KFUZZKEY".to_owned(),
-        cfmint_url: None,
+        cfmint_host: None,
     };
     if let Ok(report) = check(&snapshot, &deployment) {
         for finding in &report.findings {

@@ -51,14 +51,17 @@ pub struct CheckArgs {
 
 pub fn run(command: CloudFrontCommand) -> Result<Outcome, CliError> {
     let CloudFrontCommand::Check(args) = command;
-    if let Some(url) = &args.cfmint_url {
-        url::Url::parse(url)
-            .ok()
-            .filter(|u| u.host_str().is_some())
-            .ok_or_else(|| {
-                format!("--cfmint-url: \"{url}\" is not a URL like https://auth.example.com")
-            })?;
-    }
+    let cfmint_host = match &args.cfmint_url {
+        Some(url) => Some(
+            url::Url::parse(url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned))
+                .ok_or_else(|| {
+                    format!("--cfmint-url: \"{url}\" is not a URL like https://auth.example.com")
+                })?,
+        ),
+        None => None,
+    };
     let settings = crate::config::Settings::load_file(&args.config)
         .map_err(|e| format!("{}: {e}", args.config.display()))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -83,7 +86,7 @@ pub fn run(command: CloudFrontCommand) -> Result<Outcome, CliError> {
         settings: &settings,
         keys,
         active,
-        cfmint_url: args.cfmint_url.clone(),
+        cfmint_host,
     };
     let report = check::check(&snapshot, &deployment).map_err(|e| e.0)?;
     if args.json {

@@ -49,8 +49,8 @@ pub struct Deployment<'a> {
     pub keys: Vec<(String, String)>,
     /// The key pair id cfmint signs with.
     pub active: String,
-    /// Where viewers reach cfmint, when given (`--cfmint-url`).
-    pub cfmint_url: Option<String>,
+    /// The host viewers reach cfmint at, when given (`--cfmint-url`).
+    pub cfmint_host: Option<String>,
 }
 
 /// The findings, and notes on what was not checked and why.
@@ -89,7 +89,7 @@ struct Check<'a> {
 }
 
 pub fn check(snapshot: &Snapshot, deployment: &Deployment) -> Result<Report, CannotCheck> {
-    let missing = super::model::missing(snapshot);
+    let missing: Vec<String> = snapshot.wanted().iter().map(|w| w.command()).collect();
     if !missing.is_empty() {
         return Err(CannotCheck(format!(
             "the distribution refers to documents not given; save them with:\n  {}",
@@ -116,7 +116,7 @@ pub fn check(snapshot: &Snapshot, deployment: &Deployment) -> Result<Report, Can
     check.cors(&signed);
     check.ip_binding();
     check.cookies(&signed);
-    check.cfmint_origin()?;
+    check.cfmint_origin();
     Ok(check.report)
 }
 
@@ -364,24 +364,12 @@ impl<'a> Check<'a> {
     fn hosts(&mut self) {
         let settings = self.deployment.settings;
         let host = self.base_host.clone();
-        let aliases: Vec<String> = self
-            .snapshot
-            .config
-            .aliases
-            .iter()
-            .map(|a| a.to_ascii_lowercase())
-            .collect();
-        let own = self
-            .snapshot
-            .domain_name
-            .as_deref()
-            .map(str::to_ascii_lowercase);
-        let served = aliases.iter().any(|alias| alias_matches(alias, &host))
-            || own.as_deref() == Some(host.as_str());
+        let aliases = &self.snapshot.config.aliases;
+        let served = self.answers(&host);
         let default_domain = host.ends_with(".cloudfront.net");
         // A cloudfront.net host cannot be compared without the distribution's
         // own domain name (get-distribution-config leaves it out).
-        let unknowable = default_domain && own.is_none();
+        let unknowable = default_domain && self.snapshot.domain_name.is_none();
         if !(served || unknowable) {
             self.add(
                 "base-url-not-alias",
@@ -481,42 +469,40 @@ impl<'a> Check<'a> {
     /// when an origin carries the origin-lock header (on the base URL's
     /// host), else unknown.
     fn locate_cfmint(&mut self) {
-        let snapshot = self.snapshot;
-        let config = &snapshot.config;
-        let given = self
-            .deployment
-            .cfmint_url
-            .as_deref()
-            .and_then(|u| url::Url::parse(u).ok())
-            .and_then(|u| u.host_str().map(str::to_ascii_lowercase));
-        match given {
+        match self.deployment.cfmint_host.as_deref() {
             Some(host) => {
-                let own = self
-                    .snapshot
-                    .domain_name
-                    .as_deref()
-                    .map(str::to_ascii_lowercase);
-                self.through = config
-                    .aliases
-                    .iter()
-                    .any(|a| alias_matches(&a.to_ascii_lowercase(), &host))
-                    || own.as_deref() == Some(host.as_str());
-                self.cfmint_host = Some(host);
+                self.cfmint_host = Some(host.to_ascii_lowercase());
+                self.through = self.answers(&host.to_ascii_lowercase());
             }
             None => {
-                self.through = !self.locked_origins().is_empty();
+                self.through = self.origin_header_sent();
                 self.cfmint_host = self.through.then(|| self.base_host.clone());
             }
         }
         if self.through {
             for index in self.route_behaviors() {
-                let behavior = &config.behaviors[index];
+                let behavior = &self.behaviors()[index];
                 let origin = &behavior.target_origin_id;
                 if !behavior.is_restricted() && !self.cfmint_origins.contains(origin) {
                     self.cfmint_origins.push(origin.clone());
                 }
             }
         }
+    }
+
+    /// Whether the distribution answers `host` (lowercase): an alternate
+    /// domain name, or its own `*.cloudfront.net` name.
+    fn answers(&self, host: &str) -> bool {
+        let snapshot = self.snapshot;
+        snapshot
+            .config
+            .aliases
+            .iter()
+            .any(|alias| alias_matches(&alias.to_ascii_lowercase(), host))
+            || snapshot
+                .domain_name
+                .as_deref()
+                .is_some_and(|own| own.eq_ignore_ascii_case(host))
     }
 
     /// The behaviors that serve cfmint's routes (the first match of each).
@@ -536,23 +522,16 @@ impl<'a> Check<'a> {
         found
     }
 
-    /// The origins that send `server.origin_header`.
-    fn locked_origins(&self) -> Vec<usize> {
+    /// Whether some origin is sent `server.origin_header`.
+    fn origin_header_sent(&self) -> bool {
         let Some((name, _)) = &self.deployment.settings.server.origin_lock else {
-            return Vec::new();
+            return false;
         };
-        self.snapshot
-            .config
-            .origins
-            .iter()
-            .enumerate()
-            .filter(|(_, o)| {
-                o.custom_headers
-                    .iter()
-                    .any(|(h, _)| h.eq_ignore_ascii_case(name.as_str()))
-            })
-            .map(|(i, _)| i)
-            .collect()
+        self.snapshot.config.origins.iter().any(|o| {
+            o.custom_headers
+                .iter()
+                .any(|(h, _)| h.eq_ignore_ascii_case(name.as_str()))
+        })
     }
 
     /// HTTPS only where cookies or signatures travel.
@@ -769,15 +748,14 @@ impl<'a> Check<'a> {
 
     /// cfmint's own origin, when it is served through this distribution:
     /// its routes unrestricted, the viewer's address and the origin lock.
-    fn cfmint_origin(&mut self) -> Result<(), CannotCheck> {
+    fn cfmint_origin(&mut self) {
         let settings = self.deployment.settings;
         let snapshot = self.snapshot;
         let config = &snapshot.config;
         let lock = settings.server.origin_lock.as_ref();
-        let locked_origins = self.locked_origins();
-        let through = self.through;
+        let header_sent = self.origin_header_sent();
         if let Some((name, _)) = lock
-            && locked_origins.is_empty()
+            && !header_sent
         {
             self.add(
                 "origin-lock-missing",
@@ -788,13 +766,13 @@ impl<'a> Check<'a> {
                 format!("add the custom header {name} with server.origin_secret's value to cfmint's origin"),
             );
         }
-        if !through {
+        if !self.through {
             self.report.notes.push(
                 "cfmint's own routes were not checked: it is not served through this \
                  distribution (give --cfmint-url if it is)"
                     .to_owned(),
             );
-            return Ok(());
+            return;
         }
         let cfmint_behaviors = self.route_behaviors();
         let watched = !settings.server.trusted_proxies.is_empty() || settings.mint.ip_binding;
@@ -852,10 +830,10 @@ impl<'a> Check<'a> {
             );
         }
         let Some((name, secret)) = lock else {
-            return Ok(());
+            return;
         };
-        if locked_origins.is_empty() {
-            return Ok(());
+        if !header_sent {
+            return;
         }
         for id in origins {
             let sent = config
@@ -891,7 +869,6 @@ impl<'a> Check<'a> {
                 ),
             }
         }
-        Ok(())
     }
 }
 

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use aws_sdk_cloudfront::types as cf;
 
-use super::model::{self, Snapshot};
+use aws_sdk_cloudfront::Client;
+
+use super::model::{self, Snapshot, Wanted};
 use crate::aws::describe;
 
 fn names(list: Option<&[String]>) -> Vec<String> {
@@ -76,7 +78,6 @@ fn config(config: &cf::DistributionConfig) -> model::DistributionConfig {
             .iter()
             .map(|o| model::Origin {
                 id: o.id().to_owned(),
-                domain_name: o.domain_name().to_owned(),
                 custom_headers: o
                     .custom_headers()
                     .map(cf::CustomHeaders::items)
@@ -116,15 +117,57 @@ pub async fn snapshot(id: &str, timeout: Duration) -> Result<Snapshot, String> {
         ),
         ..Snapshot::default()
     };
-    let behaviors = snapshot.config.behaviors.clone();
-    for b in &behaviors {
-        for group in &b.trusted_key_groups {
-            if snapshot.key_groups.contains_key(group) {
-                continue;
-            }
+    // What the behaviors name, then the public keys of the groups read.
+    loop {
+        let wanted: Vec<Wanted<'_>> = snapshot.wanted();
+        if wanted.is_empty() {
+            break;
+        }
+        let mut read = Snapshot::default();
+        for item in wanted {
+            read_one(&client, item, &mut read).await?;
+        }
+        snapshot.key_groups.extend(read.key_groups);
+        snapshot.public_keys.extend(read.public_keys);
+        snapshot.cache_policies.extend(read.cache_policies);
+        snapshot
+            .origin_request_policies
+            .extend(read.origin_request_policies);
+        snapshot
+            .response_headers_policies
+            .extend(read.response_headers_policies);
+    }
+    Ok(snapshot)
+}
+
+/// The cookie and header settings of a cache or origin request policy:
+/// the two SDK types have the same getters.
+macro_rules! cookies_and_headers {
+    ($cookies:expr, $headers:expr) => {
+        (
+            $cookies.map_or(model::Cookies::None, |c| {
+                model::cookies(
+                    c.cookie_behavior().as_str(),
+                    names(c.cookies().map(cf::CookieNames::items)),
+                )
+            }),
+            $headers.map_or(model::Headers::None, |h| {
+                model::headers(
+                    h.header_behavior().as_str(),
+                    names(h.headers().map(cf::Headers::items)),
+                )
+            }),
+        )
+    };
+}
+
+/// Reads one document into `into`.
+async fn read_one(client: &Client, item: Wanted<'_>, into: &mut Snapshot) -> Result<(), String> {
+    match item {
+        Wanted::KeyGroup(id) => {
             let output = client
                 .get_key_group()
-                .id(group)
+                .id(id)
                 .send()
                 .await
                 .map_err(|e| describe("GetKeyGroup", &e))?;
@@ -133,65 +176,42 @@ pub async fn snapshot(id: &str, timeout: Duration) -> Result<Snapshot, String> {
                 .and_then(cf::KeyGroup::key_group_config)
                 .map(|c| c.items().to_vec())
                 .unwrap_or_default();
-            for key in &items {
-                if snapshot.public_keys.contains_key(key) {
-                    continue;
-                }
-                let output = client
-                    .get_public_key()
-                    .id(key)
-                    .send()
-                    .await
-                    .map_err(|e| describe("GetPublicKey", &e))?;
-                let pem = output
-                    .public_key()
-                    .and_then(cf::PublicKey::public_key_config)
-                    .map(|c| c.encoded_key().to_owned())
-                    .unwrap_or_default();
-                snapshot.public_keys.insert(key.clone(), pem);
-            }
-            snapshot.key_groups.insert(group.clone(), items);
+            into.key_groups.insert(id.to_owned(), items);
         }
-        if let Some(id) = &b.cache_policy_id
-            && !snapshot.cache_policies.contains_key(id)
-        {
+        Wanted::PublicKey(id) => {
+            let output = client
+                .get_public_key()
+                .id(id)
+                .send()
+                .await
+                .map_err(|e| describe("GetPublicKey", &e))?;
+            let pem = output
+                .public_key()
+                .and_then(cf::PublicKey::public_key_config)
+                .map(|c| c.encoded_key().to_owned())
+                .unwrap_or_default();
+            into.public_keys.insert(id.to_owned(), pem);
+        }
+        Wanted::CachePolicy(id) => {
             let output = client
                 .get_cache_policy()
                 .id(id)
                 .send()
                 .await
                 .map_err(|e| describe("GetCachePolicy", &e))?;
-            let config = output
+            let key = output
                 .cache_policy()
                 .and_then(cf::CachePolicy::cache_policy_config)
-                .ok_or("GetCachePolicy: no policy in the answer")?;
-            let key = config.parameters_in_cache_key_and_forwarded_to_origin();
-            let cookies = key
-                .and_then(|k| k.cookies_config())
-                .map_or(model::Cookies::None, |c| {
-                    model::cookies(
-                        c.cookie_behavior().as_str(),
-                        names(c.cookies().map(cf::CookieNames::items)),
-                    )
-                });
-            let headers = key
-                .and_then(|k| k.headers_config())
-                .map_or(model::Headers::None, |h| {
-                    model::headers(
-                        h.header_behavior().as_str(),
-                        names(h.headers().map(cf::Headers::items)),
-                    )
-                });
-            let policy = model::CachePolicy {
-                name: config.name().to_owned(),
-                cookies,
-                headers,
-            };
-            snapshot.cache_policies.insert(id.clone(), policy);
+                .ok_or("GetCachePolicy: no policy in the answer")?
+                .parameters_in_cache_key_and_forwarded_to_origin();
+            let (cookies, headers) = cookies_and_headers!(
+                key.and_then(|k| k.cookies_config()),
+                key.and_then(|k| k.headers_config())
+            );
+            let policy = model::CachePolicy { cookies, headers };
+            into.cache_policies.insert(id.to_owned(), policy);
         }
-        if let Some(id) = &b.origin_request_policy_id
-            && !snapshot.origin_request_policies.contains_key(id)
-        {
+        Wanted::OriginRequestPolicy(id) => {
             let output = client
                 .get_origin_request_policy()
                 .id(id)
@@ -202,26 +222,12 @@ pub async fn snapshot(id: &str, timeout: Duration) -> Result<Snapshot, String> {
                 .origin_request_policy()
                 .and_then(cf::OriginRequestPolicy::origin_request_policy_config)
                 .ok_or("GetOriginRequestPolicy: no policy in the answer")?;
-            let policy = model::OriginRequestPolicy {
-                name: config.name().to_owned(),
-                cookies: config.cookies_config().map_or(model::Cookies::None, |c| {
-                    model::cookies(
-                        c.cookie_behavior().as_str(),
-                        names(c.cookies().map(cf::CookieNames::items)),
-                    )
-                }),
-                headers: config.headers_config().map_or(model::Headers::None, |h| {
-                    model::headers(
-                        h.header_behavior().as_str(),
-                        names(h.headers().map(cf::Headers::items)),
-                    )
-                }),
-            };
-            snapshot.origin_request_policies.insert(id.clone(), policy);
+            let (cookies, headers) =
+                cookies_and_headers!(config.cookies_config(), config.headers_config());
+            let policy = model::OriginRequestPolicy { cookies, headers };
+            into.origin_request_policies.insert(id.to_owned(), policy);
         }
-        if let Some(id) = &b.response_headers_policy_id
-            && !snapshot.response_headers_policies.contains_key(id)
-        {
+        Wanted::ResponseHeadersPolicy(id) => {
             let output = client
                 .get_response_headers_policy()
                 .id(id)
@@ -233,7 +239,6 @@ pub async fn snapshot(id: &str, timeout: Duration) -> Result<Snapshot, String> {
                 .and_then(cf::ResponseHeadersPolicy::response_headers_policy_config)
                 .ok_or("GetResponseHeadersPolicy: no policy in the answer")?;
             let policy = model::ResponseHeadersPolicy {
-                name: config.name().to_owned(),
                 cors: config.cors_config().map(|c| model::Cors {
                     allow_origins: names(
                         c.access_control_allow_origins()
@@ -242,10 +247,8 @@ pub async fn snapshot(id: &str, timeout: Duration) -> Result<Snapshot, String> {
                     allow_credentials: c.access_control_allow_credentials(),
                 }),
             };
-            snapshot
-                .response_headers_policies
-                .insert(id.clone(), policy);
+            into.response_headers_policies.insert(id.to_owned(), policy);
         }
     }
-    Ok(snapshot)
+    Ok(())
 }

@@ -38,7 +38,6 @@ pub struct DistributionConfig {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Origin {
     pub id: String,
-    pub domain_name: String,
     /// The custom headers CloudFront adds on the way to this origin.
     pub custom_headers: Vec<(String, String)>,
 }
@@ -134,7 +133,6 @@ impl Headers {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CachePolicy {
-    pub name: String,
     /// In the cache key, and so also sent to the origin.
     pub cookies: Cookies,
     pub headers: Headers,
@@ -142,14 +140,12 @@ pub struct CachePolicy {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OriginRequestPolicy {
-    pub name: String,
     pub cookies: Cookies,
     pub headers: Headers,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResponseHeadersPolicy {
-    pub name: String,
     pub cors: Option<Cors>,
 }
 
@@ -188,37 +184,65 @@ pub fn legacy_cookies(forward: &str, names: Vec<String>) -> Cookies {
     }
 }
 
-/// What the check still needs and the snapshot lacks: each as the AWS CLI
-/// command that saves it.
-pub fn missing(snapshot: &Snapshot) -> Vec<String> {
-    let mut missing = Vec::new();
-    let behaviors = &snapshot.config.behaviors;
-    let mut want = |kind: &str, id: &str, have: bool| {
-        let command = format!("aws cloudfront get-{kind} --id {id}");
-        if !have && !missing.contains(&command) {
-            missing.push(command);
-        }
-    };
-    for behavior in behaviors {
-        for group in &behavior.trusted_key_groups {
-            want("key-group", group, snapshot.key_groups.contains_key(group));
-        }
-        if let Some(id) = &behavior.cache_policy_id {
-            want("cache-policy", id, snapshot.cache_policies.contains_key(id));
-        }
-        if let Some(id) = &behavior.origin_request_policy_id {
-            let have = snapshot.origin_request_policies.contains_key(id);
-            want("origin-request-policy", id, have);
-        }
-        if let Some(id) = &behavior.response_headers_policy_id {
-            let have = snapshot.response_headers_policies.contains_key(id);
-            want("response-headers-policy", id, have);
-        }
+/// A document the distribution refers to, by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wanted<'a> {
+    KeyGroup(&'a str),
+    PublicKey(&'a str),
+    CachePolicy(&'a str),
+    OriginRequestPolicy(&'a str),
+    ResponseHeadersPolicy(&'a str),
+}
+
+impl Wanted<'_> {
+    /// The AWS CLI command that saves it.
+    pub fn command(&self) -> String {
+        let (kind, id) = match self {
+            Self::KeyGroup(id) => ("key-group", id),
+            Self::PublicKey(id) => ("public-key", id),
+            Self::CachePolicy(id) => ("cache-policy", id),
+            Self::OriginRequestPolicy(id) => ("origin-request-policy", id),
+            Self::ResponseHeadersPolicy(id) => ("response-headers-policy", id),
+        };
+        format!("aws cloudfront get-{kind} --id {id}")
     }
-    for keys in snapshot.key_groups.values() {
-        for key in keys {
-            want("public-key", key, snapshot.public_keys.contains_key(key));
+}
+
+impl Snapshot {
+    /// What the check still needs and the snapshot lacks, each once: the
+    /// key groups and policies the behaviors name, the public keys of the
+    /// groups it holds.
+    pub fn wanted(&self) -> Vec<Wanted<'_>> {
+        let mut wanted = Vec::new();
+        let mut want = |item, have: bool| {
+            if !have && !wanted.contains(&item) {
+                wanted.push(item);
+            }
+        };
+        for behavior in &self.config.behaviors {
+            for group in &behavior.trusted_key_groups {
+                want(Wanted::KeyGroup(group), self.key_groups.contains_key(group));
+            }
+            if let Some(id) = &behavior.cache_policy_id {
+                want(
+                    Wanted::CachePolicy(id),
+                    self.cache_policies.contains_key(id),
+                );
+            }
+            if let Some(id) = &behavior.origin_request_policy_id {
+                let have = self.origin_request_policies.contains_key(id);
+                want(Wanted::OriginRequestPolicy(id), have);
+            }
+            if let Some(id) = &behavior.response_headers_policy_id {
+                let have = self.response_headers_policies.contains_key(id);
+                want(Wanted::ResponseHeadersPolicy(id), have);
+            }
         }
+        for keys in self.key_groups.values() {
+            for key in keys {
+                want(Wanted::PublicKey(key), self.public_keys.contains_key(key));
+            }
+        }
+        wanted
     }
-    missing
 }

@@ -61,7 +61,6 @@ struct DistributionConfig {
 #[serde(rename_all = "PascalCase")]
 struct Origin {
     id: String,
-    domain_name: String,
     #[serde(default)]
     custom_headers: List<CustomHeader>,
 }
@@ -171,7 +170,6 @@ struct CachePolicy {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct CachePolicyConfig {
-    name: String,
     parameters_in_cache_key_and_forwarded_to_origin: Option<CacheKey>,
 }
 
@@ -208,7 +206,6 @@ struct OriginRequestPolicy {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct OriginRequestPolicyConfig {
-    name: String,
     cookies_config: Option<CookiesConfig>,
     headers_config: Option<HeadersConfig>,
 }
@@ -223,7 +220,6 @@ struct ResponseHeadersPolicy {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct ResponseHeadersPolicyConfig {
-    name: String,
     cors_config: Option<CorsConfig>,
 }
 
@@ -251,7 +247,6 @@ impl From<DistributionConfig> for model::DistributionConfig {
                 .into_iter()
                 .map(|origin| model::Origin {
                     id: origin.id,
-                    domain_name: origin.domain_name,
                     custom_headers: origin
                         .custom_headers
                         .items
@@ -346,7 +341,6 @@ fn add(snapshot: &mut Snapshot, name: &str, text: &[u8]) -> Result<bool, String>
         snapshot.cache_policies.insert(
             policy.id,
             model::CachePolicy {
-                name: config.name,
                 cookies: cookies(cookies_config),
                 headers: headers(headers_config),
             },
@@ -358,7 +352,6 @@ fn add(snapshot: &mut Snapshot, name: &str, text: &[u8]) -> Result<bool, String>
         snapshot.origin_request_policies.insert(
             policy.id,
             model::OriginRequestPolicy {
-                name: config.name,
                 cookies: cookies(config.cookies_config),
                 headers: headers(config.headers_config),
             },
@@ -370,7 +363,6 @@ fn add(snapshot: &mut Snapshot, name: &str, text: &[u8]) -> Result<bool, String>
         snapshot.response_headers_policies.insert(
             policy.id,
             model::ResponseHeadersPolicy {
-                name: config.name,
                 cors: config.cors_config.map(|cors| model::Cors {
                     allow_origins: cors.access_control_allow_origins.items,
                     allow_credentials: cors.access_control_allow_credentials,
