@@ -11,9 +11,9 @@ use async_trait::async_trait;
 #[cfg(feature = "redis")]
 use fred::interfaces::{ClientLike, KeysInterface, SetsInterface};
 #[cfg(feature = "redis")]
-use fred::prelude::{Builder, Config, Pool, ReconnectPolicy, ServerConfig, TlsConnector};
+use fred::prelude::{Builder, Client, Config, Pool, ReconnectPolicy, TlsConnector};
 #[cfg(feature = "redis")]
-use fred::types::{Expiration, SetOptions};
+use fred::types::{ClusterHash, CustomCommand, Expiration, SetOptions};
 #[cfg(feature = "redis")]
 use secrecy::ExposeSecret;
 use time::OffsetDateTime;
@@ -62,37 +62,60 @@ impl Store {
                 return Err(format!("session.store: {}", crate::config::REDIS_NOT_BUILT));
             }
             #[cfg(feature = "redis")]
-            StoreKind::Redis { url, ca_file } => {
+            StoreKind::Redis {
+                url,
+                ca_file,
+                topology,
+                revoke_replicas,
+            } => {
+                // Sentinel and Cluster URLs are told apart by their scheme,
+                // which validation has checked against the topology.
                 let mut config = Config::from_url(url.expose_secret())
                     .map_err(|e| format!("session.redis_url: {}", e.details()))?;
-                if !matches!(config.server, ServerConfig::Centralized { .. }) {
-                    return Err("session.redis_url: Redis Sentinel and Cluster are not \
-                                supported; give the URL of one server"
-                        .into());
-                }
-                // `rediss://` is TLS with certificate verification, or no
-                // connection at all: never plain text.
-                config.tls = if url.expose_secret().starts_with("rediss://") {
+                // A TLS scheme is TLS with certificate verification, or no
+                // connection at all: never plain text. Sentinels and servers
+                // alike.
+                config.tls = if url.expose_secret().starts_with("rediss") {
                     Some(tls_connector(ca_file.as_deref())?.into())
                 } else {
                     None
                 };
                 let timeout = settings.store_timeout;
-                let pool = Builder::from_config(config)
-                    .with_connection_config(|c| {
-                        c.connection_timeout = timeout;
-                        c.internal_command_timeout = timeout;
-                        c.max_command_attempts = 1;
-                    })
-                    .with_performance_config(|c| c.default_command_timeout = timeout)
-                    .set_policy(ReconnectPolicy::new_constant(0, 250))
+                let builder = || {
+                    let mut builder = Builder::from_config(config.clone());
+                    builder
+                        .with_connection_config(|c| {
+                            c.connection_timeout = timeout;
+                            c.internal_command_timeout = timeout;
+                            c.max_command_attempts = 1;
+                        })
+                        .with_performance_config(|c| c.default_command_timeout = timeout)
+                        .set_policy(ReconnectPolicy::new_constant(0, 250));
+                    builder
+                };
+                let pool = builder()
                     .build_pool(4)
                     .map_err(|e| format!("session.redis_url: {}", e.details()))?;
                 pool.connect();
+                // Revocations wait for replicas (a blocking WAIT) on a
+                // connection of their own, never stalling session traffic.
+                let revoker = if *revoke_replicas > 0 {
+                    let client = builder()
+                        .build()
+                        .map_err(|e| format!("session.redis_url: {}", e.details()))?;
+                    client.connect();
+                    Some(client)
+                } else {
+                    None
+                };
                 Backend::Redis(RedisSessions {
                     pool,
+                    revoker,
+                    revoke_replicas: i64::from(*revoke_replicas),
+                    topology: *topology,
                     prefix: settings.redis_prefix.clone(),
                     index_lifetime: settings.max_lifetime,
+                    timeout,
                 })
             }
         };
@@ -140,6 +163,9 @@ impl Store {
         #[cfg(feature = "redis")]
         if let Backend::Redis(redis) = &self.backend {
             let _ = redis.pool.quit().await;
+            if let Some(revoker) = &redis.revoker {
+                let _ = revoker.quit().await;
+            }
         }
     }
 
@@ -222,17 +248,42 @@ impl SessionStore for Store {
 /// Sessions in Redis: `<prefix>session:<id>` holds the record as JSON and
 /// expires with it; `<prefix>subject:<sub>` is the set of that subject's
 /// session ids, kept for `session.max_lifetime` after its last change.
+///
+/// Every command names one key, so each works on a Cluster, where one
+/// subject's sessions lie in different slots. The index entry is written
+/// before the session: replicas apply a master's writes in order, so a
+/// failover that loses the last writes can lose a new session, never leave
+/// one its subject's index does not list.
 #[cfg(feature = "redis")]
 #[derive(Debug, Clone)]
 struct RedisSessions {
     pool: Pool,
+    /// The connection revocations use, when they wait for replicas.
+    revoker: Option<Client>,
+    revoke_replicas: i64,
+    topology: crate::config::RedisTopology,
     prefix: String,
     index_lifetime: Duration,
+    timeout: Duration,
 }
 
 #[cfg(feature = "redis")]
 fn backend(error: impl std::fmt::Display) -> session_store::Error {
     session_store::Error::Backend(error.to_string())
+}
+
+/// A key in the same Cluster slot as `key`, named after it: `key`'s hash
+/// tag when it has one (then from the prefix, which validation allows only
+/// as one whole tag), else `key` itself as the tag.
+#[cfg(feature = "redis")]
+fn beside(key: &str, suffix: &str) -> String {
+    match key
+        .split_once('{')
+        .and_then(|(_, rest)| rest.split_once('}'))
+    {
+        Some((tag, _)) if !tag.is_empty() => format!("{{{tag}}}{suffix}"),
+        _ => format!("{{{key}}}{suffix}"),
+    }
 }
 
 #[cfg(feature = "redis")]
@@ -245,29 +296,45 @@ impl RedisSessions {
         format!("{}subject:{sub}", self.prefix)
     }
 
+    /// Lists `id` under `sub`, for revocation.
+    async fn index(&self, sub: &str, id: &str) -> session_store::Result<()> {
+        let index = self.subject_key(sub);
+        let _: i64 = self.pool.sadd(&index, id).await.map_err(backend)?;
+        let lifetime = self.index_lifetime.as_secs().max(1) as i64;
+        let _: bool = self
+            .pool
+            .expire(&index, lifetime, None)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
     /// Writes the record (`NX`: only if new; `XX`: only if it still exists,
     /// so a revoked session is never written back); false if not written.
     async fn write(&self, record: &Record, options: SetOptions) -> session_store::Result<bool> {
         let value =
             serde_json::to_vec(record).map_err(|e| session_store::Error::Encode(e.to_string()))?;
         let expires = Expiration::EXAT(record.expiry_date.unix_timestamp());
-        let key = self.session_key(&record.id.to_string());
+        let id = record.id.to_string();
+        let sub = subject(record);
+        if let Some(sub) = &sub {
+            self.index(sub, &id).await?;
+        }
         let written: bool = self
             .pool
-            .set(key, value.as_slice(), Some(expires), Some(options), false)
+            .set(
+                self.session_key(&id),
+                value.as_slice(),
+                Some(expires),
+                Some(options),
+                false,
+            )
             .await
             .map_err(backend)?;
-        if let (true, Some(sub)) = (written, subject(record)) {
-            let index = self.subject_key(&sub);
+        if let (false, Some(sub)) = (written, &sub) {
             let _: i64 = self
                 .pool
-                .sadd(&index, record.id.to_string())
-                .await
-                .map_err(backend)?;
-            let lifetime = self.index_lifetime.as_secs().max(1) as i64;
-            let _: bool = self
-                .pool
-                .expire(&index, lifetime, None)
+                .srem(self.subject_key(sub), id)
                 .await
                 .map_err(backend)?;
         }
@@ -306,17 +373,76 @@ impl RedisSessions {
         Ok(())
     }
 
+    /// Ends every session `sub`'s index lists. With
+    /// `session.redis_revoke_replicas` above 0, the deletions must reach
+    /// that many replicas (`WAIT`) before the revocation is reported done,
+    /// so a failover right after cannot bring a session back; the index goes
+    /// last, so a revocation that failed part way is simply asked again.
     async fn revoke(&self, sub: &str) -> session_store::Result<usize> {
         let index = self.subject_key(sub);
         let ids: Vec<String> = self.pool.smembers(&index).await.map_err(backend)?;
         let keys: Vec<String> = ids.iter().map(|id| self.session_key(id)).collect();
-        let ended: i64 = if keys.is_empty() {
-            0
-        } else {
-            self.pool.del(keys).await.map_err(backend)?
+        let ended = match &self.revoker {
+            Some(revoker) => self.confirmed_delete(revoker, &keys).await?,
+            None => {
+                let mut ended = 0;
+                for key in &keys {
+                    ended += self.pool.del::<i64, _>(key).await.map_err(backend)?;
+                }
+                ended
+            }
         };
         let _: i64 = self.pool.del(&index).await.map_err(backend)?;
         Ok(ended.max(0) as usize)
+    }
+
+    /// Deletes `keys` and waits until `revoke_replicas` replicas of their
+    /// masters have the deletions. `WAIT` counts this connection's writes,
+    /// so a write that always replicates (a receipt in each key's slot, kept
+    /// a minute) follows each delete: asked again after a deletion that was
+    /// made but not confirmed, it waits for that one too.
+    async fn confirmed_delete(
+        &self,
+        revoker: &Client,
+        keys: &[String],
+    ) -> session_store::Result<i64> {
+        let mut deleted = 0;
+        let mut slots = Vec::new();
+        for key in keys {
+            deleted += revoker.del::<i64, _>(key).await.map_err(backend)?;
+            let receipt = beside(key, ":revoked");
+            let _: () = revoker
+                .set(&receipt, 1, Some(Expiration::EX(60)), None, false)
+                .await
+                .map_err(backend)?;
+            slots.push(fred::util::redis_keyslot(key.as_bytes()));
+        }
+        // One master, one stream: a single WAIT covers every write. On a
+        // Cluster, one WAIT for each slot, on the master that holds it.
+        if self.topology == crate::config::RedisTopology::Cluster {
+            slots.sort_unstable();
+            slots.dedup();
+        } else {
+            slots.truncate(1);
+        }
+        // Within the store timeout, so the refusal says why.
+        let millis = (self.timeout.as_millis() * 3 / 4).max(1) as i64;
+        for slot in slots {
+            let wait = CustomCommand::new_static("WAIT", ClusterHash::Custom(slot), true);
+            let acknowledged: i64 = revoker
+                .custom(wait, vec![self.revoke_replicas, millis])
+                .await
+                .map_err(backend)?;
+            if acknowledged < self.revoke_replicas {
+                return Err(backend(format!(
+                    "the revocation is not confirmed: {acknowledged} of the {} replica(s) \
+                     session.redis_revoke_replicas requires acknowledged it within {millis} ms; \
+                     ask again",
+                    self.revoke_replicas
+                )));
+            }
+        }
+        Ok(deleted)
     }
 }
 
@@ -463,5 +589,30 @@ mod tests {
         store.save(&dave).await.unwrap();
         assert_eq!(store.load(&dave.id).await.unwrap(), None);
         assert!(store.is_empty());
+    }
+}
+
+#[cfg(all(test, feature = "redis"))]
+mod cluster_keys {
+    use fred::util::redis_keyslot;
+
+    use super::beside;
+
+    #[test]
+    fn a_receipt_lies_in_its_session_keys_slot() {
+        for key in [
+            "cfmint:session:AbC-123_xyz",
+            "{cfmint}:session:AbC-123_xyz",
+            "app.{tenant-7}:session:x",
+            "s",
+        ] {
+            let receipt = beside(key, ":revoked");
+            assert_eq!(
+                redis_keyslot(key.as_bytes()),
+                redis_keyslot(receipt.as_bytes()),
+                "{key} -> {receipt}"
+            );
+            assert_ne!(receipt, key);
+        }
     }
 }

@@ -15,7 +15,7 @@ pub use rate::Rate;
 pub use settings::{
     Auth, AuthorizeMode, AuthorizeSettings, CloudFront, CookieLifetime, Cors, Ipv6Binding,
     JwtKeySource, JwtSettings, KeyEntry, KeyKind, KeyLocation, KeySettings, LogFormat,
-    MintSettings, Pkcs11Settings, PlaylistSettings, RateLimits, RingSource, Server,
+    MintSettings, Pkcs11Settings, PlaylistSettings, RateLimits, RedisTopology, RingSource, Server,
     SessionSettings, Settings, SigningMode, StoreKind, UsersSettings,
 };
 

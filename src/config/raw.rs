@@ -181,6 +181,7 @@ pub struct RawSession {
     pub redis_url: Option<SecretString>,
     pub redis_ca_file: Option<String>,
     pub redis_prefix: String,
+    pub redis_revoke_replicas: Option<u8>,
     pub store_timeout: String,
 }
 
@@ -194,6 +195,7 @@ impl Default for RawSession {
             redis_url: None,
             redis_ca_file: None,
             redis_prefix: "cfmint:".into(),
+            redis_revoke_replicas: None,
             store_timeout: "1s".into(),
         }
     }

@@ -256,7 +256,34 @@ pub enum StoreKind {
         /// Extra trusted CA certificates (PEM) for `rediss://`, besides the
         /// system's.
         ca_file: Option<PathBuf>,
+        topology: RedisTopology,
+        /// How many replicas must confirm a revocation before it is
+        /// reported done (`WAIT`); 0 does not wait.
+        revoke_replicas: u8,
     },
+}
+
+/// How `session.redis_url` reaches Redis, named by its scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisTopology {
+    /// `redis://`, `rediss://`: one server (or a managed primary endpoint).
+    Single,
+    /// `redis-sentinel://`, `rediss-sentinel://`: the master a Sentinel set
+    /// names, followed across failovers.
+    Sentinel,
+    /// `redis-cluster://`, `rediss-cluster://`: a Redis Cluster from its
+    /// seed nodes, following slot moves and failovers.
+    Cluster,
+}
+
+impl RedisTopology {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Single => "single",
+            Self::Sentinel => "sentinel",
+            Self::Cluster => "cluster",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -756,17 +756,8 @@ fn session(check: &mut Check, raw: &RawConfig) -> SessionSettings {
     let store = match (s.store.as_str(), &s.redis_url) {
         ("memory", _) => StoreKind::Memory,
         ("redis", Some(url)) if !url.expose_secret().is_empty() => {
-            let text = url.expose_secret();
-            let tls = text.starts_with("rediss://");
-            if !tls && !text.starts_with("redis://") {
-                check.fail("session.redis_url", "must start with redis:// or rediss://");
-            } else if text.contains('?') {
-                check.fail(
-                    "session.redis_url",
-                    "query parameters are not supported: cfmint talks to one Redis server \
-                     (Sentinel and Cluster URLs are refused)",
-                );
-            }
+            let (topology, tls) =
+                redis_url(check, url.expose_secret()).unwrap_or((RedisTopology::Single, false));
             let ca_file = s.redis_ca_file.as_deref().filter(|f| !f.is_empty());
             if let Some(ca_file) = ca_file {
                 check.readable("session.redis_ca_file", ca_file);
@@ -774,12 +765,25 @@ fn session(check: &mut Check, raw: &RawConfig) -> SessionSettings {
             if ca_file.is_some() && !tls {
                 check.fail(
                     "session.redis_ca_file",
-                    "only applies to a rediss:// (TLS) session.redis_url",
+                    "only applies to a TLS session.redis_url (rediss://, rediss-sentinel://, \
+                     rediss-cluster://)",
                 );
+            }
+            // A failover promotes a replica that may not have the latest
+            // writes: with replicas behind cfmint, a revocation is reported
+            // done only once one of them has it.
+            let revoke_replicas = s.redis_revoke_replicas.unwrap_or(match topology {
+                RedisTopology::Single => 0,
+                RedisTopology::Sentinel | RedisTopology::Cluster => 1,
+            });
+            if revoke_replicas > 5 {
+                check.fail("session.redis_revoke_replicas", "must be between 0 and 5");
             }
             StoreKind::Redis {
                 url: url.clone(),
                 ca_file: ca_file.map(PathBuf::from),
+                topology,
+                revoke_replicas,
             }
         }
         ("redis", _) => {
@@ -829,6 +833,11 @@ fn session(check: &mut Check, raw: &RawConfig) -> SessionSettings {
             "session.redis_prefix",
             "must be at most 64 letters, digits and - _ . : { }",
         );
+    } else if s.redis_prefix.contains(['{', '}']) && !whole_hash_tag(&s.redis_prefix) {
+        check.fail(
+            "session.redis_prefix",
+            "braces must make one Redis Cluster hash tag, {name}, and no other brace",
+        );
     }
     SessionSettings {
         store,
@@ -837,6 +846,110 @@ fn session(check: &mut Check, raw: &RawConfig) -> SessionSettings {
         max_lifetime,
         redis_prefix: s.redis_prefix.clone(),
         store_timeout,
+    }
+}
+
+/// The topology `session.redis_url` names and whether it is TLS; `None`
+/// (the problem noted) when it is not a URL cfmint can use. The URL may
+/// carry passwords, so no message quotes it.
+fn redis_url(check: &mut Check, text: &str) -> Option<(RedisTopology, bool)> {
+    const KEY: &str = "session.redis_url";
+    let Ok(url) = url::Url::parse(text) else {
+        check.fail(
+            KEY,
+            "is not a URL (redis://host:port, see docs/deploy.md §7)",
+        );
+        return None;
+    };
+    let (topology, tls) = match url.scheme() {
+        "redis" => (RedisTopology::Single, false),
+        "rediss" => (RedisTopology::Single, true),
+        "redis-sentinel" => (RedisTopology::Sentinel, false),
+        "rediss-sentinel" => (RedisTopology::Sentinel, true),
+        "redis-cluster" => (RedisTopology::Cluster, false),
+        "rediss-cluster" => (RedisTopology::Cluster, true),
+        _ => {
+            check.fail(
+                KEY,
+                "must start with redis://, rediss:// (one server), redis-sentinel://, \
+                 rediss-sentinel:// (a Sentinel set) or redis-cluster://, rediss-cluster:// \
+                 (a Cluster)",
+            );
+            return None;
+        }
+    };
+    if !cfg!(feature = "redis") && topology != RedisTopology::Single {
+        let named = match topology {
+            RedisTopology::Sentinel => "a Redis Sentinel set",
+            _ => "a Redis Cluster",
+        };
+        check.fail(KEY, format!("names {named}; {}", super::REDIS_NOT_BUILT));
+        return None;
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        check.fail(KEY, "has no host");
+    }
+    if topology == RedisTopology::Cluster && !matches!(url.path(), "" | "/" | "/0") {
+        check.fail(
+            KEY,
+            "a Redis Cluster has only database 0: remove the /N path",
+        );
+    }
+    let mut service = 0;
+    for (name, value) in url.query_pairs() {
+        match (topology, name.as_ref()) {
+            (RedisTopology::Sentinel | RedisTopology::Cluster, "node") => {
+                let port = value.rsplit_once(':').and_then(|(host, port)| {
+                    (!host.is_empty())
+                        .then(|| port.parse::<u16>().ok())
+                        .flatten()
+                });
+                if port.is_none() {
+                    check.fail(
+                        KEY,
+                        format!("node={value}: each further node must be host:port"),
+                    );
+                }
+            }
+            (RedisTopology::Sentinel, "sentinelServiceName") => service += 1,
+            (RedisTopology::Sentinel, "sentinelUsername" | "sentinelPassword") => {}
+            (RedisTopology::Single, _) => {
+                check.fail(
+                    KEY,
+                    "query parameters are only for a Sentinel set (redis-sentinel://) or a \
+                     Cluster (redis-cluster://)",
+                );
+                break;
+            }
+            (_, other) => {
+                let known = match topology {
+                    RedisTopology::Sentinel => {
+                        "node, sentinelServiceName, sentinelUsername, sentinelPassword"
+                    }
+                    _ => "node",
+                };
+                check.fail(
+                    KEY,
+                    format!("unknown query parameter \"{other}\" (known: {known})"),
+                );
+            }
+        }
+    }
+    if topology == RedisTopology::Sentinel && service != 1 {
+        check.fail(
+            KEY,
+            "a Sentinel URL needs the master's name once: ?sentinelServiceName=NAME",
+        );
+    }
+    Some((topology, tls))
+}
+
+/// Whether `prefix`'s braces are exactly one non-empty `{tag}`, so every
+/// key cfmint writes hashes by that tag alone.
+fn whole_hash_tag(prefix: &str) -> bool {
+    match (prefix.find('{'), prefix.find('}')) {
+        (Some(open), Some(close)) => close > open + 1 && prefix.matches(['{', '}']).count() == 2,
+        _ => false,
     }
 }
 

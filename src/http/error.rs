@@ -84,7 +84,8 @@ pub enum ApiError {
     /// 429, with `Retry-After`.
     #[error("too many requests; retry later")]
     RateLimited(Limited),
-    /// 503: the session store did not answer (cause logged).
+    /// 503 with `Retry-After: 1`: the session store did not answer (cause
+    /// logged).
     #[error("the session store is unavailable; retry shortly")]
     StoreUnavailable(String),
     /// 503: signing failed (cause logged).
@@ -245,6 +246,9 @@ impl IntoResponse for ApiError {
                 Some(limited.retry_after.as_secs_f64().ceil().max(1.0) as u64)
             }
             Self::KeyStoreUnavailable { retry_after, .. } => Some(*retry_after),
+            // The store reconnects every 250 ms and a failover takes
+            // seconds: a second is a fair first wait.
+            Self::StoreUnavailable(_) => Some(1),
             _ => None,
         };
         if let Some(seconds) = retry_after {

@@ -13,6 +13,7 @@ pub mod docs;
 pub mod edge;
 pub mod oidc;
 pub mod process;
+pub mod redis_ha;
 /// The signer's own test helpers (AWS vectors, keys, `openssl`), shared
 /// with its tests and the CLI's.
 #[path = "../../../crates/cfmint-signer/tests/common/mod.rs"]

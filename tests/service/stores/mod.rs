@@ -2,6 +2,7 @@
 //! AWS KMS and PKCS#11, and key rotation through CloudFront and Secrets
 //! Manager.
 
+mod failover;
 #[cfg(any(feature = "aws-kms", feature = "pkcs11"))]
 mod key_stores;
 mod redis;
