@@ -216,6 +216,108 @@ mod tests {
         }
     }
 
+    /// Sentinel and Cluster URLs: accepted with the `redis` feature,
+    /// refused by name without it; their parameters checked, the URL (which
+    /// may hold passwords) never quoted.
+    #[test]
+    fn sentinel_and_cluster_urls_are_checked_and_need_the_redis_feature() {
+        let with = |url: &str, extra: &str| {
+            problems(&format!(
+                "[cloudfront]\nbase_url = \"https://cdn.example.com\"\n\
+                 [auth.users]\ndemo = true\n[session]\nstore = \"redis\"\nredis_url = \"{url}\"\n{extra}"
+            ))
+        };
+        let sentinel = "rediss-sentinel://:s3cret@10.0.0.1:26379/0?sentinelServiceName=main\
+                        &node=10.0.0.2:26379&sentinelPassword=s3cret2";
+        let cluster = "redis-cluster://:s3cret@10.0.0.1:6379?node=10.0.0.2:6379";
+        for (url, named) in [(sentinel, "Sentinel"), (cluster, "Cluster")] {
+            let found = with(url, "");
+            if cfg!(feature = "redis") {
+                assert!(found.is_empty(), "{found:?}");
+            } else {
+                assert!(
+                    found.iter().any(|p| p.key == "session.redis_url"
+                        && p.message.contains(named)
+                        && p.message.contains("cargo feature")),
+                    "{found:?}"
+                );
+            }
+        }
+        if !cfg!(feature = "redis") {
+            return;
+        }
+        let bad = [
+            (
+                "redis-sentinel://10.0.0.1:26379?node=10.0.0.2:26379",
+                "",
+                "session.redis_url",
+                "sentinelServiceName",
+            ),
+            (
+                "redis-sentinel://10.0.0.1?sentinelServiceName=a&sentinelservicename=b",
+                "",
+                "session.redis_url",
+                "unknown query parameter \"sentinelservicename\"",
+            ),
+            (
+                "redis-cluster://10.0.0.1:6379/2",
+                "",
+                "session.redis_url",
+                "only database 0",
+            ),
+            (
+                "redis-cluster://10.0.0.1:6379?node=10.0.0.2",
+                "",
+                "session.redis_url",
+                "host:port",
+            ),
+            (
+                "redis://10.0.0.1:6379?node=10.0.0.2:6379",
+                "",
+                "session.redis_url",
+                "only for a Sentinel set",
+            ),
+            (
+                "valkey://10.0.0.1:6379",
+                "",
+                "session.redis_url",
+                "must start with",
+            ),
+            (
+                cluster,
+                "redis_prefix = \"{a}{b}\"",
+                "session.redis_prefix",
+                "one Redis Cluster hash tag",
+            ),
+            (
+                cluster,
+                "redis_revoke_replicas = 9",
+                "session.redis_revoke_replicas",
+                "between 0 and 5",
+            ),
+            (
+                cluster,
+                "redis_ca_file = \"/etc/ssl/certs/ca-certificates.crt\"",
+                "session.redis_ca_file",
+                "only applies to a TLS",
+            ),
+        ];
+        for (url, extra, key, says) in bad {
+            let found = with(url, extra);
+            assert!(
+                found
+                    .iter()
+                    .any(|p| p.key == key && p.message.contains(says)),
+                "{url} {extra}: {found:?}"
+            );
+            assert!(
+                found.iter().all(|p| !p.message.contains("s3cret")),
+                "{found:?}"
+            );
+        }
+        assert!(with(cluster, "redis_prefix = \"{cfmint}:\"").is_empty());
+    }
+
     fn problems(toml: &str) -> Vec<Problem> {
         match Settings::load(toml, std::iter::empty()) {
             Ok(_) => Vec::new(),

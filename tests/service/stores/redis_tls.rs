@@ -242,44 +242,58 @@ async fn rediss_with_an_untrusted_certificate_is_unavailable() {
     assert_eq!(redis.cli(&["DBSIZE"]), "0");
 }
 
+/// One server, a Sentinel set or a Cluster: a TLS scheme is TLS from the
+/// first byte, to the sentinels as to the servers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rediss_never_falls_back_to_plain_text() {
     process_setup();
-    // A server that does not speak TLS: whatever reaches it is recorded.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (seen_tx, seen) = std::sync::mpsc::channel::<Vec<u8>>();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            let seen_tx = seen_tx.clone();
-            std::thread::spawn(move || {
-                stream
-                    .set_read_timeout(Some(Duration::from_secs(2)))
-                    .unwrap();
-                let mut bytes = vec![0u8; 4096];
-                let n = stream.read(&mut bytes).unwrap_or(0);
-                bytes.truncate(n);
-                let _ = seen_tx.send(bytes);
-            });
+    for scheme in ["rediss", "rediss-sentinel", "rediss-cluster"] {
+        // A server that does not speak TLS: whatever reaches it is recorded.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (seen_tx, seen) = std::sync::mpsc::channel::<Vec<u8>>();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let seen_tx = seen_tx.clone();
+                std::thread::spawn(move || {
+                    stream
+                        .set_read_timeout(Some(Duration::from_secs(2)))
+                        .unwrap();
+                    let mut bytes = vec![0u8; 4096];
+                    let n = stream.read(&mut bytes).unwrap_or(0);
+                    bytes.truncate(n);
+                    let _ = seen_tx.send(bytes);
+                });
+            }
+        });
+        let query = if scheme == "rediss-sentinel" {
+            "?sentinelServiceName=main&sentinelPassword=sentinel-pw-77"
+        } else {
+            ""
+        };
+        let url = format!("{scheme}://:{PASSWORD}@127.0.0.1:{port}{query}");
+        let serve = serve_with_redis(&url, None);
+        readiness(&serve, StatusCode::SERVICE_UNAVAILABLE).await;
+        let first = seen
+            .recv_timeout(Duration::from_secs(10))
+            .expect("cfmint connected");
+        assert_eq!(
+            first.first(),
+            Some(&0x16),
+            "{scheme}: a TLS handshake record, not {first:?}"
+        );
+        let text = String::from_utf8_lossy(&first).to_ascii_uppercase();
+        assert!(
+            !text.contains("AUTH")
+                && !text.contains(PASSWORD.to_ascii_uppercase().as_str())
+                && !text.contains("SENTINEL-PW-77"),
+            "{scheme}"
+        );
+        drop(serve);
+        while let Ok(bytes) = seen.try_recv() {
+            assert_eq!(bytes.first().copied().unwrap_or(0x16), 0x16, "{scheme}");
         }
-    });
-    let url = format!("rediss://:{PASSWORD}@127.0.0.1:{port}");
-    let serve = serve_with_redis(&url, None);
-    readiness(&serve, StatusCode::SERVICE_UNAVAILABLE).await;
-    let first = seen
-        .recv_timeout(Duration::from_secs(10))
-        .expect("cfmint connected");
-    assert_eq!(
-        first.first(),
-        Some(&0x16),
-        "a TLS handshake record, not {first:?}"
-    );
-    let text = String::from_utf8_lossy(&first).to_ascii_uppercase();
-    assert!(!text.contains("AUTH") && !text.contains(PASSWORD.to_ascii_uppercase().as_str()));
-    drop(serve);
-    while let Ok(bytes) = seen.try_recv() {
-        assert_eq!(bytes.first().copied().unwrap_or(0x16), 0x16);
     }
 }
 
