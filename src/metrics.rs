@@ -64,6 +64,7 @@ pub struct Metrics {
     mint_refresh: Counter,
     refresh_remaining: Histogram,
     ready: Gauge,
+    store_up: Gauge,
     remote_signatures: Family<RemoteLabels, Counter>,
     remote_keys_up: Family<RemoteKeyLabels, Gauge>,
 }
@@ -191,6 +192,12 @@ impl Metrics {
             "1 when /readyz would answer 200 at this scrape (not draining, session store answering), else 0",
             ready.clone(),
         );
+        let store_up = Gauge::default();
+        registry.register(
+            "session_store_up",
+            "1 when the session store answered a ping at this scrape (always 1 in memory), else 0",
+            store_up.clone(),
+        );
         let remote_signatures = Family::<RemoteLabels, Counter>::default();
         registry.register(
             "remote_signatures",
@@ -231,6 +238,7 @@ impl Metrics {
             mint_refresh,
             refresh_remaining,
             ready,
+            store_up,
             key_reloads,
             origin_rejected,
             registry,
@@ -349,6 +357,10 @@ impl Metrics {
 
     pub fn set_ready(&self, ready: bool) {
         self.ready.set(i64::from(ready));
+    }
+
+    pub fn set_store_up(&self, up: bool) {
+        self.store_up.set(i64::from(up));
     }
 
     pub fn origin_rejected(&self) {

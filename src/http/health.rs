@@ -29,17 +29,16 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Ready: not draining, and the session store answers. `Ok` carries the
+/// Ready: not draining, and the session store answers (asked even while
+/// draining, for `cfmint_session_store_up`). `Ok` carries the
 /// active key pair id, `Err` why not.
 async fn readiness(state: &AppState) -> Result<String, String> {
+    let store = state.store.ping().await;
+    state.metrics.set_store_up(store.is_ok());
     if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
         return Err("shutting down: draining requests".to_owned());
     }
-    state
-        .store
-        .ping()
-        .await
-        .map_err(|reason| format!("the session store is unavailable: {reason}"))?;
+    store.map_err(|reason| format!("the session store is unavailable: {reason}"))?;
     let ring = state.minter.ring();
     let active = ring.active();
     if let Some(remote) = active.remote_key()

@@ -226,7 +226,7 @@ async fn every_dashboard_and_alert_expression_returns_data_from_a_real_prometheu
                 }
             }
         }
-        assert_eq!(alerts.len(), 7, "{rules}");
+        assert_eq!(alerts.len(), 8, "{rules}");
         assert_eq!(recorded.len(), 8, "{rules}");
 
         let mut empty = Vec::new();
@@ -310,6 +310,7 @@ async fn every_dashboard_and_alert_expression_returns_data_from_a_real_prometheu
     for expected in [
         "CfmintMintErrors",
         "CfmintSessionStoreErrors",
+        "CfmintSessionStoreUnreachable",
         "CfmintKeyReloadFailed",
         "CfmintNotReady",
         "CfmintNoneReady",
