@@ -102,14 +102,21 @@ impl Node {
         cli(self.port, command)
     }
 
-    /// The `role:` line of `INFO replication`: "master" or "slave".
+    /// The `role:` line of `INFO replication`: "master" or "replica"
+    /// (which Redis and Valkey call "slave" there).
     pub fn role(&self) -> String {
-        self.cli(&["INFO", "replication"])
+        let role = self
+            .cli(&["INFO", "replication"])
             .lines()
             .find_map(|line| line.strip_prefix("role:"))
             .unwrap_or("")
             .trim()
-            .to_owned()
+            .to_owned();
+        if role == "slave" {
+            "replica".into()
+        } else {
+            role
+        }
     }
 }
 
@@ -305,7 +312,12 @@ impl Cluster {
                     .iter()
                     .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
                     && cluster.masters().len() == 3
-                    && cluster.nodes.iter().filter(|n| n.role() == "slave").count() == 3
+                    && cluster
+                        .nodes
+                        .iter()
+                        .filter(|n| n.role() == "replica")
+                        .count()
+                        == 3
                     && cluster
                         .masters()
                         .iter()
