@@ -230,10 +230,12 @@ impl Shared {
             vec![key],
             vec![interval.to_string(), per.to_string()],
         );
-        let wait = match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok(wait)) => wait,
-            Ok(Err(e)) => return Err(Refusal::Unavailable(format!("rate limit: {}", e.details()))),
-            Err(_) => {
+        let wait = match crate::session::within_budget(self.timeout, call).await {
+            Some(Ok(wait)) => wait,
+            Some(Err(e)) => {
+                return Err(Refusal::Unavailable(format!("rate limit: {}", e.details())));
+            }
+            None => {
                 return Err(Refusal::Unavailable(format!(
                     "rate limit: redis did not answer within {:?}",
                     self.timeout

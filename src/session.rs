@@ -24,6 +24,30 @@ use crate::auth::Identity;
 use crate::config::{SessionSettings, StoreKind};
 use crate::metrics::Metrics;
 
+tokio::task_local! {
+    /// How long the request being answered has waited on the store so far.
+    static WAITED: std::cell::Cell<Duration>;
+}
+
+/// Answers `request` with one store budget: its store calls (the session's
+/// load and save, the shared rate limits) wait at most
+/// `session.store_timeout` together, not each.
+pub async fn with_store_budget<F: Future>(request: F) -> F::Output {
+    WAITED
+        .scope(std::cell::Cell::new(Duration::ZERO), request)
+        .await
+}
+
+/// `call`, given what is left of the request's store budget (all of
+/// `timeout` outside a request); `None` when that ran out first.
+pub async fn within_budget<T>(timeout: Duration, call: impl Future<Output = T>) -> Option<T> {
+    let left = timeout.saturating_sub(WAITED.try_with(|w| w.get()).unwrap_or_default());
+    let started = tokio::time::Instant::now();
+    let result = tokio::time::timeout(left, call).await.ok();
+    let _ = WAITED.try_with(|w| w.set(w.get() + started.elapsed()));
+    result
+}
+
 /// Session key holding the [`Identity`] (as [`Identity::to_session`] text).
 pub const IDENTITY_KEY: &str = "identity";
 
@@ -195,10 +219,11 @@ impl Store {
         operation: &'static str,
         call: impl Future<Output = session_store::Result<T>>,
     ) -> session_store::Result<T> {
-        let result = match tokio::time::timeout(self.timeout, call).await {
-            Ok(result) => result,
-            Err(_) => Err(session_store::Error::Backend(format!(
-                "session store did not answer within {:?}",
+        let result = match within_budget(self.timeout, call).await {
+            Some(result) => result,
+            None => Err(session_store::Error::Backend(format!(
+                "session store did not answer within {:?} (session.store_timeout, \
+                 for all of a request's store calls together)",
                 self.timeout
             ))),
         };
@@ -571,6 +596,28 @@ mod tests {
             data: HashMap::from([(IDENTITY_KEY.to_owned(), identity.into())]),
             expiry_date: OffsetDateTime::now_utc() + Duration::hours(1),
         }
+    }
+
+    /// A request's store calls share one timeout: a slow first call leaves
+    /// the second only the rest.
+    #[tokio::test(start_paused = true)]
+    async fn a_request_waits_on_the_store_for_one_timeout_in_all() {
+        use super::{with_store_budget, within_budget};
+        let timeout = std::time::Duration::from_millis(500);
+        let slow = || tokio::time::sleep(std::time::Duration::from_millis(300));
+        let (first, second) = with_store_budget(async {
+            let first = within_budget(timeout, slow()).await;
+            let started = tokio::time::Instant::now();
+            let second = within_budget(timeout, slow()).await;
+            (first, (second, started.elapsed()))
+        })
+        .await;
+        assert_eq!(first, Some(()));
+        assert_eq!(second.0, None);
+        assert_eq!(second.1, std::time::Duration::from_millis(200));
+        // Outside a request each call has the whole timeout.
+        assert_eq!(within_budget(timeout, slow()).await, Some(()));
+        assert_eq!(within_budget(timeout, slow()).await, Some(()));
     }
 
     #[tokio::test]

@@ -36,7 +36,11 @@ pub async fn front(State(state): State<AppState>, request: Request, next: Next) 
         Err(error) => error,
         Ok(request) => match refusal(&state, &request) {
             Some(error) => error.into_response(),
-            None => next.run(request).instrument(span.clone()).await,
+            None => {
+                crate::session::with_store_budget(next.run(request))
+                    .instrument(span.clone())
+                    .await
+            }
         },
     };
 

@@ -20,7 +20,7 @@ use crate::harness::{PASSWORD, ServeProcess, fixtures, process_setup};
 /// Short enough that a failover's refusals come quickly; what a request
 /// may take at most, with a margin for the rest of its work.
 const STORE_TIMEOUT: Duration = Duration::from_millis(500);
-const SLACK: Duration = Duration::from_millis(400);
+const SLACK: Duration = Duration::from_millis(250);
 
 fn serve(url: &str, extra: &[(&str, &str)]) -> ServeProcess {
     let users = fixtures().users_file.display().to_string();
