@@ -21,11 +21,78 @@ fn cli_binary() -> String {
     std::env::var("CFMINT_TEST_REDIS_CLI").unwrap_or_else(|_| "redis-cli".into())
 }
 
-/// `redis-cli -p port command…`, its output trimmed.
-pub fn cli(port: u16, command: &[&str]) -> String {
+/// TLS and passwords for a topology's servers and sentinels.
+#[derive(Debug, Clone, Default)]
+pub struct Security {
+    /// A directory with `ca.crt`, `server.crt` and `server.key` (for
+    /// 127.0.0.1): every port, replication link and cluster bus is TLS.
+    pub tls: Option<std::path::PathBuf>,
+    /// The servers' `requirepass` (and `masterauth`).
+    pub password: Option<String>,
+    /// The sentinels' own `requirepass`.
+    pub sentinel_password: Option<String>,
+}
+
+impl Security {
+    /// Arguments that make a server or sentinel listen on `port` (TLS only
+    /// when configured), with `password`.
+    fn listen(&self, port: u16, password: Option<&str>) -> Vec<String> {
+        let mut args: Vec<String> = vec!["--bind".into(), "127.0.0.1".into()];
+        match &self.tls {
+            None => args.extend(["--port".into(), port.to_string()]),
+            Some(dir) => {
+                let file = |name: &str| dir.join(name).display().to_string();
+                args.extend([
+                    "--port".into(),
+                    "0".into(),
+                    "--tls-port".into(),
+                    port.to_string(),
+                ]);
+                args.extend(["--tls-cert-file".into(), file("server.crt")]);
+                args.extend(["--tls-key-file".into(), file("server.key")]);
+                args.extend(["--tls-ca-cert-file".into(), file("ca.crt")]);
+                args.extend(["--tls-auth-clients".into(), "no".into()]);
+                args.extend(["--tls-replication".into(), "yes".into()]);
+            }
+        }
+        if let Some(password) = password {
+            args.extend(["--requirepass".into(), password.into()]);
+        }
+        args
+    }
+
+    /// The client's arguments for the same.
+    fn client(&self, password: Option<&str>) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(dir) = &self.tls {
+            args.extend(["--tls".into(), "--cacert".into()]);
+            args.push(dir.join("ca.crt").display().to_string());
+        }
+        if let Some(password) = password {
+            args.extend(["-a".into(), password.into(), "--no-auth-warning".into()]);
+        }
+        args
+    }
+
+    fn scheme(&self, topology: &str) -> String {
+        let tls = if self.tls.is_some() { "s" } else { "" };
+        format!("redis{tls}-{topology}")
+    }
+
+    fn credentials(&self) -> String {
+        self.password
+            .as_ref()
+            .map(|p| format!(":{p}@"))
+            .unwrap_or_default()
+    }
+}
+
+/// `redis-cli -p port command…` with `client` arguments, trimmed.
+fn cli(port: u16, client: &[String], command: &[&str]) -> String {
     output_of(
         Command::new(cli_binary())
             .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(client)
             .args(command),
     )
     .trim()
@@ -37,11 +104,13 @@ pub struct Node {
     pub port: u16,
     child: Option<Child>,
     args: Vec<String>,
+    /// What `redis-cli` needs to reach it (TLS, password).
+    client: Vec<String>,
     dir: tempfile::TempDir,
 }
 
 impl Node {
-    fn start(args: Vec<String>, config: Option<String>) -> Self {
+    fn start(port: u16, args: Vec<String>, config: Option<String>, client: Vec<String>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut args = args;
         if let Some(config) = config {
@@ -49,15 +118,11 @@ impl Node {
             std::fs::write(&path, config).unwrap();
             args.insert(0, path.display().to_string());
         }
-        let port: u16 = args
-            .iter()
-            .position(|a| a == "--port")
-            .map(|i| args[i + 1].parse().unwrap())
-            .unwrap();
         let mut node = Self {
             port,
             child: None,
             args,
+            client,
             dir,
         };
         node.spawn();
@@ -99,7 +164,7 @@ impl Node {
     }
 
     pub fn cli(&self, command: &[&str]) -> String {
-        cli(self.port, command)
+        cli(self.port, &self.client, command)
     }
 
     /// The `role:` line of `INFO replication`: "master" or "replica"
@@ -139,12 +204,20 @@ fn online_replicas(node: &Node) -> usize {
         .count()
 }
 
-fn server_args(port: u16) -> Vec<String> {
+/// A server on `port`: no persistence, replicas synced at once.
+fn server(security: &Security, port: u16, extra: &[String]) -> Node {
+    let password = security.password.as_deref();
+    let mut args = security.listen(port, password);
+    args.extend(persistence());
+    if let Some(password) = password {
+        args.extend(["--masterauth".into(), password.into()]);
+    }
+    args.extend(extra.iter().cloned());
+    Node::start(port, args, None, security.client(password))
+}
+
+fn persistence() -> Vec<String> {
     [
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        &port.to_string(),
         "--save",
         "",
         "--appendonly",
@@ -162,19 +235,26 @@ pub struct SentinelSet {
     pub master: Node,
     pub replicas: Vec<Node>,
     pub sentinels: Vec<Node>,
+    security: Security,
 }
 
 pub const SERVICE: &str = "main";
 
 impl SentinelSet {
     pub fn start() -> Self {
-        let master = Node::start(server_args(free_port()), None);
+        Self::start_with(Security::default())
+    }
+
+    pub fn start_with(security: Security) -> Self {
+        let master = server(&security, free_port(), &[]);
         let replicas: Vec<Node> = (0..2)
             .map(|_| {
-                let mut args = server_args(free_port());
-                args.extend(["--replicaof".into(), "127.0.0.1".into()]);
-                args.push(master.port.to_string());
-                Node::start(args, None)
+                let of = [
+                    "--replicaof".into(),
+                    "127.0.0.1".into(),
+                    master.port.to_string(),
+                ];
+                server(&security, free_port(), &of)
             })
             .collect();
         let sentinels = (0..3)
@@ -182,24 +262,27 @@ impl SentinelSet {
                 let port = free_port();
                 // A master silent for a second is down; the failover itself
                 // is given five.
-                let config = format!(
-                    "port {port}\nbind 127.0.0.1\n\
-                     sentinel monitor {SERVICE} 127.0.0.1 {master} 2\n\
+                let mut config = format!(
+                    "sentinel monitor {SERVICE} 127.0.0.1 {master} 2\n\
                      sentinel down-after-milliseconds {SERVICE} 1000\n\
                      sentinel failover-timeout {SERVICE} 5000\n\
                      sentinel parallel-syncs {SERVICE} 2\n",
                     master = master.port
                 );
-                Node::start(
-                    vec!["--sentinel".into(), "--port".into(), port.to_string()],
-                    Some(config),
-                )
+                if let Some(password) = &security.password {
+                    config.push_str(&format!("sentinel auth-pass {SERVICE} {password}\n"));
+                }
+                let sentinel_password = security.sentinel_password.as_deref();
+                let mut args = vec!["--sentinel".to_owned()];
+                args.extend(security.listen(port, sentinel_password));
+                Node::start(port, args, Some(config), security.client(sentinel_password))
             })
             .collect();
         let set = Self {
             master,
             replicas,
             sentinels,
+            security,
         };
         wait_for(
             "both replicas in sync and known to every sentinel",
@@ -217,7 +300,8 @@ impl SentinelSet {
         set
     }
 
-    /// `redis-sentinel://` naming all three sentinels.
+    /// `redis-sentinel://` (or `rediss-`) naming all three sentinels, with
+    /// the passwords.
     pub fn url(&self) -> String {
         let [first, rest @ ..] = &self.sentinels[..] else {
             unreachable!()
@@ -226,8 +310,16 @@ impl SentinelSet {
             .iter()
             .map(|s| format!("&node=127.0.0.1:{}", s.port))
             .collect();
+        let sentinel_password = self
+            .security
+            .sentinel_password
+            .as_ref()
+            .map(|p| format!("&sentinelPassword={p}"))
+            .unwrap_or_default();
         format!(
-            "redis-sentinel://127.0.0.1:{}?sentinelServiceName={SERVICE}{nodes}",
+            "{}://{}127.0.0.1:{}?sentinelServiceName={SERVICE}{nodes}{sentinel_password}",
+            self.security.scheme("sentinel"),
+            self.security.credentials(),
             first.port
         )
     }
@@ -263,27 +355,33 @@ impl SentinelSet {
 /// Three masters and three replicas in one Cluster.
 pub struct Cluster {
     pub nodes: Vec<Node>,
+    security: Security,
 }
 
 impl Cluster {
     pub fn start() -> Self {
+        Self::start_with(Security::default())
+    }
+
+    pub fn start_with(security: Security) -> Self {
         let nodes: Vec<Node> = (0..6)
             .map(|_| {
-                let mut args = server_args(free_port());
-                args.extend(
-                    [
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-config-file",
-                        "nodes.conf",
-                        "--cluster-node-timeout",
-                        "1000",
-                        "--cluster-port",
-                    ]
-                    .map(String::from),
-                );
+                let mut args: Vec<String> = [
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "1000",
+                    "--cluster-port",
+                ]
+                .map(String::from)
+                .to_vec();
                 args.push(free_port().to_string());
-                Node::start(args, None)
+                if security.tls.is_some() {
+                    args.extend(["--tls-cluster".into(), "yes".into()]);
+                }
+                server(&security, free_port(), &args)
             })
             .collect();
         let addresses: Vec<String> = nodes
@@ -291,18 +389,19 @@ impl Cluster {
             .map(|n| format!("127.0.0.1:{}", n.port))
             .collect();
         let mut create = Command::new(cli_binary());
-        create.args(["--cluster", "create"]).args(&addresses).args([
-            "--cluster-replicas",
-            "1",
-            "--cluster-yes",
-        ]);
+        create
+            .args(security.client(security.password.as_deref()))
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "1", "--cluster-yes"]);
         let out = create.output().unwrap();
         assert!(
             out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
         );
-        let cluster = Self { nodes };
+        let cluster = Self { nodes, security };
         wait_for(
             "the cluster ok on every node, each master with its replica",
             Duration::from_secs(30),
@@ -344,7 +443,9 @@ impl Cluster {
             .map(|n| format!("node=127.0.0.1:{}", n.port))
             .collect();
         format!(
-            "redis-cluster://127.0.0.1:{}?{}",
+            "{}://{}127.0.0.1:{}?{}",
+            self.security.scheme("cluster"),
+            self.security.credentials(),
             first.port,
             nodes.join("&")
         )

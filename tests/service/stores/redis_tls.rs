@@ -334,3 +334,69 @@ fn redis_settings_that_cannot_be_honoured_are_refused_at_start() {
     assert!(stderr.contains("session.redis_ca_file"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// A Sentinel set and a Cluster speaking only TLS, with passwords (the
+/// sentinels' their own): cfmint finds the master through the sentinels and
+/// the slots through the seed, verifies every certificate, and keeps its
+/// sessions there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_and_cluster_over_tls_with_passwords() {
+    use crate::harness::redis_ha::{Cluster, Security, SentinelSet};
+    process_setup();
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let ca_file = dir.path().join("ca.crt").display().to_string();
+    let security = Security {
+        tls: Some(dir.path().to_owned()),
+        password: Some(PASSWORD.into()),
+        sentinel_password: Some("sentinel-pw-9a1".into()),
+    };
+
+    let set = SentinelSet::start_with(security.clone());
+    let url = set.url();
+    assert!(url.starts_with("rediss-sentinel://"), "{url}");
+    let cluster = Cluster::start_with(security);
+    let cluster_url = cluster.url();
+    assert!(
+        cluster_url.starts_with("rediss-cluster://"),
+        "{cluster_url}"
+    );
+
+    for (topology, url) in [("sentinel", &url), ("cluster", &cluster_url)] {
+        let serve = serve_with_redis(url, Some(&ca_file));
+        readiness(&serve, StatusCode::OK).await;
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .unwrap();
+        assert_eq!(
+            status(&client, &serve, "/login").await,
+            StatusCode::NO_CONTENT,
+            "{topology}"
+        );
+        let minted = client.post(serve.url("/mint")).send().await.unwrap();
+        assert_eq!(minted.status(), StatusCode::OK, "{topology}");
+        let log = {
+            let mut serve = serve;
+            serve.drain_log()
+        };
+        assert!(
+            !log.contains(PASSWORD) && !log.contains("sentinel-pw-9a1"),
+            "{topology}: a password in the log"
+        );
+    }
+    // The sessions live in the master, and in the cluster.
+    let sessions = set.master.cli(&["--scan", "--pattern", "cfmint:session:*"]);
+    assert_eq!(sessions.lines().count(), 1, "{sessions}");
+    let in_cluster: usize = cluster
+        .masters()
+        .iter()
+        .map(|&i| {
+            cluster.nodes[i]
+                .cli(&["--scan", "--pattern", "cfmint:session:*"])
+                .lines()
+                .count()
+        })
+        .sum();
+    assert_eq!(in_cluster, 1);
+}
