@@ -1,7 +1,9 @@
-//! Session store selection (memory or Redis) behind one [`Store`] that bounds
-//! every call by a timeout, so an unreachable Redis turns into a quick 503.
-//! Both can end every session of one subject (revocation): Redis keeps a set
-//! of session ids per subject, so any replica can.
+//! Session store selection (memory, or Redis: one server, a Sentinel set or
+//! a Cluster) behind one [`Store`]. A request's store calls share one
+//! timeout, so an unreachable Redis, or one failing over, turns into a quick
+//! 503. Both can end every session of one subject (revocation): Redis keeps
+//! a set of session ids per subject, so any replica can, and with replicas
+//! behind it a revocation counts only once a replica has it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
