@@ -200,6 +200,22 @@ async fn readiness(serve: &ServeProcess, expected: StatusCode) {
     }
 }
 
+/// Once ready, the demo user logs in (204) and mints (200) through `serve`.
+async fn logs_in_and_mints(serve: &ServeProcess, what: &str) {
+    readiness(serve, StatusCode::OK).await;
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    assert_eq!(
+        status(&client, serve, "/login").await,
+        StatusCode::NO_CONTENT,
+        "{what}"
+    );
+    let minted = client.post(serve.url("/mint")).send().await.unwrap();
+    assert_eq!(minted.status(), StatusCode::OK, "{what}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rediss_verifies_the_certificate_and_keeps_sessions_in_the_tls_server() {
     process_setup();
@@ -207,18 +223,7 @@ async fn rediss_verifies_the_certificate_and_keeps_sessions_in_the_tls_server() 
     let url = format!("rediss://:{PASSWORD}@localhost:{}", redis.port);
     let ca_file = redis.ca_file();
     let serve = serve_with_redis(&url, Some(&ca_file));
-    readiness(&serve, StatusCode::OK).await;
-
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    assert_eq!(
-        status(&client, &serve, "/login").await,
-        StatusCode::NO_CONTENT
-    );
-    let minted = client.post(serve.url("/mint")).send().await.unwrap();
-    assert_eq!(minted.status(), StatusCode::OK);
+    logs_in_and_mints(&serve, "one server").await;
     let sessions = redis.cli(&["KEYS", "cfmint:session:*"]);
     assert_eq!(
         sessions.lines().count(),
@@ -364,18 +369,7 @@ async fn sentinel_and_cluster_over_tls_with_passwords() {
 
     for (topology, url) in [("sentinel", &url), ("cluster", &cluster_url)] {
         let serve = serve_with_redis(url, Some(&ca_file));
-        readiness(&serve, StatusCode::OK).await;
-        let client = reqwest::Client::builder()
-            .cookie_store(true)
-            .build()
-            .unwrap();
-        assert_eq!(
-            status(&client, &serve, "/login").await,
-            StatusCode::NO_CONTENT,
-            "{topology}"
-        );
-        let minted = client.post(serve.url("/mint")).send().await.unwrap();
-        assert_eq!(minted.status(), StatusCode::OK, "{topology}");
+        logs_in_and_mints(&serve, topology).await;
         let log = {
             let mut serve = serve;
             serve.drain_log()
