@@ -39,7 +39,7 @@ pub async fn revoke_sessions(
         .store
         .revoke(&request.sub)
         .await
-        .map_err(|e| ApiError::StoreUnavailable(e.to_string()))?;
+        .map_err(|e| ApiError::RevocationUnconfirmed(e.to_string()))?;
     tracing::info!(
         sub = state.settings.log_subject.show(&request.sub),
         revoked,

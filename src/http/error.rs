@@ -88,6 +88,14 @@ pub enum ApiError {
     /// logged).
     #[error("the session store is unavailable; retry shortly")]
     StoreUnavailable(String),
+    /// 503 `session_store_unavailable` with `Retry-After: 1`, from
+    /// `POST /admin/sessions/revoke`: the store, or the replicas that must
+    /// confirm a revocation, did not answer in time (cause logged).
+    #[error(
+        "the revocation is not confirmed: the session store, or the replicas \
+         session.redis_revoke_replicas requires, did not answer in time; ask again"
+    )]
+    RevocationUnconfirmed(String),
     /// 503: signing failed (cause logged).
     #[error("signing is unavailable; retry shortly")]
     SignerUnavailable(String),
@@ -148,6 +156,7 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::StoreUnavailable(_)
+            | Self::RevocationUnconfirmed(_)
             | Self::SignerUnavailable(_)
             | Self::KeyStoreUnavailable { .. }
             | Self::AuthorizerUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -185,7 +194,9 @@ impl ApiError {
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::RateLimited(_) => "rate_limited",
-            Self::StoreUnavailable(_) => "session_store_unavailable",
+            Self::StoreUnavailable(_) | Self::RevocationUnconfirmed(_) => {
+                "session_store_unavailable"
+            }
             Self::SignerUnavailable(_) => "signer_unavailable",
             Self::KeyStoreUnavailable { .. } => "key_store_unavailable",
             Self::Oidc(error) => match error {
@@ -201,6 +212,7 @@ impl ApiError {
     fn cause(&self) -> Option<String> {
         match self {
             Self::StoreUnavailable(cause)
+            | Self::RevocationUnconfirmed(cause)
             | Self::SignerUnavailable(cause)
             | Self::AuthorizerUnavailable(cause)
             | Self::BadPlaylist(cause)
@@ -248,7 +260,7 @@ impl IntoResponse for ApiError {
             Self::KeyStoreUnavailable { retry_after, .. } => Some(*retry_after),
             // The store reconnects every 250 ms and a failover takes
             // seconds: a second is a fair first wait.
-            Self::StoreUnavailable(_) => Some(1),
+            Self::StoreUnavailable(_) | Self::RevocationUnconfirmed(_) => Some(1),
             _ => None,
         };
         if let Some(seconds) = retry_after {

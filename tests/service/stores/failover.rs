@@ -374,7 +374,22 @@ fn an_unconfirmed_revocation_is_refused_and_completes_when_asked_again() {
     let took = started.elapsed();
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["error"], "session_store_unavailable", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("not confirmed"),
+        "{body}"
+    );
     assert!(took <= STORE_TIMEOUT + SLACK, "the refusal took {took:?}");
+    // What the operator's command says.
+    let out = crate::harness::cfmint()
+        .args(["sessions", "revoke", "--sub", "alice", "--admin-url"])
+        .arg(replicas[1].admin_url(""))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("503") && stderr.contains("ask again"),
+        "{stderr}"
+    );
 
     // The master dies before they come back; one of them is promoted.
     let old = set.master_port();
