@@ -17,10 +17,13 @@ use serde_json::json;
 use crate::harness::redis_ha::{Cluster, SentinelSet};
 use crate::harness::{PASSWORD, ServeProcess, fixtures, process_setup};
 
-/// Short enough that a failover's refusals come quickly; what a request
-/// may take at most, with a margin for the rest of its work.
+/// Short enough that a failover's refusals come quickly.
 const STORE_TIMEOUT: Duration = Duration::from_millis(500);
-const SLACK: Duration = Duration::from_millis(250);
+/// What a request may take beyond the store timeout before it counts as a
+/// hang: the rest of its work, on a 2-core machine running the whole suite
+/// at once in a debug build (one answer took 766 ms there, where the same
+/// test alone measures 506–633 ms; the figures are printed).
+const SLACK: Duration = Duration::from_millis(1500);
 
 fn serve(url: &str, extra: &[(&str, &str)]) -> ServeProcess {
     let users = fixtures().users_file.display().to_string();
