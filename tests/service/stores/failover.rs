@@ -59,6 +59,20 @@ fn ready(serve: &ServeProcess) -> bool {
     reqwest::blocking::get(serve.url("/readyz")).is_ok_and(|r| r.status() == StatusCode::OK)
 }
 
+fn wait_until_ready(replicas: &[ServeProcess]) {
+    crate::harness::process::wait_for("both replicas ready", Duration::from_secs(20), || {
+        replicas.iter().all(ready)
+    });
+}
+
+/// Alice's sessions (one per replica) end on both; bob's still mints.
+fn only_alice_revoked(replicas: &[ServeProcess; 2], alice: &[Client; 2], bob: &Client) {
+    for (i, client) in alice.iter().enumerate() {
+        assert_eq!(mint(&replicas[i], client), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(mint(&replicas[1], bob), StatusCode::OK);
+}
+
 fn login(serve: &ServeProcess, user: &str) -> Client {
     let client = client();
     let response = client
@@ -210,9 +224,7 @@ impl Load {
 fn failover_under_load(topology: &str, url: &str, fail_over: impl FnOnce()) {
     process_setup();
     let replicas = [serve(url, &[]), serve(url, &[])];
-    crate::harness::process::wait_for("both replicas ready", Duration::from_secs(20), || {
-        replicas.iter().all(ready)
-    });
+    wait_until_ready(&replicas);
     // Established sessions: eight players, logged in on either replica.
     let users = ["alice", "bob", "tess"];
     let players: Vec<Client> = (0..8)
@@ -401,17 +413,12 @@ fn an_unconfirmed_revocation_is_refused_and_completes_when_asked_again() {
         replica.signal("CONT");
     }
     set.wait_for_promotion(old, Duration::from_secs(30));
-    crate::harness::process::wait_for("both replicas ready", Duration::from_secs(20), || {
-        replicas.iter().all(ready)
-    });
+    wait_until_ready(&replicas);
 
     // Asked again, the revocation is confirmed and holds on both.
     let (status, body) = revoke(&replicas[1], "alice");
     assert_eq!(status, StatusCode::OK, "{body}");
-    for (i, client) in alice.iter().enumerate() {
-        assert_eq!(mint(&replicas[i], client), StatusCode::UNAUTHORIZED);
-    }
-    assert_eq!(mint(&replicas[1], &bob), StatusCode::OK);
+    only_alice_revoked(&replicas, &alice, &bob);
 }
 
 /// Revoke, and kill the master at once: the promoted replica has the
@@ -434,14 +441,9 @@ fn a_confirmed_revocation_survives_the_master_dying_at_once() {
     let promoted = set.wait_for_promotion(old, Duration::from_secs(30));
     assert_eq!(promoted, set.replicas[1].port, "the replica that confirmed");
     set.replicas[0].signal("CONT");
-    crate::harness::process::wait_for("both replicas ready", Duration::from_secs(20), || {
-        replicas.iter().all(ready)
-    });
+    wait_until_ready(&replicas);
 
-    for (i, client) in alice.iter().enumerate() {
-        assert_eq!(mint(&replicas[i], client), StatusCode::UNAUTHORIZED);
-    }
-    assert_eq!(mint(&replicas[0], &bob), StatusCode::OK);
+    only_alice_revoked(&replicas, &alice, &bob);
 }
 
 /// Everything cfmint keeps in Redis works on a Cluster, under a prefix:
