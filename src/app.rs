@@ -12,10 +12,11 @@ use tokio::sync::watch;
 
 use crate::auth::authorize::Authorizer;
 use crate::auth::grants::Grants;
+use crate::auth::jwt::JwtKeySource;
 use crate::auth::jwt::JwtVerifier;
 use crate::auth::oidc::OidcClient;
 use crate::auth::users::Users;
-use crate::config::Settings;
+use crate::config::{RingSource, Settings, StoreKind};
 use crate::http::cookies::CloudFrontCookies;
 use crate::http::{AppState, Shared, admin_router, router};
 use crate::keyring::{
@@ -25,7 +26,7 @@ use crate::keyring::{
 use crate::metrics::Metrics;
 use crate::minter::{Minter, RemoteSigning};
 use crate::playlist::Playlists;
-use crate::signer::ErrorKind;
+use crate::signer::{ErrorKind, KeyRing};
 
 /// How often keys in stores are checked, and reconnected when they were
 /// unreachable.
@@ -43,130 +44,52 @@ pub struct Application {
     source: Option<ConfigSource>,
 }
 
+/// How far start-up reaches beyond files and the environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// `serve`: stores and providers are called; one that does not answer
+    /// yet is waited for (with `/readyz` failing) rather than refused.
+    Serve,
+    /// `check`: nothing on the network is called.
+    Offline,
+    /// `check --network`: each store and provider is called once, within its
+    /// configured timeout, and one that does not answer is a problem.
+    Network,
+}
+
+/// What start-up loads before binding: everything but the listeners.
+struct Loaded {
+    metrics: Arc<Metrics>,
+    ring: KeyRing,
+    ring_version: Option<String>,
+    grants: Grants,
+    authorizer: Option<Authorizer>,
+    users: Option<Users>,
+    jwt: Option<JwtVerifier>,
+    oidc: Option<OidcClient>,
+    store: Option<Store>,
+    tls: Option<Tls>,
+    playlists: Option<Playlists>,
+}
+
+/// What `cfmint check` found.
+pub struct Checked {
+    /// Every problem, a line each, named by key.
+    pub problems: Vec<String>,
+    /// What was not called (offline) or was called and answered.
+    pub not_reached: Vec<&'static str>,
+    pub reached: Vec<&'static str>,
+}
+
 impl Application {
-    /// Loads everything the service needs; any failure names what and where.
+    /// Loads everything the service needs and binds its listeners; any
+    /// failure names what and where.
     pub async fn build(mut settings: Settings) -> Result<Self, String> {
-        let metrics = Arc::new(Metrics::new());
         // Every step that reads a file, the environment or the network is
         // tried, and all their problems are reported together.
         let mut problems = Vec::new();
-        // With the ring in a secret or file, its keys are read first.
-        let ring_version = noted(&mut problems, resolve_ring(&mut settings).await);
-        let ring = match ring_version {
-            Some(_) => noted(&mut problems, key_ring(&settings)),
-            None => None,
-        };
-        if let Some(ring) = &ring {
-            // A store that answers with the wrong kind of key is a
-            // configuration error; one that does not answer yet is waited
-            // for, with /readyz failing until it does.
-            let timeout = settings.keys.remote_timeout;
-            for (id, result) in connect_remote_keys(ring, &settings, timeout).await {
-                match result {
-                    Ok(_) => {}
-                    Err(e) if e.kind() == ErrorKind::Unavailable => tracing::warn!(
-                        key_pair_id = %id,
-                        error = %e,
-                        "the key's store is not reachable yet; /readyz fails until it is"
-                    ),
-                    Err(e) => problems.push(format!("keys: key {id}: {e}")),
-                }
-            }
-            tracing::info!(
-                key_pair_id = %ring.active().id(),
-                algorithm = %ring.active().algorithm().map_or("not yet known".to_owned(), |a| a.to_string()),
-                source = %ring.active().source(),
-                keys = ring.keys().len(),
-                "signing key loaded"
-            );
-        }
-        let grants = Grants {
-            grants: settings.grants.clone(),
-            paths_claim: settings
-                .auth
-                .jwt
-                .as_ref()
-                .and_then(|j| j.paths_claim.clone()),
-        };
-        // Sessions and tokens keep the claims grant conditions look at and
-        // those the authorization callback is sent.
-        let mut claims_needed = grants.claims_needed();
-        if let Some(authorize) = &settings.authorize {
-            claims_needed.extend(authorize.claims.iter().cloned());
-        }
-        let authorizer = match &settings.authorize {
-            Some(authorize) => noted(
-                &mut problems,
-                Authorizer::new(authorize.clone(), metrics.clone())
-                    .map(Some)
-                    .map_err(|e| format!("authorize: {e}")),
-            ),
-            None => Some(None),
-        };
-        let playlists = match &settings.playlists {
-            Some(playlists) => noted(
-                &mut problems,
-                Playlists::new(playlists)
-                    .map(Some)
-                    .map_err(|e| format!("playlists: {e}")),
-            ),
-            None => Some(None),
-        };
-        if settings
-            .server
-            .admin_listen
-            .is_some_and(|address| !address.ip().is_loopback())
-            && settings.server.admin_token.is_none()
-        {
-            tracing::warn!(
-                "server.admin_token is not set: admin actions (session revocation) are \
-                 refused to callers off loopback"
-            );
-        }
-        let users = match &settings.auth.users {
-            Some(users) => {
-                let (file, demo) = (users.file.clone(), users.demo);
-                let loaded =
-                    tokio::task::spawn_blocking(move || Users::load(file.as_deref(), demo))
-                        .await
-                        .map_err(|e| format!("auth.users: {e}"))
-                        .and_then(|loaded| loaded.map_err(|e| format!("auth.users.file: {e}")));
-                if demo {
-                    tracing::warn!(
-                        "demo user enabled (username demo, password demo): loopback only"
-                    );
-                }
-                noted(&mut problems, loaded.map(Some))
-            }
-            None => Some(None),
-        };
-        let jwt = match &settings.auth.jwt {
-            Some(jwt) => noted(
-                &mut problems,
-                JwtVerifier::new(jwt, claims_needed.clone())
-                    .await
-                    .map(Some)
-                    .map_err(|e| format!("auth.jwt: {e}")),
-            ),
-            None => Some(None),
-        };
-        let oidc = match &settings.auth.oidc {
-            Some(oidc) => noted(
-                &mut problems,
-                OidcClient::new(
-                    oidc.clone(),
-                    claims_needed.clone(),
-                    grants.paths_claim.clone(),
-                )
-                .map(Some)
-                .map_err(|e| format!("auth.oidc: {e}")),
-            ),
-            None => Some(None),
-        };
-        let store = noted(
-            &mut problems,
-            Store::new(&settings.session, metrics.clone()),
-        );
+        let mut reached = Vec::new();
+        let loaded = load(&mut settings, Reach::Serve, &mut problems, &mut reached).await;
         let listener = noted(
             &mut problems,
             TcpListener::bind(settings.server.listen)
@@ -183,42 +106,25 @@ impl Application {
             ),
             None => Some(None),
         };
-        let tls = match &settings.server.tls {
-            Some((cert, key)) => noted(
-                &mut problems,
-                Tls::from_files(cert, key)
-                    .await
-                    .map(Some)
-                    .map_err(|e| format!("server.tls_cert: {e}")),
-            ),
-            None => Some(None),
-        };
-        let (
-            Some(ring),
-            Some(authorizer),
-            Some(users),
-            Some(jwt),
-            Some(oidc),
-            Some(store),
-            Some(listener),
-            Some(admin),
-            Some(tls),
-            Some(playlists),
-        ) = (
-            ring, authorizer, users, jwt, oidc, store, listener, admin, tls, playlists,
-        )
-        else {
+        let (Some(loaded), Some(listener), Some(admin)) = (loaded, listener, admin) else {
             return Err(startup_problems(&problems));
         };
-        let minter = Minter::new(ring, settings.cloudfront.clone(), settings.mint.clone())
-            .map_err(|e| format!("mint.signing: cannot start the signing threads: {e}"))?
-            .with_remote(RemoteSigning::new(
-                settings.keys.remote_concurrency,
-                settings.keys.remote_timeout,
-                REMOTE_CHECK_INTERVAL,
-                Some(metrics.clone()),
-            ))
-            .with_ring_version(ring_version.flatten());
+        let Some(store) = loaded.store else {
+            unreachable!("start-up for serving makes its store");
+        };
+        let minter = Minter::new(
+            loaded.ring,
+            settings.cloudfront.clone(),
+            settings.mint.clone(),
+        )
+        .map_err(|e| format!("mint.signing: cannot start the signing threads: {e}"))?
+        .with_remote(RemoteSigning::new(
+            settings.keys.remote_concurrency,
+            settings.keys.remote_timeout,
+            REMOTE_CHECK_INTERVAL,
+            Some(loaded.metrics.clone()),
+        ))
+        .with_ring_version(loaded.ring_version);
         let allowed_origins = settings
             .cors
             .allowed_origins
@@ -229,14 +135,14 @@ impl Application {
             limits: rate_limits(&settings, &store),
             settings: settings.clone(),
             minter: Arc::new(minter),
-            users,
-            jwt,
-            oidc,
-            grants,
-            authorizer,
-            playlists,
+            users: loaded.users,
+            jwt: loaded.jwt,
+            oidc: loaded.oidc,
+            grants: loaded.grants,
+            authorizer: loaded.authorizer,
+            playlists: loaded.playlists,
             store,
-            metrics,
+            metrics: loaded.metrics,
             allowed_origins,
             cookies: CloudFrontCookies::new(&settings),
             draining: false.into(),
@@ -246,9 +152,35 @@ impl Application {
             admin,
             state,
             shutdown_timeout: settings.server.shutdown_timeout,
-            tls,
+            tls: loaded.tls,
             source: None,
         })
+    }
+
+    /// Everything [`Application::build`] checks, through the same steps,
+    /// without binding a port; the network only with [`Reach::Network`].
+    pub async fn check(mut settings: Settings, reach: Reach) -> Checked {
+        let mut problems = Vec::new();
+        let mut reached = Vec::new();
+        if let Some(loaded) = load(&mut settings, reach, &mut problems, &mut reached).await
+            && let Some(store) = loaded.store
+        {
+            store.close().await;
+        }
+        let not_reached = if reach == Reach::Offline {
+            std::mem::take(&mut reached)
+        } else {
+            Vec::new()
+        };
+        Checked {
+            problems: problems
+                .iter()
+                .flat_map(|p| p.lines())
+                .map(str::to_owned)
+                .collect(),
+            not_reached,
+            reached,
+        }
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -402,26 +334,260 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     }
 }
 
+/// Loads keys, users, providers, the session store and TLS, noting every
+/// problem. `reached` lists the network dependencies the configuration
+/// has (called unless `reach` is offline).
+async fn load(
+    settings: &mut Settings,
+    reach: Reach,
+    problems: &mut Vec<String>,
+    reached: &mut Vec<&'static str>,
+) -> Option<Loaded> {
+    let metrics = Arc::new(Metrics::new());
+    // With the ring in a secret or file, its keys are read first; a secret
+    // is on the network.
+    let secret = matches!(settings.keys.ring, Some(RingSource::Secret(_)));
+    if secret {
+        reached.push("keys.secret_id");
+    }
+    let ring_version = if secret && reach == Reach::Offline {
+        None
+    } else {
+        noted(problems, resolve_ring(settings).await)
+    };
+    let ring = match ring_version {
+        Some(_) => noted(problems, key_ring(settings)),
+        None => None,
+    };
+    if let Some(ring) = &ring {
+        if ring.keys().iter().any(|key| key.remote_key().is_some()) {
+            reached.push("keys.key (KMS or PKCS#11)");
+        }
+        // A store that answers with the wrong kind of key is a configuration
+        // error; one that does not answer yet is waited for when serving,
+        // with /readyz failing until it does.
+        if reach != Reach::Offline {
+            let timeout = settings.keys.remote_timeout;
+            for (id, result) in connect_remote_keys(ring, settings, timeout).await {
+                match result {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == ErrorKind::Unavailable && reach == Reach::Serve => {
+                        tracing::warn!(
+                            key_pair_id = %id,
+                            error = %e,
+                            "the key's store is not reachable yet; /readyz fails until it is"
+                        );
+                    }
+                    Err(e) => problems.push(format!("keys: key {id}: {e}")),
+                }
+            }
+        }
+        if reach == Reach::Serve {
+            tracing::info!(
+                key_pair_id = %ring.active().id(),
+                algorithm = %ring.active().algorithm().map_or("not yet known".to_owned(), |a| a.to_string()),
+                source = %ring.active().source(),
+                keys = ring.keys().len(),
+                "signing key loaded"
+            );
+        }
+    }
+    let grants = Grants {
+        grants: settings.grants.clone(),
+        paths_claim: settings
+            .auth
+            .jwt
+            .as_ref()
+            .and_then(|j| j.paths_claim.clone()),
+    };
+    // Sessions and tokens keep the claims grant conditions look at and those
+    // the authorization callback is sent.
+    let mut claims_needed = grants.claims_needed();
+    if let Some(authorize) = &settings.authorize {
+        claims_needed.extend(authorize.claims.iter().cloned());
+    }
+    let authorizer = optional(problems, settings.authorize.as_ref(), |authorize| {
+        Authorizer::new(authorize.clone(), metrics.clone()).map_err(|e| format!("authorize: {e}"))
+    });
+    if let Some(Some(authorizer)) = &authorizer {
+        reached.push("authorize.url");
+        if reach == Reach::Network {
+            noted(
+                problems,
+                authorizer
+                    .reach()
+                    .await
+                    .map_err(|e| format!("authorize.url: {e}")),
+            );
+        }
+    }
+    let playlists = optional(problems, settings.playlists.as_ref(), |playlists| {
+        Playlists::new(playlists).map_err(|e| format!("playlists: {e}"))
+    });
+    if settings
+        .server
+        .admin_listen
+        .is_some_and(|address| !address.ip().is_loopback())
+        && settings.server.admin_token.is_none()
+    {
+        tracing::warn!(
+            "server.admin_token is not set: admin actions (session revocation) are refused to \
+             callers off loopback"
+        );
+    }
+    let users = match &settings.auth.users {
+        Some(users) => {
+            let (file, demo) = (users.file.clone(), users.demo);
+            let loaded = tokio::task::spawn_blocking(move || Users::load(file.as_deref(), demo))
+                .await
+                .map_err(|e| format!("auth.users: {e}"))
+                .and_then(|loaded| loaded.map_err(|e| format!("auth.users.file: {e}")));
+            if demo {
+                tracing::warn!("demo user enabled (username demo, password demo): loopback only");
+            }
+            noted(problems, loaded.map(Some))
+        }
+        None => Some(None),
+    };
+    let jwt = match &settings.auth.jwt {
+        Some(jwt) => noted(
+            problems,
+            JwtVerifier::new(jwt, claims_needed.clone(), reach == Reach::Serve)
+                .await
+                .map(Some)
+                .map_err(|e| format!("auth.jwt: {e}")),
+        ),
+        None => Some(None),
+    };
+    if let Some(Some(verifier)) = &jwt
+        && matches!(
+            settings.auth.jwt.as_ref().map(|j| &j.key),
+            Some(JwtKeySource::JwksUrl(_))
+        )
+    {
+        reached.push("auth.jwt.jwks_url");
+        if reach == Reach::Network {
+            noted(
+                problems,
+                verifier
+                    .reach()
+                    .await
+                    .map_err(|e| format!("auth.jwt.jwks_url: {e}")),
+            );
+        }
+    }
+    let oidc = optional(problems, settings.auth.oidc.as_ref(), |oidc| {
+        OidcClient::new(
+            oidc.clone(),
+            claims_needed.clone(),
+            grants.paths_claim.clone(),
+        )
+        .map_err(|e| format!("auth.oidc: {e}"))
+    });
+    if let Some(Some(client)) = &oidc {
+        reached.push("auth.oidc.issuer");
+        if reach == Reach::Network {
+            noted(
+                problems,
+                client
+                    .reach()
+                    .await
+                    .map_err(|e| format!("auth.oidc.issuer: {e}")),
+            );
+        }
+    }
+    let redis = !matches!(settings.session.store, StoreKind::Memory);
+    if redis {
+        reached.push("session.redis_url");
+    }
+    let store = if reach == Reach::Offline {
+        noted(problems, Store::check(&settings.session)).map(|()| None)
+    } else {
+        let store = noted(problems, Store::new(&settings.session, metrics.clone()));
+        if let Some(store) = &store
+            && redis
+            && reach == Reach::Network
+        {
+            noted(
+                problems,
+                store
+                    .ping()
+                    .await
+                    .map_err(|e| format!("session.redis_url: {e}")),
+            );
+        }
+        store.map(Some)
+    };
+    let tls = match &settings.server.tls {
+        Some((cert, key)) => noted(
+            problems,
+            Tls::from_files(cert, key)
+                .await
+                .map(Some)
+                .map_err(|e| format!("server.tls_cert: {e}")),
+        ),
+        None => Some(None),
+    };
+    let (
+        Some(ring),
+        Some(authorizer),
+        Some(users),
+        Some(jwt),
+        Some(oidc),
+        Some(store),
+        Some(tls),
+        Some(playlists),
+    ) = (ring, authorizer, users, jwt, oidc, store, tls, playlists)
+    else {
+        return None;
+    };
+    problems.is_empty().then_some(Loaded {
+        metrics,
+        ring,
+        ring_version: ring_version.flatten(),
+        grants,
+        authorizer,
+        users,
+        jwt,
+        oidc,
+        store,
+        tls,
+        playlists,
+    })
+}
+
+/// An optional part built when its section is there: `Some(None)` without
+/// the section, `None` with its problem noted.
+fn optional<S, T>(
+    problems: &mut Vec<String>,
+    section: Option<&S>,
+    make: impl FnOnce(&S) -> Result<T, String>,
+) -> Option<Option<T>> {
+    match section {
+        Some(section) => noted(problems, make(section).map(Some)),
+        None => Some(None),
+    }
+}
+
 /// The value, or `None` with its problem noted.
 fn noted<T>(problems: &mut Vec<String>, result: Result<T, String>) -> Option<T> {
     result.map_err(|problem| problems.push(problem)).ok()
 }
 
-/// One problem as it is; several (a step may report more than one, a line
-/// each) counted and indented, as configuration errors are.
+/// Every problem counted and indented, a line each, as configuration errors
+/// are.
 fn startup_problems(problems: &[String]) -> String {
     let lines: Vec<&str> = problems.iter().flat_map(|p| p.lines()).collect();
-    match lines.as_slice() {
-        [one] => (*one).to_owned(),
-        _ => {
-            let mut text = format!("cannot start ({} problems):", lines.len());
-            for line in lines {
-                text.push_str("\n  ");
-                text.push_str(line);
-            }
-            text
-        }
+    let mut text = format!(
+        "cannot start ({} problem{}):",
+        lines.len(),
+        if lines.len() == 1 { "" } else { "s" }
+    );
+    for line in lines {
+        text.push_str("\n  ");
+        text.push_str(line);
     }
+    text
 }
 
 /// Rate limits shared through Redis when sessions live there, else in process.

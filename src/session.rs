@@ -17,7 +17,7 @@ use fred::prelude::{Builder, Client, Config, Pool, ReconnectPolicy, TlsConnector
 #[cfg(feature = "redis")]
 use fred::types::{ClusterHash, CustomCommand, Expiration, SetOptions};
 #[cfg(feature = "redis")]
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use time::OffsetDateTime;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, SessionStore};
@@ -94,18 +94,7 @@ impl Store {
                 topology,
                 revoke_replicas,
             } => {
-                // Sentinel and Cluster URLs are told apart by their scheme,
-                // which validation has checked against the topology.
-                let mut config = Config::from_url(url.expose_secret())
-                    .map_err(|e| format!("session.redis_url: {}", e.details()))?;
-                // A TLS scheme is TLS with certificate verification, or no
-                // connection at all: never plain text. Sentinels and servers
-                // alike.
-                config.tls = if url.expose_secret().starts_with("rediss") {
-                    Some(tls_connector(ca_file.as_deref())?.into())
-                } else {
-                    None
-                };
+                let config = redis_config(url, ca_file.as_deref())?;
                 let timeout = settings.store_timeout;
                 let builder = || {
                     let mut builder = Builder::from_config(config.clone());
@@ -150,6 +139,21 @@ impl Store {
             timeout: settings.store_timeout,
             metrics,
         })
+    }
+
+    /// Everything [`Store::new`] checks, without connecting (`cfmint check`).
+    pub fn check(settings: &SessionSettings) -> Result<(), String> {
+        match &settings.store {
+            StoreKind::Memory => Ok(()),
+            #[cfg(not(feature = "redis"))]
+            StoreKind::Redis { .. } => {
+                Err(format!("session.store: {}", crate::config::REDIS_NOT_BUILT))
+            }
+            #[cfg(feature = "redis")]
+            StoreKind::Redis { url, ca_file, .. } => {
+                redis_config(url, ca_file.as_deref()).map(|_| ())
+            }
+        }
     }
 
     pub fn kind(&self) -> &'static str {
@@ -475,6 +479,23 @@ impl RedisSessions {
 
 /// TLS for `rediss://`: the system's trusted CAs plus `session.redis_ca_file`,
 /// the server's name checked against the URL's host.
+/// The client configuration for `session.redis_url`. Sentinel and Cluster
+/// URLs are told apart by their scheme, which validation has checked against
+/// the topology.
+#[cfg(feature = "redis")]
+fn redis_config(url: &SecretString, ca_file: Option<&std::path::Path>) -> Result<Config, String> {
+    let mut config = Config::from_url(url.expose_secret())
+        .map_err(|e| format!("session.redis_url: {}", e.details()))?;
+    // A TLS scheme is TLS with certificate verification, or no connection at
+    // all: never plain text. Sentinels and servers alike.
+    config.tls = if url.expose_secret().starts_with("rediss") {
+        Some(tls_connector(ca_file)?.into())
+    } else {
+        None
+    };
+    Ok(config)
+}
+
 #[cfg(feature = "redis")]
 fn tls_connector(ca_file: Option<&std::path::Path>) -> Result<TlsConnector, String> {
     use rustls::pki_types::CertificateDer;

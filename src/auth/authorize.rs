@@ -172,6 +172,24 @@ impl Authorizer {
         self.settings.mode
     }
 
+    /// Connects to the callback once, within `authorize.timeout` (`cfmint
+    /// check --network`): any HTTP answer to a `HEAD` shows it is there; no
+    /// decision is asked for.
+    pub async fn reach(&self) -> Result<(), String> {
+        let request = self.http.head(&self.settings.url).send();
+        match tokio::time::timeout(self.settings.timeout, request).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!(
+                "cannot reach the callback: {}",
+                crate::auth::oidc::report(&e)
+            )),
+            Err(_) => Err(format!(
+                "the callback did not answer within {:?}",
+                self.settings.timeout
+            )),
+        }
+    }
+
     /// The application's decision for each item, in order: from the cache,
     /// or from one call for all the items not cached.
     pub async fn decide(

@@ -97,10 +97,12 @@ pub struct JwtVerifier {
 }
 
 impl JwtVerifier {
-    /// Loads keys (fetching a JWKS URL once; a failure there is retried on use).
+    /// Loads keys: files always; a JWKS URL once when `fetch_url` (a
+    /// failure there is retried on use), else on first use or [`Self::reach`].
     pub async fn new(
         settings: &JwtSettings,
         claims_needed: BTreeSet<String>,
+        fetch_url: bool,
     ) -> Result<Self, String> {
         let mut validation = Validation::new(settings.algorithms[0]);
         validation.algorithms = settings.algorithms.clone();
@@ -138,12 +140,14 @@ impl JwtVerifier {
                     min_refresh: settings.min_refresh,
                     client,
                 };
-                match (jwks.fetch().await, source) {
-                    (Ok(keys), _) => *jwks.keys.write().unwrap_or_else(|e| e.into_inner()) = keys,
-                    (Err(e), JwtKeySource::JwksUrl(_)) => {
-                        tracing::warn!(error = %e, "JWKS not fetched at start; retrying on use");
+                match source {
+                    JwtKeySource::JwksUrl(_) if !fetch_url => {}
+                    JwtKeySource::JwksUrl(_) => {
+                        if let Err(e) = jwks.load().await {
+                            tracing::warn!(error = %e, "JWKS not fetched at start; retrying on use");
+                        }
                     }
-                    (Err(e), _) => return Err(e),
+                    _ => jwks.load().await?,
                 }
                 Keys::Jwks(jwks)
             }
@@ -154,6 +158,15 @@ impl JwtVerifier {
             claims_needed,
             paths_claim: settings.paths_claim.clone(),
         })
+    }
+
+    /// Fetches a JWKS URL once and keeps its keys (`cfmint check
+    /// --network`); nothing to reach for other key sources.
+    pub async fn reach(&self) -> Result<(), String> {
+        match &self.keys {
+            Keys::Jwks(jwks) if jwks.client.is_some() => jwks.load().await,
+            _ => Ok(()),
+        }
     }
 
     /// Verifies signature, algorithm, `exp`, `nbf`, `iss`, `aud`.
@@ -221,6 +234,13 @@ impl Jwks {
             Ok(keys) => *self.keys.write().unwrap_or_else(|e| e.into_inner()) = keys,
             Err(e) => tracing::warn!(error = %e, "JWKS refresh failed; keeping the previous keys"),
         }
+    }
+
+    /// Fetches the set and keeps it.
+    async fn load(&self) -> Result<(), String> {
+        let keys = self.fetch().await?;
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
+        Ok(())
     }
 
     async fn fetch(&self) -> Result<HashMap<String, (DecodingKey, Option<Algorithm>)>, String> {

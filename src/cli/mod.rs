@@ -1,6 +1,7 @@
 //! The `cfmint` command line: one binary, one file per subcommand.
 //! Exit codes: 0 success or ALLOW, 1 DENY, 2 usage or input error.
 
+mod check;
 mod cloudfront;
 mod demo;
 mod edge;
@@ -63,6 +64,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run the minting service.
     Serve(serve::ServeArgs),
+    /// Check a configuration as `serve` would, without serving it.
+    Check(check::CheckArgs),
     /// Run the local edge: enforces signed cookies and URLs like CloudFront.
     Edge(edge::EdgeArgs),
     /// Exit 0 when the service answers /healthz (for container health checks).
@@ -125,6 +128,7 @@ pub fn run() -> ExitCode {
         Command::Cloudfront(command) => cloudfront::run(command),
         Command::Demo(args) => demo::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Check(args) => check::run(args),
         Command::Edge(args) => edge::run(args),
         Command::User(command) => user::run(command),
         Command::Healthcheck(args) => healthcheck::run(args),

@@ -324,8 +324,13 @@ pub fn key_ring(settings: &Settings) -> Result<KeyRing, String> {
             && !kind_matches(entry.kind, algorithm)
         {
             problems.push(format!(
-                "{} ({id}): the key is an {algorithm} key, not the configured type",
-                field(settings, index)
+                "{}.type ({id}): is \"{}\", but {} holds an {algorithm} key, not the \
+                 configured type: set type = \"{}\" or give an {} key",
+                field(settings, index),
+                kind_name(entry.kind),
+                location_name(&entry.location),
+                kind_of(algorithm),
+                kind_name(entry.kind).to_uppercase(),
             ));
             continue;
         }
@@ -348,6 +353,34 @@ fn field(settings: &Settings, index: usize) -> String {
     match &settings.keys.ring {
         Some(source) => format!("{source}: keys[{index}]"),
         None => format!("keys.key[{index}]"),
+    }
+}
+
+/// A configured `type`, as written in the file.
+fn kind_name(kind: Option<KeyKind>) -> &'static str {
+    match kind {
+        Some(KeyKind::Rsa) => "rsa",
+        Some(KeyKind::Ecdsa) => "ecdsa",
+        None => "any",
+    }
+}
+
+/// The `type` that names an algorithm.
+fn kind_of(algorithm: KeyAlgorithm) -> &'static str {
+    match algorithm {
+        KeyAlgorithm::Rsa { .. } => "rsa",
+        KeyAlgorithm::EcdsaP256 => "ecdsa",
+    }
+}
+
+/// Where a key was read from, for messages (never its contents).
+fn location_name(location: &KeyLocation) -> String {
+    match location {
+        KeyLocation::File(path) => format!("the file {}", path.display()),
+        KeyLocation::Env(name) => format!("the variable {name}"),
+        KeyLocation::Inline(_) => "the inline pem".to_owned(),
+        KeyLocation::Kms(id) => format!("the KMS key {id}"),
+        KeyLocation::Pkcs11(_) => "the PKCS#11 token".to_owned(),
     }
 }
 

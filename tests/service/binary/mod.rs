@@ -2,6 +2,7 @@
 //! configuration, signals and health checks, logs, metrics with a real
 //! Prometheus, and the Kubernetes manifests.
 
+mod check;
 mod cloudfront;
 mod commands;
 mod config;
