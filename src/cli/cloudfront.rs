@@ -21,7 +21,7 @@ pub enum CloudFrontCommand {
 pub struct CheckArgs {
     /// The configuration `cfmint serve` runs with (grants, keys, cookies,
     /// CORS, IP binding, origin lock); its environment variables apply.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "CFMINT_CONFIG", value_name = "FILE")]
     config: PathBuf,
     /// Read the distribution through the CloudFront API (credentials from
     /// the standard AWS environment and profile).

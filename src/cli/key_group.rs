@@ -16,7 +16,7 @@ use super::{CliError, Outcome, parse_duration};
 pub struct GroupArgs {
     /// The configuration `cfmint serve` runs with (its keys.secret_id or
     /// keys.ring_file, mint.max_ttl, keys.secret_poll_interval).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "CFMINT_CONFIG", value_name = "FILE")]
     config: PathBuf,
     /// The CloudFront key group the distributions trust.
     #[arg(long, value_name = "ID")]
@@ -25,8 +25,9 @@ pub struct GroupArgs {
     /// signs with; repeat for every replica.
     #[arg(long = "replica", value_name = "URL")]
     replicas: Vec<String>,
-    /// The environment variable holding `server.admin_token`, if one is set.
-    #[arg(long, default_value = "CFMINT_ADMIN_TOKEN")]
+    /// The environment variable holding `server.admin_token`, if one is set:
+    /// by default the one `serve` reads it from.
+    #[arg(long, default_value = "CFMINT__SERVER__ADMIN_TOKEN")]
     token_env: String,
     /// How long one AWS call may take.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]

@@ -12,7 +12,7 @@ use crate::keyring::ConfigSource;
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Configuration file (default: the embedded config/default.toml).
-    #[arg(long, short)]
+    #[arg(long, short, env = "CFMINT_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 }
 

@@ -19,10 +19,15 @@ pub struct RevokeArgs {
     #[arg(long)]
     sub: String,
     /// The service's admin listener (`server.admin_listen`).
-    #[arg(long, default_value = "http://127.0.0.1:9090")]
+    #[arg(
+        long,
+        env = "CFMINT_ADMIN_URL",
+        default_value = "http://127.0.0.1:9090"
+    )]
     admin_url: String,
-    /// The environment variable holding `server.admin_token`, if one is set.
-    #[arg(long, default_value = "CFMINT_ADMIN_TOKEN")]
+    /// The environment variable holding `server.admin_token`, if one is set:
+    /// by default the one `serve` reads it from.
+    #[arg(long, default_value = "CFMINT__SERVER__ADMIN_TOKEN")]
     token_env: String,
 }
 

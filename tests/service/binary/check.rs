@@ -190,3 +190,70 @@ timeout = "300ms"
     assert_eq!(output.status.code(), Some(1), "{text}");
     assert!(text.contains("\n  session.redis_url: "), "{text}");
 }
+
+/// The commands in `config/example.minimal.toml`'s header, run as written
+/// with `/etc/cfmint/` in a fresh directory: the keygen and users file the
+/// README's steps make, a clean `check`, then `serve` signs with that key.
+/// The production reference takes the same key (its `type` matches the
+/// README's `keygen --type ecdsa`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_minimal_example_starts_as_written_after_the_readme_steps() {
+    process_setup();
+    let dir = tempfile::tempdir().unwrap();
+    let etc = format!("{}/", dir.path().display());
+    let root = env!("CARGO_MANIFEST_DIR");
+    let example = std::fs::read_to_string(format!("{root}/config/example.minimal.toml")).unwrap();
+    let config = dir.path().join("cfmint.toml");
+    std::fs::write(&config, example.replace("/etc/cfmint/", &etc)).unwrap();
+    let commands: Vec<String> = example
+        .lines()
+        .filter_map(|line| line.strip_prefix("#   "))
+        .filter(|line| line.starts_with("cfmint ") && !line.starts_with("cfmint serve"))
+        .map(|line| line.replace("/etc/cfmint/", &etc))
+        .collect();
+    assert_eq!(commands.len(), 3, "{commands:?}");
+    for command in &commands {
+        let mut words = command.split_whitespace().skip(1);
+        let mut child = cfmint()
+            .args(words.by_ref())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{command}: {}", printed(&output));
+    }
+    let serving = ServeProcess::with_config(
+        &config,
+        &[
+            ("CFMINT__SERVER__LISTEN", "127.0.0.1:0"),
+            ("CFMINT__SERVER__ADMIN_LISTEN", "127.0.0.1:0"),
+            ("CFMINT__SERVER__ADMIN_TOKEN", "an-admin-token-0123456789"),
+            ("CFMINT__CLOUDFRONT__BASE_URL", "http://localhost:8081"),
+            ("CFMINT__CLOUDFRONT__COOKIE_DOMAIN", ""),
+        ],
+    );
+    let alice = serving.logged_in("alice").await;
+    let minted = serving
+        .mint(&alice, serde_json::json!({ "path": "/users/alice/" }))
+        .await;
+    assert_eq!(minted.ok().key_pair_id(), "K2JCJMDEHXQW5F");
+
+    let production =
+        std::fs::read_to_string(format!("{root}/config/example.production.toml")).unwrap();
+    let production_file = dir.path().join("production.toml");
+    std::fs::write(&production_file, production.replace("/etc/cfmint/", &etc)).unwrap();
+    let old_key = cfmint::signer::Backend::default()
+        .generate(cfmint::signer::KeySpec::Rsa { bits: 2048 })
+        .unwrap();
+    let output = cfmint()
+        .args(["check", "--config"])
+        .arg(&production_file)
+        .env("CFMINT_KEY_K1OLDROTATEDOUT", old_key.private_pem.as_str())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", printed(&output));
+}

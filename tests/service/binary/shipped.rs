@@ -614,7 +614,13 @@ fn the_docs_console_examples_run_and_print_what_they_show() {
                 .is_some_and(|l| l.starts_with("error:"))
             {
                 2
-            } else if example.output.last().is_some_and(|l| l.starts_with("DENY")) {
+            } else if example.output.last().is_some_and(|l| l.starts_with("DENY"))
+                || (command.starts_with("cfmint check ")
+                    && example
+                        .output
+                        .first()
+                        .is_some_and(|l| l.contains(" problem")))
+            {
                 1
             } else {
                 0
