@@ -823,6 +823,52 @@ fn completions_and_the_manual_page_cover_every_command() {
         stderr(&completed)
     );
 
+    // One page per command, each with its environment, exit status and
+    // examples, and man renders each without a warning.
+    let dir = tempfile::tempdir().unwrap();
+    run(&["man", "--dir", dir.path().to_str().unwrap()]);
+    let mut pages = Vec::new();
+    every_command(
+        &cfmint::cli::command(),
+        &mut vec!["cfmint".to_owned()],
+        &mut pages,
+    );
+    assert!(pages.len() >= 25, "{pages:?}");
+    for words in &pages {
+        let file = dir.path().join(format!("{}.1", words.join("-")));
+        let page = fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        for section in [
+            ".SH ENVIRONMENT",
+            ".SH \"EXIT STATUS\"",
+            ".SH EXAMPLES",
+            ".SH SYNOPSIS",
+        ] {
+            assert!(page.contains(section), "{} lacks {section}", file.display());
+        }
+        if Command::new("man").arg("--version").output().is_ok() {
+            let rendered = Command::new("man")
+                .arg("-l")
+                .arg(&file)
+                .env("MANPAGER", "cat")
+                .env("MANWIDTH", "100")
+                .env("MAN_KEEP_STDERR", "1")
+                .output()
+                .unwrap();
+            assert!(rendered.status.success(), "{}", stderr(&rendered));
+            assert_eq!(stderr(&rendered), "", "{}", file.display());
+            assert!(
+                stdout(&rendered).contains("EXIT STATUS"),
+                "{}",
+                file.display()
+            );
+        }
+    }
+    assert_eq!(
+        fs::read_dir(dir.path()).unwrap().count(),
+        pages.len(),
+        "a page for each command, no more"
+    );
+
     let man = run(&["man"]);
     assert!(
         man.starts_with(".ie") || man.contains(".TH cfmint 1"),
@@ -911,4 +957,263 @@ fn key_rotation_needs_its_feature_and_the_ring_in_a_secret_or_file() {
         };
         assert!(stderr(&out).contains(says), "{command}: {}", stderr(&out));
     }
+}
+
+/// Every command's words (`cfmint`, `cfmint sign`, `cfmint sign url`, ...),
+/// without clap's own `help`.
+fn every_command(command: &clap::Command, words: &mut Vec<String>, found: &mut Vec<Vec<String>>) {
+    found.push(words.clone());
+    for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+        words.push(sub.get_name().to_owned());
+        every_command(sub, words, found);
+        words.pop();
+    }
+}
+
+/// docs/cli.md's command table names every command the parser has, and
+/// only those.
+#[test]
+fn the_command_line_document_covers_every_command() {
+    let mut commands = Vec::new();
+    every_command(
+        &cfmint::cli::command(),
+        &mut vec!["cfmint".to_owned()],
+        &mut commands,
+    );
+    let leaves: std::collections::BTreeSet<String> = commands
+        .iter()
+        .filter(|words| {
+            !commands
+                .iter()
+                .any(|other| other.len() > words.len() && other.starts_with(words))
+        })
+        .map(|words| words.join(" "))
+        .collect();
+    let document = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/cli.md")).unwrap();
+    let documented: std::collections::BTreeSet<String> = document
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `cfmint "))
+        .filter_map(|rest| rest.split_once('`'))
+        .map(|(command, _)| format!("cfmint {}", command.split(" --").next().unwrap().trim()))
+        .collect();
+    assert_eq!(documented, leaves, "docs/cli.md's table against the parser");
+}
+
+/// A resource CloudFront can never match (no scheme) and a key pair id in
+/// a form CloudFront never gives (lower case) are refused, not signed.
+#[test]
+fn sign_refuses_what_cloudfront_could_never_match() {
+    let key = fixture_path("test-rsa-key.pem");
+    let key = key.to_str().unwrap();
+    let sign = |target: &str, id: &str, extra: &[&str]| {
+        let mut args = vec![
+            "sign",
+            target,
+            "--key",
+            key,
+            "--key-pair-id",
+            id,
+            "--ttl",
+            "1h",
+        ];
+        args.extend_from_slice(extra);
+        cfmint_on(Backend::default(), &args)
+    };
+    let cases = [
+        (
+            sign(
+                "cookies",
+                "K1TESTKEY",
+                &["--resource", "cdn.example.com/a/*"],
+            ),
+            "--resource \"cdn.example.com/a/*\" can never match",
+        ),
+        (
+            sign(
+                "url",
+                "K1TESTKEY",
+                &[
+                    "--url",
+                    "https://cdn.example.com/a/b",
+                    "--resource",
+                    "cdn.example.com/a/*",
+                ],
+            ),
+            "start it with https://, http:// or http*:// (like https://cdn.example.com/a/*)",
+        ),
+        (
+            sign(
+                "cookies",
+                "k1testkey",
+                &["--resource", "https://cdn.example.com/a/*"],
+            ),
+            "upper-case letters and digits, like K2JCJMDEHXQW5F: did you mean K1TESTKEY?",
+        ),
+        (
+            sign(
+                "cookies",
+                "K1-TEST",
+                &["--resource", "https://cdn.example.com/a/*"],
+            ),
+            "key pair id \"K1-TEST\" is invalid",
+        ),
+    ];
+    for (output, says) in cases {
+        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+        assert!(stderr(&output).contains(says), "{}", stderr(&output));
+        assert_eq!(stdout(&output), "", "nothing signed");
+    }
+    for resource in [
+        "https://cdn.example.com/a/*",
+        "http*://cdn.example.com/a/*",
+        "*",
+    ] {
+        let output = sign("cookies", "K1TESTKEY", &["--resource", resource]);
+        assert!(output.status.success(), "{resource}: {}", stderr(&output));
+    }
+}
+
+/// `user list`, `remove` and `groups` edit the file `serve` reads, keeping
+/// its comments; unknown users are errors.
+#[test]
+fn users_are_listed_removed_and_grouped_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("users.toml");
+    let file_arg = file.to_str().unwrap();
+    let user = |args: &[&str], stdin: Option<&str>| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cfmint"))
+            .arg("user")
+            .args(args)
+            .args(["--file", file_arg])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write;
+            let mut input = child.stdin.take().unwrap();
+            if let Some(text) = stdin {
+                writeln!(input, "{text}").unwrap();
+            }
+        }
+        child.wait_with_output().unwrap()
+    };
+    let out = user(
+        &["add", "--username", "tess", "--group", "teachers"],
+        Some("a long password"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = fs::read_to_string(&file).unwrap();
+    fs::write(&file, format!("# staff accounts\n{text}")).unwrap();
+    let out = user(&["add", "--username", "bob"], Some("another password"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = user(
+        &[
+            "groups",
+            "--username",
+            "bob",
+            "--add",
+            "staff",
+            "--add",
+            "teachers",
+        ],
+        None,
+    );
+    assert_eq!(stdout(&out), "bob\tstaff,teachers\n", "{}", stderr(&out));
+    let out = user(
+        &[
+            "groups",
+            "--username",
+            "tess",
+            "--remove",
+            "teachers",
+            "--add",
+            "staff",
+        ],
+        None,
+    );
+    assert_eq!(stdout(&out), "tess\tstaff\n", "{}", stderr(&out));
+    assert_eq!(
+        stdout(&user(&["list"], None)),
+        "bob\tstaff,teachers\ntess\tstaff\n"
+    );
+    let out = user(&["remove", "--username", "tess"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&user(&["list"], None)), "bob\tstaff,teachers\n");
+    assert!(
+        fs::read_to_string(&file)
+            .unwrap()
+            .starts_with("# staff accounts\n")
+    );
+    // bob still logs in: his hash was kept through the edits.
+    let users = cfmint::auth::users::Users::load(Some(&file), false).unwrap();
+    assert!(users.verify("bob", "another password").is_some());
+
+    for (args, says) in [
+        (vec!["remove", "--username", "tess"], "no user tess"),
+        (
+            vec!["groups", "--username", "tess", "--add", "x"],
+            "no user tess",
+        ),
+        (
+            vec!["groups", "--username", "bob", "--add", " padded"],
+            "is not a group name",
+        ),
+        (vec!["groups", "--username", "bob"], "--add"),
+    ] {
+        let out = user(&args, None);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_cfmint"))
+        .args(["user", "list", "--file", "/nonexistent/users.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// What this build leaves out says so in --help, naming the cargo feature.
+#[test]
+fn help_marks_the_commands_this_build_cannot_run() {
+    let help = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_cfmint"))
+            .args(args)
+            .arg("--help")
+            .output()
+            .unwrap();
+        stdout(&output)
+    };
+    let keys = help(&["keys"]);
+    let marked = keys
+        .lines()
+        .filter(|line| {
+            line.contains("[not in this build: needs the `aws-cloudfront` cargo feature]")
+        })
+        .count();
+    assert_eq!(
+        marked,
+        if cfg!(feature = "aws-cloudfront") {
+            0
+        } else {
+            3
+        },
+        "{keys}"
+    );
+    assert!(
+        !keys
+            .lines()
+            .any(|l| l.trim_start().starts_with("public") && l.contains("not in this build"))
+    );
+    let public = help(&["keys", "public"]);
+    assert_eq!(
+        public.contains("needs the `aws-kms` cargo feature"),
+        !cfg!(feature = "aws-kms"),
+        "{public}"
+    );
+    assert_eq!(
+        public.contains("needs the `pkcs11` cargo feature"),
+        !cfg!(feature = "pkcs11"),
+        "{public}"
+    );
 }

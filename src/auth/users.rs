@@ -142,39 +142,161 @@ fn check_hash(hash: &str) -> Result<(), String> {
 }
 
 /// Adds or updates `username` in the users file, keeping everything else
-/// (comments included). Written to a temporary file and renamed, mode 0600.
-pub fn add_user(file: &Path, username: &str, password: &str) -> Result<bool, String> {
+/// (comments included); `groups`, when given, replace the user's groups.
+/// Written to a temporary file and renamed, mode 0600.
+pub fn add_user(
+    file: &Path,
+    username: &str,
+    password: &str,
+    groups: Option<&[String]>,
+) -> Result<bool, String> {
     check_username(username).map_err(str::to_owned)?;
     if password.is_empty() {
         return Err("the password is empty".into());
     }
+    if let Some(groups) = groups {
+        groups.iter().try_for_each(|group| check_group(group))?;
+    }
+    let hash = hash_password(password)?;
+    edit(file, true, |users| {
+        let existed = users.contains_key(username);
+        let user = users
+            .entry(username)
+            .or_insert_with(toml_edit::table)
+            .as_table_like_mut()
+            .ok_or_else(|| format!("users.{username} must be a table"))?;
+        user.insert("password_hash", toml_edit::value(hash));
+        if let Some(groups) = groups {
+            user.insert("groups", toml_edit::value(group_array(groups)));
+        }
+        Ok(existed)
+    })
+}
+
+/// Removes `username` from the users file; an unknown name is an error.
+pub fn remove_user(file: &Path, username: &str) -> Result<(), String> {
+    edit(file, false, |users| {
+        let removed = users
+            .remove(username)
+            .ok_or_else(|| format!("no user {username}"))?;
+        // Comments above the removed user (the file's own heading among
+        // them) stay, above the user that followed.
+        let Some(table) = removed.as_table() else {
+            return Ok(());
+        };
+        let comments = table.decor().prefix().and_then(|p| p.as_str()).unwrap_or("");
+        let position = table.position().unwrap_or(isize::MAX);
+        if let Some(next) = users
+            .iter_mut()
+            .filter_map(|(_, item)| item.as_table_mut())
+            .filter(|next| next.position().is_some_and(|p| p > position))
+            .min_by_key(|next| next.position())
+            && comments.contains('#')
+        {
+            let own = next.decor().prefix().and_then(|p| p.as_str()).unwrap_or("");
+            let joined = format!("{comments}{own}");
+            next.decor_mut().set_prefix(joined);
+        }
+        Ok(())
+    })
+}
+
+/// Adds and removes groups of `username`; returns the groups it then has.
+pub fn change_groups(
+    file: &Path,
+    username: &str,
+    add: &[String],
+    remove: &[String],
+) -> Result<Vec<String>, String> {
+    add.iter().try_for_each(|group| check_group(group))?;
+    edit(file, false, |users| {
+        let user = users
+            .get_mut(username)
+            .and_then(|user| user.as_table_like_mut())
+            .ok_or_else(|| format!("no user {username}"))?;
+        let mut groups: Vec<String> = user
+            .get("groups")
+            .and_then(|groups| groups.as_array())
+            .map(|groups| {
+                groups
+                    .iter()
+                    .filter_map(|group| group.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        groups.retain(|group| !remove.contains(group));
+        for group in add {
+            if !groups.contains(group) {
+                groups.push(group.clone());
+            }
+        }
+        user.insert("groups", toml_edit::value(group_array(&groups)));
+        Ok(groups)
+    })
+}
+
+/// Every user of the file with their groups, by name; the file is checked
+/// as `serve` loads it.
+pub fn list_users(file: &Path) -> Result<Vec<(String, Vec<String>)>, String> {
+    let text =
+        fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let parsed: UsersFile =
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+    parsed
+        .users
+        .into_iter()
+        .map(|(name, entry)| {
+            check_hash(&entry.password_hash)
+                .map_err(|e| format!("{}: {name}: {e}", file.display()))?;
+            Ok((name, entry.groups))
+        })
+        .collect()
+}
+
+/// A group name: what grants' `when = { claim = "groups", ... }` compare
+/// with, so printable and without surrounding spaces.
+pub fn check_group(group: &str) -> Result<(), String> {
+    if group.is_empty()
+        || group.chars().count() > 128
+        || group.chars().any(char::is_control)
+        || group.trim() != group
+    {
+        return Err(format!(
+            "{group:?} is not a group name: 1-128 printable characters, no surrounding spaces"
+        ));
+    }
+    Ok(())
+}
+
+fn group_array(groups: &[String]) -> toml_edit::Array {
+    groups.iter().map(String::as_str).collect()
+}
+
+/// Reads the users file (an empty one when missing and `create`), applies
+/// `change` to its `[users]` table and writes it back whole, keeping
+/// comments: a 0600 temporary file beside the target, renamed over it, so
+/// readers see the old file or the new one, never half of either.
+fn edit<T>(
+    file: &Path,
+    create: bool,
+    change: impl FnOnce(&mut toml_edit::Table) -> Result<T, String>,
+) -> Result<T, String> {
     let text = match fs::read_to_string(file) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) if create && e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
     };
     let mut document: toml_edit::DocumentMut = text
         .parse()
         .map_err(|e| format!("{} is not valid TOML: {e}", file.display()))?;
-    let existed = document
-        .get("users")
-        .and_then(|users| users.get(username))
-        .is_some();
     let users = document
         .entry("users")
         .or_insert_with(toml_edit::table)
         .as_table_mut()
         .ok_or_else(|| format!("{}: users must be a table", file.display()))?;
     users.set_implicit(true);
-    let user = users
-        .entry(username)
-        .or_insert_with(toml_edit::table)
-        .as_table_like_mut()
-        .ok_or_else(|| format!("{}: users.{username} must be a table", file.display()))?;
-    user.insert("password_hash", toml_edit::value(hash_password(password)?));
+    let result = change(users).map_err(|e| format!("{}: {e}", file.display()))?;
 
-    // A 0600 temporary file beside the target, renamed over it: readers see
-    // the old file or the new one, never half of either.
     let directory = file.parent().filter(|p| !p.as_os_str().is_empty());
     let mut temporary = tempfile::NamedTempFile::new_in(directory.unwrap_or(Path::new(".")))
         .map_err(|e| format!("cannot create a file beside {}: {e}", file.display()))?;
@@ -185,7 +307,7 @@ pub fn add_user(file: &Path, username: &str, password: &str) -> Result<bool, Str
     temporary
         .persist(file)
         .map_err(|e| format!("cannot replace {}: {}", file.display(), e.error))?;
-    Ok(existed)
+    Ok(result)
 }
 
 /// A password read from somewhere, wiped when dropped.
@@ -199,7 +321,7 @@ mod tests {
     fn a_users_file_with_a_hash_that_is_not_argon2id_is_refused_at_load() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("users.toml");
-        add_user(&file, "alice", "a password").unwrap();
+        add_user(&file, "alice", "a password", None).unwrap();
         assert!(Users::load(Some(&file), false).is_ok());
         for hash in [
             "not-a-hash",
@@ -218,7 +340,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // A directory where the file should be: reading fails, and nothing
         // may be written as if the file were new.
-        let error = add_user(dir.path(), "alice", "a password").unwrap_err();
+        let error = add_user(dir.path(), "alice", "a password", None).unwrap_err();
         assert!(error.starts_with("cannot read"), "{error}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }

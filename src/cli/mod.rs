@@ -9,6 +9,7 @@ mod healthcheck;
 mod key_group;
 mod keygen;
 mod keys;
+mod man;
 mod serve;
 mod sessions;
 mod sign;
@@ -19,7 +20,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::LogFormat;
 use crate::minter::now;
@@ -78,8 +79,8 @@ enum Command {
     Sessions(sessions::SessionsCommand),
     /// Print a shell completion script: cfmint completions bash > /etc/bash_completion.d/cfmint
     Completions(CompletionsArgs),
-    /// Print the manual page (roff): cfmint man > /usr/local/share/man/man1/cfmint.1
-    Man,
+    /// Print the manual page (roff), or write every command's page: cfmint man --dir /usr/local/share/man/man1
+    Man(man::ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -111,9 +112,92 @@ pub enum Outcome {
     Denied,
 }
 
+/// What this build leaves out, by cargo feature: (subcommand path, argument
+/// or `None` for the whole command, feature).
+const NOT_BUILT: &[(&[&str], Option<&str>, &str, bool)] = &[
+    (
+        &["keys", "status"],
+        None,
+        "aws-cloudfront",
+        cfg!(feature = "aws-cloudfront"),
+    ),
+    (
+        &["keys", "rotate"],
+        None,
+        "aws-cloudfront",
+        cfg!(feature = "aws-cloudfront"),
+    ),
+    (
+        &["keys", "retire"],
+        None,
+        "aws-cloudfront",
+        cfg!(feature = "aws-cloudfront"),
+    ),
+    (
+        &["keys", "public"],
+        Some("kms_key_id"),
+        "aws-kms",
+        cfg!(feature = "aws-kms"),
+    ),
+    (
+        &["keys", "public"],
+        Some("pkcs11_uri"),
+        "pkcs11",
+        cfg!(feature = "pkcs11"),
+    ),
+    (
+        &["cloudfront", "check"],
+        Some("distribution_id"),
+        "aws-cloudfront",
+        cfg!(feature = "aws-cloudfront"),
+    ),
+];
+
+/// The command line as this build has it: what it cannot run says so, with
+/// the cargo feature that brings it, in `--help`, completions and man pages.
+pub fn command() -> clap::Command {
+    let mut command = Cli::command();
+    for (path, argument, feature, built) in NOT_BUILT {
+        if *built {
+            continue;
+        }
+        let note = format!("[not in this build: needs the `{feature}` cargo feature]");
+        command = mark(command, path, *argument, &note);
+    }
+    command
+}
+
+/// Appends `note` to the help of the subcommand at `path` (or its `argument`).
+fn mark(
+    command: clap::Command,
+    path: &[&str],
+    argument: Option<&str>,
+    note: &str,
+) -> clap::Command {
+    match path {
+        [] => match argument {
+            None => {
+                let about = command
+                    .get_about()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                command.about(format!("{about} {note}"))
+            }
+            Some(id) => command.mut_arg(id, |arg| {
+                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                arg.help(format!("{help} {note}"))
+            }),
+        },
+        [first, rest @ ..] => command.mut_subcommand(first, |sub| mark(sub, rest, argument, note)),
+    }
+}
+
 /// Parses the command line and runs it.
 pub fn run() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::from_arg_matches(&command().get_matches()) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     if !matches!(
         cli.command,
         Command::Serve(_) | Command::Edge(_) | Command::Demo(_)
@@ -135,11 +219,11 @@ pub fn run() -> ExitCode {
         Command::Sessions(command) => sessions::run(command),
         Command::Completions(args) => {
             let mut out = Vec::new();
-            clap_complete::generate(args.shell, &mut Cli::command(), "cfmint", &mut out);
+            clap_complete::generate(args.shell, &mut command(), "cfmint", &mut out);
             print(&String::from_utf8_lossy(&out));
             Ok(Outcome::Success)
         }
-        Command::Man => man_page(),
+        Command::Man(args) => man::run(args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
@@ -149,16 +233,6 @@ pub fn run() -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// The manual page, from the same definitions as `--help`.
-fn man_page() -> Result<Outcome, CliError> {
-    let mut out = Vec::new();
-    clap_mangen::Man::new(Cli::command())
-        .render(&mut out)
-        .map_err(|e| format!("cannot render the manual page: {e}"))?;
-    print(&String::from_utf8_lossy(&out));
-    Ok(Outcome::Success)
 }
 
 /// Logs go to stderr; `CFMINT_LOG` sets the filter (default: `level`).

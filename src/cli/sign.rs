@@ -117,8 +117,29 @@ impl KeyArgs {
     }
 }
 
+/// CloudFront matches a policy's resource against the whole URL, scheme
+/// included: a resource that starts otherwise can never match.
+fn check_resource(resource: &str) -> Result<(), CliError> {
+    const STARTS: [&str; 4] = ["https://", "http://", "http*://", "*"];
+    if STARTS.iter().any(|start| resource.starts_with(start)) {
+        return Ok(());
+    }
+    Err(format!(
+        "--resource {:?} can never match: CloudFront compares it with the whole URL, scheme \
+         included; start it with https://, http:// or http*:// (like https://{})",
+        super::printable(resource),
+        super::printable(
+            resource
+                .split_once("://")
+                .map_or(resource, |(_, rest)| rest)
+        ),
+    )
+    .into())
+}
+
 impl PolicyArgs {
     fn policy(&self, resource: &str) -> Result<Policy, CliError> {
+        check_resource(resource)?;
         let expires = match (self.expires, self.ttl) {
             (Some(epoch), _) => epoch,
             (None, Some(ttl)) => now().saturating_add(ttl.as_secs()),

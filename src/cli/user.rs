@@ -1,4 +1,6 @@
-//! `cfmint user add`: add or update a user in a users file (argon2id).
+//! `cfmint user add | remove | list | groups`: the users file (argon2id
+//! hashes and groups), edited in place with comments kept. `serve` reads it
+//! at start.
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
@@ -6,7 +8,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use zeroize::Zeroizing;
 
-use super::{CliError, Outcome};
+use super::{CliError, Outcome, printable};
 use crate::auth::users;
 
 #[derive(Debug, Subcommand)]
@@ -14,6 +16,30 @@ pub enum UserCommand {
     /// Add a user, or set a new password for an existing one. The password is
     /// read from stdin (one line), or prompted for twice on a terminal.
     Add(AddArgs),
+    /// Remove a user.
+    Remove(UserArgs),
+    /// List the users and their groups.
+    List(FileArgs),
+    /// Add a user to groups or take them out (grants' `when` conditions on
+    /// the `groups` claim); prints the groups the user then has.
+    Groups(GroupsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FileArgs {
+    /// The users file.
+    #[arg(long)]
+    file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct UserArgs {
+    /// The users file.
+    #[arg(long)]
+    file: PathBuf,
+    /// The user's name.
+    #[arg(long)]
+    username: String,
 }
 
 #[derive(Debug, Args)]
@@ -24,13 +50,67 @@ pub struct AddArgs {
     /// The name the user logs in with: 1-64 of A-Z a-z 0-9 - . _ @ +
     #[arg(long)]
     username: String,
+    /// The user's groups, replacing any they had; repeat for several.
+    #[arg(long = "group", value_name = "GROUP")]
+    groups: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = true, id = "change")]
+pub struct GroupsArgs {
+    #[command(flatten)]
+    user: UserArgs,
+    /// A group to add the user to; repeat for several.
+    #[arg(long, value_name = "GROUP", group = "change")]
+    add: Vec<String>,
+    /// A group to take the user out of; repeat for several.
+    #[arg(long, value_name = "GROUP", group = "change")]
+    remove: Vec<String>,
 }
 
 pub fn run(command: UserCommand) -> Result<Outcome, CliError> {
-    let UserCommand::Add(args) = command;
+    match command {
+        UserCommand::Add(args) => add(args),
+        UserCommand::Remove(args) => {
+            users::remove_user(&args.file, &args.username)?;
+            eprintln!(
+                "removed user {} from {}",
+                args.username,
+                args.file.display()
+            );
+            Ok(Outcome::Success)
+        }
+        UserCommand::List(args) => {
+            let mut listing = String::new();
+            for (name, groups) in users::list_users(&args.file)? {
+                let groups = groups.iter().map(|g| printable(g)).collect::<Vec<_>>();
+                listing.push_str(&format!("{name}\t{}\n", groups.join(",")));
+            }
+            super::print(&listing);
+            Ok(Outcome::Success)
+        }
+        UserCommand::Groups(args) => {
+            let groups = users::change_groups(
+                &args.user.file,
+                &args.user.username,
+                &args.add,
+                &args.remove,
+            )?;
+            let groups = groups.iter().map(|g| printable(g)).collect::<Vec<_>>();
+            super::print(&format!("{}\t{}\n", args.user.username, groups.join(",")));
+            Ok(Outcome::Success)
+        }
+    }
+}
+
+fn add(args: AddArgs) -> Result<Outcome, CliError> {
     users::check_username(&args.username).map_err(|e| format!("--username: {e}"))?;
+    for group in &args.groups {
+        users::check_group(group).map_err(|e| format!("--group: {e}"))?;
+    }
     let password = read_password()?;
-    let existed = users::add_user(&args.file, &args.username, &password)?;
+    let groups = (!args.groups.is_empty()).then_some(args.groups.as_slice());
+    let existed = users::add_user(&args.file, &args.username, &password, groups)?;
     eprintln!(
         "{} user {} in {}",
         if existed { "updated" } else { "added" },

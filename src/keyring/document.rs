@@ -40,7 +40,7 @@ const FIELDS: [&str; 10] = [
 
 // The document's values are not repeated in messages: a mangled document
 // may have key material where an id or a time should be.
-const NOT_AN_ID: &str = "not a key pair id (1-128 letters, digits, '-' or '_')";
+const NOT_AN_ID: &str = "not a key pair id (1-128 upper-case letters and digits)";
 const EXAMPLE_TIME: &str = "2026-12-01T10:00:00Z";
 
 /// Secrets Manager holds at most 64 KiB; a ring file is held to the same.

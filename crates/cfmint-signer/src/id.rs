@@ -9,21 +9,29 @@ use super::error::{Error, ErrorKind};
 pub struct KeyPairId(String);
 
 impl KeyPairId {
-    /// Accepts 1–128 ASCII letters, digits, `-` or `_`: the id travels
-    /// unescaped in cookies and query strings.
+    /// Accepts 1–128 upper-case ASCII letters and digits, the form
+    /// CloudFront gives every public key id (`K…`) and legacy key pair id
+    /// (`APKA…`): CloudFront compares ids exactly, so any other id names no
+    /// key it has, and signs nothing it would accept.
     pub fn new(id: &str) -> Result<Self, Error> {
         let valid = !id.is_empty()
             && id.len() <= 128
             && id
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
         if valid {
             Ok(Self(id.to_owned()))
         } else {
+            let hint = if id.bytes().any(|b| b.is_ascii_lowercase()) {
+                format!(": did you mean {}?", id.to_ascii_uppercase().escape_debug())
+            } else {
+                String::new()
+            };
             Err(Error::new(
                 ErrorKind::InvalidKeyRing,
                 format!(
-                    "key pair id \"{}\" is invalid: use 1-128 letters, digits, '-' or '_' (e.g. K2JCJMDEHXQW5F)",
+                    "key pair id \"{}\" is invalid: CloudFront's ids are 1-128 upper-case \
+                     letters and digits, like K2JCJMDEHXQW5F{hint}",
                     id.escape_debug()
                 ),
             ))

@@ -238,7 +238,7 @@ impl MadeUp {
             }
             "jwks_file" => std::fs::write(path, r#"{"keys":[]}"#).unwrap(),
             "file" if kind == "users" => {
-                cfmint::auth::users::add_user(path, "alice", PASSWORD).unwrap();
+                cfmint::auth::users::add_user(path, "alice", PASSWORD, None).unwrap();
             }
             _ => {
                 let spec = if kind == "ecdsa" {
@@ -564,7 +564,9 @@ fn the_docs_console_examples_run_and_print_what_they_show() {
                 .replace("cargo run --release -- ", "cfmint ")
                 .replace("127.0.0.1:8080", &format!("127.0.0.1:{api}"))
                 .replace("127.0.0.1:9090", &format!("127.0.0.1:{admin}"));
-            let runnable = (command.starts_with("cfmint ") || command.starts_with("curl "))
+            let runnable = (command.starts_with("cfmint ")
+                || command.starts_with("curl ")
+                || (command.starts_with("echo ") && command.contains(" | cfmint ")))
                 && !command.contains("...")
                 && command != "cfmint demo";
             if !runnable {

@@ -150,7 +150,7 @@ pub fn fixtures() -> &'static Fixtures {
 
         let users_file = dir.join("users.toml");
         for name in ["alice", "bob", "tess"] {
-            cfmint::auth::users::add_user(&users_file, name, PASSWORD).unwrap();
+            cfmint::auth::users::add_user(&users_file, name, PASSWORD, None).unwrap();
         }
         let text = std::fs::read_to_string(&users_file).unwrap();
         let text = text.replace("[users.tess]", "[users.tess]\ngroups = [\"teachers\"]");
