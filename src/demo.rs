@@ -102,13 +102,13 @@ pub async fn run(
     let origin = write_audiobook(files.path())?;
 
     // Bind first so that port 0 turns into real ports before anything refers to them.
-    let page_listener = bind(options.page_port, "page").await?;
+    let page_listener = bind(options.page_port, "demo page", "--page-port").await?;
     let page_port = page_listener
         .local_addr()
         .map_err(|e| e.to_string())?
         .port();
-    let edge_port = free_or(options.edge_port, "edge").await?;
-    let api_port = free_or(options.api_port, "api").await?;
+    let edge_port = free_or(options.edge_port, "local edge", "--edge-port").await?;
+    let api_port = free_or(options.api_port, "mint API", "--api-port").await?;
     let (urls, tls) = match &options.tls_domain {
         None => (
             DemoUrls {
@@ -184,18 +184,27 @@ pub async fn run(
     Ok(())
 }
 
-async fn bind(port: u16, what: &str) -> Result<TcpListener, String> {
+/// Binds 127.0.0.1:`port`; a port in use names the flag that moves it.
+async fn bind(port: u16, what: &str, flag: &str) -> Result<TcpListener, String> {
     TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
         .await
-        .map_err(|e| format!("cannot listen for the {what} on 127.0.0.1:{port}: {e}"))
+        .map_err(|e| {
+            let advice = if e.kind() == std::io::ErrorKind::AddrInUse {
+                format!(
+                    "; another program uses it: choose another port with {flag} PORT \
+                     (0 picks a free one)"
+                )
+            } else {
+                format!(" (move it with {flag} PORT)")
+            };
+            format!("cannot listen for the {what} on 127.0.0.1:{port}: {e}{advice}")
+        })
 }
 
-/// The port to use: the one asked for, or a free one for 0.
-async fn free_or(port: u16, what: &str) -> Result<u16, String> {
-    if port != 0 {
-        return Ok(port);
-    }
-    let listener = bind(0, what).await?;
+/// The port to use: the one asked for once it is seen to be free, or a free
+/// one for 0.
+async fn free_or(port: u16, what: &str, flag: &str) -> Result<u16, String> {
+    let listener = bind(port, what, flag).await?;
     listener
         .local_addr()
         .map(|a| a.port())

@@ -184,7 +184,11 @@ pub fn remove_user(file: &Path, username: &str) -> Result<(), String> {
         let Some(table) = removed.as_table() else {
             return Ok(());
         };
-        let comments = table.decor().prefix().and_then(|p| p.as_str()).unwrap_or("");
+        let comments = table
+            .decor()
+            .prefix()
+            .and_then(|p| p.as_str())
+            .unwrap_or("");
         let position = table.position().unwrap_or(isize::MAX);
         if let Some(next) = users
             .iter_mut()

@@ -394,3 +394,37 @@ fn serve_without_a_key_refuses_a_non_loopback_listener() {
         );
     }
 }
+
+/// A demo port in use stops the demo at once, naming the flag that moves it.
+#[test]
+fn a_busy_demo_port_names_the_flag_that_moves_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    for flag in ["--page-port", "--api-port", "--edge-port"] {
+        let mut args = vec![
+            "demo",
+            "--page-port",
+            "0",
+            "--api-port",
+            "0",
+            "--edge-port",
+            "0",
+        ];
+        let at = args.iter().position(|a| *a == flag).unwrap();
+        args[at + 1] = &port;
+        let output = cfmint()
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{flag}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "on 127.0.0.1:{port}: Address already in use (os error 98); another program uses it: \
+                 choose another port with {flag} PORT (0 picks a free one)"
+            )),
+            "{flag}: {stderr}"
+        );
+    }
+}
