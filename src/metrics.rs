@@ -139,9 +139,15 @@ impl Metrics {
         let key_reloads = Family::<ResultLabels, Counter>::default();
         registry.register(
             "key_reloads",
-            "Key ring reloads by result (ok, failed)",
+            "Key ring reloads by result (ok; failed: refused, the old keys sign; \
+             unreachable: the ring's secret or file could not be read)",
             key_reloads.clone(),
         );
+        // Every result from the start, so that rates and alerts see a zero
+        // rather than nothing.
+        for result in ["ok", "failed", "unreachable"] {
+            drop(key_reloads.get_or_create(&ResultLabels { result }));
+        }
         let origin_rejected = Counter::default();
         registry.register(
             "origin_rejected",

@@ -167,3 +167,86 @@ fn the_deployment_is_hardened_and_mounts_what_its_configuration_names() {
     assert_eq!(admin["containerPort"], admin_port);
     assert_eq!(probe["httpGet"]["port"], "admin");
 }
+
+/// The NetworkPolicy selects the Deployment's pods, opens the API port to
+/// all, and the admin port (metrics, probes, revocation) only to the
+/// monitoring namespace and pods labelled for administration; the ports it
+/// names are the container's, and the init container checks the
+/// configuration the server then runs.
+#[test]
+fn the_admin_port_is_reachable_only_from_monitoring_and_admin_pods() {
+    let policy = &load("networkpolicy.yaml")[0];
+    let deployment = &load("deployment.yaml")[0];
+    let pod = &deployment["spec"]["template"];
+    assert_eq!(
+        policy["spec"]["podSelector"]["matchLabels"],
+        pod["metadata"]["labels"]
+    );
+    assert_eq!(
+        policy["spec"]["policyTypes"],
+        serde_json::json!(["Ingress"])
+    );
+    let rules = policy["spec"]["ingress"].as_array().unwrap();
+    assert_eq!(rules.len(), 2, "{rules:?}");
+    let container = &pod["spec"]["containers"][0];
+    let port_of = |name: &str| {
+        container["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["containerPort"].clone())
+            .unwrap_or_else(|| panic!("no container port {name}"))
+    };
+    assert_eq!(port_of("http"), 8080);
+    assert_eq!(port_of("admin"), 9090);
+    // The API: any peer, that port only.
+    assert!(rules[0].get("from").is_none(), "{:?}", rules[0]);
+    assert_eq!(
+        rules[0]["ports"],
+        serde_json::json!([{ "port": "http", "protocol": "TCP" }])
+    );
+    // The admin port: only the named peers.
+    assert_eq!(
+        rules[1]["ports"],
+        serde_json::json!([{ "port": "admin", "protocol": "TCP" }])
+    );
+    let peers = rules[1]["from"].as_array().unwrap();
+    assert_eq!(peers.len(), 2);
+    assert_eq!(
+        peers[0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "monitoring"
+    );
+    assert_eq!(
+        peers[1]["podSelector"]["matchLabels"]["cfmint-admin"],
+        "true"
+    );
+    // The admin port the policy guards is the one the configuration listens on.
+    let configmap = &load("configmap.yaml")[0];
+    let config: toml::Table = configmap["data"]["cfmint.toml"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        config["server"]["admin_listen"]
+            .as_str()
+            .unwrap()
+            .ends_with(":9090")
+    );
+
+    let init = &pod["spec"]["initContainers"][0];
+    assert_eq!(
+        init["args"],
+        serde_json::json!(["check", "--config", "/etc/cfmint/config/cfmint.toml"])
+    );
+    for field in [
+        "image",
+        "env",
+        "volumeMounts",
+        "securityContext",
+        "resources",
+    ] {
+        assert_eq!(init[field], container[field], "{field}");
+    }
+}
