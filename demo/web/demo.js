@@ -36,19 +36,32 @@ function tick() {
   countdown("refresh", deadlines.refresh);
 }
 
+// The edge's denial count when the page opened, then when play was last
+// pressed: the last denial shows only when it is newer than that.
+const denials = { since: null, what: "this page opened" };
+
 /** The edge's own counts (GET /_cfmint/stats), shown live. */
 async function pollEdge(edge) {
   try {
     const stats = await (await fetch(edge + "/_cfmint/stats", { cache: "no-store" })).json();
     demo.edge = { allowed: stats.total.allowed, denied: stats.total.denied, last: stats.last_denial };
+    if (denials.since === null) denials.since = stats.total.denied;
     $("edge-allowed").textContent = String(stats.total.allowed);
     $("edge-denied").textContent = String(stats.total.denied);
     $("edge-denied").className = stats.total.denied > 0 ? "some" : "";
-    const last = stats.last_denial;
-    $("edge-last").textContent = last ? last.reason + " for " + last.path : "none";
+    const last = stats.total.denied > denials.since ? stats.last_denial : null;
+    $("edge-last").textContent = last ? last.reason + " for " + last.path : "none since " + denials.what;
   } catch (error) {
     $("edge-last").textContent = "edge unreachable: " + error.message;
   }
+}
+
+/** Which delivery the player uses, on the page whatever the switch shows. */
+function showMode(mode) {
+  const query = mode === "query";
+  $("mode").textContent = "Delivery: " + (query ? "signed query string" : "cookies");
+  $("credentials-heading").textContent = query ? "Your signed query string" : "Your cookies";
+  $("arrow-edge").textContent = query ? "player + signed query" : "player + cookies";
 }
 
 function loadScript(src) {
@@ -63,6 +76,7 @@ function loadScript(src) {
 
 async function main() {
   const config = await (await fetch("/demo.json")).json();
+  showMode($("cookieless").checked ? "query" : "cookies");
   $("role-page").textContent = location.origin;
   $("role-api").textContent = config.api;
   $("role-edge").textContent = config.edge;
@@ -170,12 +184,18 @@ async function main() {
     audio.play().catch((error) => log("autoplay: " + error.message));
   }
 
+  $("cookieless").addEventListener("change", () => showMode($("cookieless").checked ? "query" : "cookies"));
+
   $("play").addEventListener("click", async () => {
     $("play").disabled = true;
     $("error").textContent = "";
     demo.forbidden = 0;
     demo.loggedOut = false;
+    denials.since = demo.edge ? demo.edge.denied : null;
+    denials.what = "you pressed play";
+    pollEdge(config.edge);
     demo.mode = $("cookieless").checked ? "query" : "cookies";
+    showMode(demo.mode);
     session.deliver = demo.mode === "query" ? "query" : undefined;
     $("cookieless").disabled = true;
     try {

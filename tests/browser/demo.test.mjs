@@ -9,7 +9,9 @@
 // edge's counts 30 s after play, and after logout a stopped player, reset
 // fields and the edge's 403 on the page. Then the cookie-less player switch:
 // no CloudFront cookie, every edge request signed in its query string, across
-// a refresh. Screenshots: target/browser/.
+// a refresh. The layout at 1280 and 390 px: nothing wraps that should not,
+// nothing overflows, and the page says which delivery is on. Screenshots:
+// target/browser/.
 //
 //   node demo.test.mjs            (CFMINT_BIN: the cfmint binary to run)
 
@@ -222,3 +224,82 @@ async function cookieless() {
 }
 
 await cookieless();
+
+// How the page reads on a laptop and on a phone: buttons, labels, headings
+// and the delivery badge on one line each, the arrows on their two, no
+// horizontal scrolling; in cookie-less mode the panel and the badge say so
+// while playing, and a denial from before play is not shown as the last.
+async function layout() {
+  log("== layout at 1280 and 390 px");
+  const { child, urls } = await startDemo(["--ttl", "20s"]);
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"],
+  });
+  // A denial at the edge before the page opens: it is not "the last denial".
+  const stale = await fetch(urls.edge + "/audiobooks/", { redirect: "manual" });
+  assert.equal(stale.status, 403, "a request without cookies is refused");
+  const measure = () => {
+    const lines = (element) => {
+      const range = document.createRange();
+      range.selectNodeContents(element);
+      return new Set([...range.getClientRects()].filter((r) => r.width > 0).map((r) => Math.round(r.top))).size;
+    };
+    const visible = (element) => element.getClientRects().length > 0;
+    const wrapped = [];
+    const one = [...document.querySelectorAll("button, dt, h2, .mode, .role b, .role code")];
+    for (const element of one.filter(visible)) {
+      if (lines(element) !== 1) wrapped.push(`${element.outerHTML.slice(0, 60)}: ${lines(element)} lines`);
+    }
+    for (const element of [...document.querySelectorAll(".arrow")].filter(visible)) {
+      if (lines(element) !== 2) wrapped.push(`${element.textContent}: ${lines(element)} lines`);
+    }
+    const text = (id) => document.getElementById(id).textContent;
+    return {
+      wrapped,
+      overflow: document.documentElement.scrollWidth - window.innerWidth,
+      arrows: [...document.querySelectorAll(".arrow")].filter(visible).length,
+      mode: text("mode"),
+      heading: text("credentials-heading"),
+      last: text("edge-last"),
+      switchDisabled: document.getElementById("cookieless").disabled,
+    };
+  };
+  try {
+    for (const [width, height, arrows] of [[1280, 900, 2], [390, 844, 0]]) {
+      const context = await browser.newContext({ viewport: { width, height }, deviceScaleFactor: 1 });
+      const page = await context.newPage();
+      await page.goto(urls.page + "/");
+      await waitFor(page, () => window.demo.ready === true && window.demo.edge !== null, "the page to be ready");
+      const opened = await page.evaluate(measure);
+      log(`${width} px:`, JSON.stringify(opened));
+      assert.deepEqual(opened.wrapped, [], `${width} px: nothing wraps`);
+      assert.ok(opened.overflow <= 0, `${width} px: no horizontal scrolling (${opened.overflow} px over)`);
+      assert.equal(opened.arrows, arrows, `${width} px: arrows shown`);
+      assert.equal(opened.mode, "Delivery: cookies");
+      assert.equal(opened.heading, "Your cookies");
+      assert.equal(opened.last, "none since this page opened", "a denial from before the page is not shown");
+      await page.screenshot({ path: resolve(shots, `demo-layout-${width}.png`), fullPage: true });
+
+      await page.check("#cookieless");
+      await page.click("#play");
+      await waitFor(page, () => window.demo.fragments >= 1, "a segment, cookie-less");
+      const playing = await page.evaluate(measure);
+      log(`${width} px, cookie-less and playing:`, JSON.stringify(playing));
+      assert.deepEqual(playing.wrapped, [], `${width} px: nothing wraps while playing`);
+      assert.ok(playing.overflow <= 0, `${width} px: no horizontal scrolling while playing`);
+      assert.equal(playing.mode, "Delivery: signed query string", "the delivery is on the page while playing");
+      assert.equal(playing.heading, "Your signed query string");
+      assert.equal(playing.switchDisabled, true, "the switch is fixed while playing");
+      assert.equal(playing.last, "none since you pressed play");
+      await page.screenshot({ path: resolve(shots, `demo-layout-${width}-cookieless.png`), fullPage: true });
+      await context.close();
+    }
+  } finally {
+    await browser.close();
+    child.kill("SIGTERM");
+  }
+}
+
+await layout();
