@@ -410,16 +410,10 @@ async fn load(
         Authorizer::new(authorize.clone(), metrics.clone()).map_err(|e| format!("authorize: {e}"))
     });
     if let Some(Some(authorizer)) = &authorizer {
-        reached.push("authorize.url");
-        if reach == Reach::Network {
-            noted(
-                problems,
-                authorizer
-                    .reach()
-                    .await
-                    .map_err(|e| format!("authorize.url: {e}")),
-            );
-        }
+        call_out(reach, "authorize.url", problems, reached, || {
+            authorizer.reach()
+        })
+        .await;
     }
     let playlists = optional(problems, settings.playlists.as_ref(), |playlists| {
         Playlists::new(playlists).map_err(|e| format!("playlists: {e}"))
@@ -465,16 +459,10 @@ async fn load(
             Some(JwtKeySource::JwksUrl(_))
         )
     {
-        reached.push("auth.jwt.jwks_url");
-        if reach == Reach::Network {
-            noted(
-                problems,
-                verifier
-                    .reach()
-                    .await
-                    .map_err(|e| format!("auth.jwt.jwks_url: {e}")),
-            );
-        }
+        call_out(reach, "auth.jwt.jwks_url", problems, reached, || {
+            verifier.reach()
+        })
+        .await;
     }
     let oidc = optional(problems, settings.auth.oidc.as_ref(), |oidc| {
         OidcClient::new(
@@ -485,39 +473,26 @@ async fn load(
         .map_err(|e| format!("auth.oidc: {e}"))
     });
     if let Some(Some(client)) = &oidc {
-        reached.push("auth.oidc.issuer");
-        if reach == Reach::Network {
-            noted(
-                problems,
-                client
-                    .reach()
-                    .await
-                    .map_err(|e| format!("auth.oidc.issuer: {e}")),
-            );
-        }
-    }
-    let redis = !matches!(settings.session.store, StoreKind::Memory);
-    if redis {
-        reached.push("session.redis_url");
+        call_out(reach, "auth.oidc.issuer", problems, reached, || {
+            client.reach()
+        })
+        .await;
     }
     let store = if reach == Reach::Offline {
         noted(problems, Store::check(&settings.session)).map(|()| None)
     } else {
-        let store = noted(problems, Store::new(&settings.session, metrics.clone()));
-        if let Some(store) = &store
-            && redis
-            && reach == Reach::Network
-        {
-            noted(
-                problems,
-                store
-                    .ping()
-                    .await
-                    .map_err(|e| format!("session.redis_url: {e}")),
-            );
-        }
-        store.map(Some)
+        noted(problems, Store::new(&settings.session, metrics.clone())).map(Some)
     };
+    if let Some(Some(store)) = &store
+        && !matches!(settings.session.store, StoreKind::Memory)
+    {
+        call_out(reach, "session.redis_url", problems, reached, || {
+            store.ping()
+        })
+        .await;
+    } else if !matches!(settings.session.store, StoreKind::Memory) {
+        reached.push("session.redis_url");
+    }
     let tls = match &settings.server.tls {
         Some((cert, key)) => noted(
             problems,
@@ -554,6 +529,25 @@ async fn load(
         tls,
         playlists,
     })
+}
+
+/// Notes `key` as a network dependency the configuration has; with
+/// [`Reach::Network`], calls it once and notes its failure by key.
+async fn call_out<F>(
+    reach: Reach,
+    key: &'static str,
+    problems: &mut Vec<String>,
+    reached: &mut Vec<&'static str>,
+    call: impl FnOnce() -> F,
+) where
+    F: Future<Output = Result<(), String>>,
+{
+    reached.push(key);
+    if reach == Reach::Network
+        && let Err(e) = call().await
+    {
+        problems.push(format!("{key}: {e}"));
+    }
 }
 
 /// An optional part built when its section is there: `Some(None)` without

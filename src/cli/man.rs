@@ -74,31 +74,48 @@ fn page(command: &clap::Command, path: &[&str]) -> Result<String, CliError> {
     rendered.map_err(|e| format!("cannot render the manual page: {e}"))?;
     let mut text = String::from_utf8_lossy(&out).into_owned();
     let extras = extras(path);
-    text.push_str(".SH ENVIRONMENT\n");
-    for (variable, meaning) in extras.environment {
-        text.push_str(&format!(
-            ".TP\n\\fB{}\\fR\n{}\n",
-            roff(variable),
-            roff(meaning)
-        ));
-    }
-    text.push_str(".SH \"EXIT STATUS\"\n");
-    for (code, meaning) in extras.exit {
-        text.push_str(&format!(".TP\n\\fB{code}\\fR\n{}\n", roff(meaning)));
-    }
-    text.push_str(".SH EXAMPLES\n");
-    for (what, example) in extras.examples {
-        text.push_str(&format!(
-            ".PP\n{}\n.PP\n.nf\n.RS 4\n{}\n.RE\n.fi\n",
-            roff(what),
-            roff(example)
-        ));
-    }
+    section(
+        &mut text,
+        "ENVIRONMENT",
+        &extras.environment,
+        |(name, meaning)| format!(".TP\n\\fB{}\\fR\n{}\n", roff(name), roff(meaning)),
+    );
+    section(
+        &mut text,
+        "\"EXIT STATUS\"",
+        &extras.exit,
+        |(code, meaning)| format!(".TP\n\\fB{code}\\fR\n{}\n", roff(meaning)),
+    );
+    section(
+        &mut text,
+        "EXAMPLES",
+        &extras.examples,
+        |(what, example)| {
+            format!(
+                ".PP\n{}\n.PP\n.nf\n.RS 4\n{}\n.RE\n.fi\n",
+                roff(what),
+                roff(example)
+            )
+        },
+    );
     text.push_str(&format!(
         ".SH VERSION\nv{}\n.SH \"SEE ALSO\"\ndocs/cli.md and docs/configuration.md in the cfmint sources.\n",
         env!("CARGO_PKG_VERSION")
     ));
     Ok(text)
+}
+
+/// A section of `(term, text)` pairs, each written by `entry`.
+fn section(
+    text: &mut String,
+    title: &str,
+    entries: &[(&str, &str)],
+    entry: impl Fn(&(&str, &str)) -> String,
+) {
+    text.push_str(&format!(".SH {title}\n"));
+    for pair in entries {
+        text.push_str(&entry(pair));
+    }
 }
 
 /// Text as roff shows it: backslashes and hyphens escaped, no line read as

@@ -35,6 +35,15 @@ fn load(name: &str) -> Vec<Value> {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
+/// The ConfigMap's `cfmint.toml`.
+fn configuration() -> toml::Table {
+    load("configmap.yaml")[0]["data"]["cfmint.toml"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 #[test]
 fn manifests_validate_against_the_kubernetes_schemas() {
     let kustomization = &load("kustomization.yaml")[0];
@@ -89,12 +98,7 @@ fn the_deployment_is_hardened_and_mounts_what_its_configuration_names() {
 
     // Readiness notices a drain before drain_delay ends; the grace period
     // covers drain_delay and shutdown_timeout.
-    let configmap = &load("configmap.yaml")[0];
-    let config: toml::Table = configmap["data"]["cfmint.toml"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let config = configuration();
     let seconds = |key: &str| -> u64 {
         let text = config["server"][key].as_str().unwrap();
         humantime::parse_duration(text).unwrap().as_secs()
@@ -222,12 +226,7 @@ fn the_admin_port_is_reachable_only_from_monitoring_and_admin_pods() {
         "true"
     );
     // The admin port the policy guards is the one the configuration listens on.
-    let configmap = &load("configmap.yaml")[0];
-    let config: toml::Table = configmap["data"]["cfmint.toml"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let config = configuration();
     assert!(
         config["server"]["admin_listen"]
             .as_str()
