@@ -1149,6 +1149,16 @@ fn users_are_listed_removed_and_grouped_from_the_command_line() {
     // bob still logs in: his hash was kept through the edits.
     let users = cfmint::auth::users::Users::load(Some(&file), false).unwrap();
     assert!(users.verify("bob", "another password").is_some());
+    // The last user gone, the heading stays.
+    let out = user(&["remove", "--username", "bob"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        fs::read_to_string(&file).unwrap().trim(),
+        "# staff accounts"
+    );
+    assert_eq!(stdout(&user(&["list"], None)), "");
+    let out = user(&["add", "--username", "bob"], Some("another password"));
+    assert!(out.status.success(), "{}", stderr(&out));
 
     for (args, says) in [
         (vec!["remove", "--username", "tess"], "no user tess"),

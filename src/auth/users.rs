@@ -158,7 +158,8 @@ pub fn add_user(
         groups.iter().try_for_each(|group| check_group(group))?;
     }
     let hash = hash_password(password)?;
-    edit(file, true, |users| {
+    edit(file, true, |document| {
+        let users = users_of(document)?;
         let existed = users.contains_key(username);
         let user = users
             .entry(username)
@@ -175,12 +176,13 @@ pub fn add_user(
 
 /// Removes `username` from the users file; an unknown name is an error.
 pub fn remove_user(file: &Path, username: &str) -> Result<(), String> {
-    edit(file, false, |users| {
+    edit(file, false, |document| {
+        let users = users_of(document)?;
         let removed = users
             .remove(username)
             .ok_or_else(|| format!("no user {username}"))?;
         // Comments above the removed user (the file's own heading among
-        // them) stay, above the user that followed.
+        // them) stay: above the user that followed, or at the end.
         let Some(table) = removed.as_table() else {
             return Ok(());
         };
@@ -188,18 +190,27 @@ pub fn remove_user(file: &Path, username: &str) -> Result<(), String> {
             .decor()
             .prefix()
             .and_then(|p| p.as_str())
-            .unwrap_or("");
+            .unwrap_or("")
+            .to_owned();
+        if !comments.contains('#') {
+            return Ok(());
+        }
         let position = table.position().unwrap_or(isize::MAX);
-        if let Some(next) = users
+        let next = users
             .iter_mut()
             .filter_map(|(_, item)| item.as_table_mut())
             .filter(|next| next.position().is_some_and(|p| p > position))
-            .min_by_key(|next| next.position())
-            && comments.contains('#')
-        {
-            let own = next.decor().prefix().and_then(|p| p.as_str()).unwrap_or("");
-            let joined = format!("{comments}{own}");
-            next.decor_mut().set_prefix(joined);
+            .min_by_key(|next| next.position());
+        match next {
+            Some(next) => {
+                let own = next.decor().prefix().and_then(|p| p.as_str()).unwrap_or("");
+                let joined = format!("{comments}{own}");
+                next.decor_mut().set_prefix(joined);
+            }
+            None => {
+                let trailing = document.trailing().as_str().unwrap_or("").to_owned();
+                document.set_trailing(format!("{comments}{trailing}"));
+            }
         }
         Ok(())
     })
@@ -213,8 +224,8 @@ pub fn change_groups(
     remove: &[String],
 ) -> Result<Vec<String>, String> {
     add.iter().try_for_each(|group| check_group(group))?;
-    edit(file, false, |users| {
-        let user = users
+    edit(file, false, |document| {
+        let user = users_of(document)?
             .get_mut(username)
             .and_then(|user| user.as_table_like_mut())
             .ok_or_else(|| format!("no user {username}"))?;
@@ -276,14 +287,25 @@ fn group_array(groups: &[String]) -> toml_edit::Array {
     groups.iter().map(String::as_str).collect()
 }
 
+/// The document's `[users]` table, made when missing.
+fn users_of(document: &mut toml_edit::DocumentMut) -> Result<&mut toml_edit::Table, String> {
+    let users = document
+        .entry("users")
+        .or_insert_with(toml_edit::table)
+        .as_table_mut()
+        .ok_or("users must be a table")?;
+    users.set_implicit(true);
+    Ok(users)
+}
+
 /// Reads the users file (an empty one when missing and `create`), applies
-/// `change` to its `[users]` table and writes it back whole, keeping
+/// `change` to it and writes it back whole, keeping
 /// comments: a 0600 temporary file beside the target, renamed over it, so
 /// readers see the old file or the new one, never half of either.
 fn edit<T>(
     file: &Path,
     create: bool,
-    change: impl FnOnce(&mut toml_edit::Table) -> Result<T, String>,
+    change: impl FnOnce(&mut toml_edit::DocumentMut) -> Result<T, String>,
 ) -> Result<T, String> {
     let text = match fs::read_to_string(file) {
         Ok(text) => text,
@@ -293,13 +315,7 @@ fn edit<T>(
     let mut document: toml_edit::DocumentMut = text
         .parse()
         .map_err(|e| format!("{} is not valid TOML: {e}", file.display()))?;
-    let users = document
-        .entry("users")
-        .or_insert_with(toml_edit::table)
-        .as_table_mut()
-        .ok_or_else(|| format!("{}: users must be a table", file.display()))?;
-    users.set_implicit(true);
-    let result = change(users).map_err(|e| format!("{}: {e}", file.display()))?;
+    let result = change(&mut document).map_err(|e| format!("{}: {e}", file.display()))?;
 
     let directory = file.parent().filter(|p| !p.as_os_str().is_empty());
     let mut temporary = tempfile::NamedTempFile::new_in(directory.unwrap_or(Path::new(".")))
