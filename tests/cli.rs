@@ -1194,6 +1194,13 @@ fn help_marks_the_commands_this_build_cannot_run() {
             .unwrap();
         stdout(&output)
     };
+    let top = help(&[]);
+    assert_eq!(
+        top.lines().any(|line| line.trim_start().starts_with("keys")
+            && line.contains("[status, rotate, retire: not in this build, they need the `aws-cloudfront` cargo feature]")),
+        !cfg!(feature = "aws-cloudfront"),
+        "{top}"
+    );
     let keys = help(&["keys"]);
     let marked = keys
         .lines()

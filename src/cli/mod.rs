@@ -157,12 +157,30 @@ const NOT_BUILT: &[(&[&str], Option<&str>, &str, bool)] = &[
 /// the cargo feature that brings it, in `--help`, completions and man pages.
 pub fn command() -> clap::Command {
     let mut command = Cli::command();
+    // The parent of commands left out lists them too (`keys` in `cfmint --help`).
+    let mut parents: Vec<(&[&str], Vec<&str>, &str)> = Vec::new();
     for (path, argument, feature, built) in NOT_BUILT {
         if *built {
             continue;
         }
         let note = format!("[not in this build: needs the `{feature}` cargo feature]");
         command = mark(command, path, *argument, &note);
+        if let (None, [parent @ .., name]) = (argument, *path) {
+            match parents
+                .iter_mut()
+                .find(|(p, _, f)| *p == parent && f == feature)
+            {
+                Some((_, names, _)) => names.push(name),
+                None => parents.push((parent, vec![name], feature)),
+            }
+        }
+    }
+    for (parent, names, feature) in parents {
+        let note = format!(
+            "[{}: not in this build, they need the `{feature}` cargo feature]",
+            names.join(", ")
+        );
+        command = mark(command, parent, None, &note);
     }
     command
 }
