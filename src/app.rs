@@ -74,11 +74,11 @@ struct Loaded {
 
 /// What `cfmint check` found.
 pub struct Checked {
-    /// Every problem, a line each, named by key.
-    pub problems: Vec<String>,
-    /// What was not called (offline) or was called and answered.
-    pub not_reached: Vec<&'static str>,
-    pub reached: Vec<&'static str>,
+    /// The problems as `serve` would report them, if any.
+    pub problems: Option<String>,
+    /// The network dependencies the configuration names, by key: called
+    /// with [`Reach::Network`], else not.
+    pub dependencies: Vec<&'static str>,
 }
 
 impl Application {
@@ -88,8 +88,14 @@ impl Application {
         // Every step that reads a file, the environment or the network is
         // tried, and all their problems are reported together.
         let mut problems = Vec::new();
-        let mut reached = Vec::new();
-        let loaded = load(&mut settings, Reach::Serve, &mut problems, &mut reached).await;
+        let mut dependencies = Vec::new();
+        let loaded = load(
+            &mut settings,
+            Reach::Serve,
+            &mut problems,
+            &mut dependencies,
+        )
+        .await;
         let listener = noted(
             &mut problems,
             TcpListener::bind(settings.server.listen)
@@ -161,25 +167,15 @@ impl Application {
     /// without binding a port; the network only with [`Reach::Network`].
     pub async fn check(mut settings: Settings, reach: Reach) -> Checked {
         let mut problems = Vec::new();
-        let mut reached = Vec::new();
-        if let Some(loaded) = load(&mut settings, reach, &mut problems, &mut reached).await
+        let mut dependencies = Vec::new();
+        if let Some(loaded) = load(&mut settings, reach, &mut problems, &mut dependencies).await
             && let Some(store) = loaded.store
         {
             store.close().await;
         }
-        let not_reached = if reach == Reach::Offline {
-            std::mem::take(&mut reached)
-        } else {
-            Vec::new()
-        };
         Checked {
-            problems: problems
-                .iter()
-                .flat_map(|p| p.lines())
-                .map(str::to_owned)
-                .collect(),
-            not_reached,
-            reached,
+            problems: (!problems.is_empty()).then(|| startup_problems(&problems)),
+            dependencies,
         }
     }
 
@@ -335,20 +331,20 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
 }
 
 /// Loads keys, users, providers, the session store and TLS, noting every
-/// problem. `reached` lists the network dependencies the configuration
-/// has (called unless `reach` is offline).
+/// problem. `dependencies` lists the network dependencies the configuration
+/// names (each called once with [`Reach::Network`]).
 async fn load(
     settings: &mut Settings,
     reach: Reach,
     problems: &mut Vec<String>,
-    reached: &mut Vec<&'static str>,
+    dependencies: &mut Vec<&'static str>,
 ) -> Option<Loaded> {
     let metrics = Arc::new(Metrics::new());
     // With the ring in a secret or file, its keys are read first; a secret
     // is on the network.
     let secret = matches!(settings.keys.ring, Some(RingSource::Secret(_)));
     if secret {
-        reached.push("keys.secret_id");
+        dependencies.push("keys.secret_id");
     }
     let ring_version = if secret && reach == Reach::Offline {
         None
@@ -361,7 +357,7 @@ async fn load(
     };
     if let Some(ring) = &ring {
         if ring.keys().iter().any(|key| key.remote_key().is_some()) {
-            reached.push("keys.key (KMS or PKCS#11)");
+            dependencies.push("keys.key (KMS or PKCS#11)");
         }
         // A store that answers with the wrong kind of key is a configuration
         // error; one that does not answer yet is waited for when serving,
@@ -410,7 +406,7 @@ async fn load(
         Authorizer::new(authorize.clone(), metrics.clone()).map_err(|e| format!("authorize: {e}"))
     });
     if let Some(Some(authorizer)) = &authorizer {
-        call_out(reach, "authorize.url", problems, reached, || {
+        call_out(reach, "authorize.url", problems, dependencies, || {
             authorizer.reach()
         })
         .await;
@@ -459,7 +455,7 @@ async fn load(
             Some(JwtKeySource::JwksUrl(_))
         )
     {
-        call_out(reach, "auth.jwt.jwks_url", problems, reached, || {
+        call_out(reach, "auth.jwt.jwks_url", problems, dependencies, || {
             verifier.reach()
         })
         .await;
@@ -473,7 +469,7 @@ async fn load(
         .map_err(|e| format!("auth.oidc: {e}"))
     });
     if let Some(Some(client)) = &oidc {
-        call_out(reach, "auth.oidc.issuer", problems, reached, || {
+        call_out(reach, "auth.oidc.issuer", problems, dependencies, || {
             client.reach()
         })
         .await;
@@ -483,15 +479,23 @@ async fn load(
     } else {
         noted(problems, Store::new(&settings.session, metrics.clone())).map(Some)
     };
-    if let Some(Some(store)) = &store
-        && !matches!(settings.session.store, StoreKind::Memory)
-    {
-        call_out(reach, "session.redis_url", problems, reached, || {
-            store.ping()
-        })
+    if !matches!(settings.session.store, StoreKind::Memory) {
+        // Offline there is no store to ping; one that could not be made has
+        // its problem noted already.
+        let store = store.as_ref().and_then(Option::as_ref);
+        call_out(
+            reach,
+            "session.redis_url",
+            problems,
+            dependencies,
+            || async move {
+                match store {
+                    Some(store) => store.ping().await,
+                    None => Ok(()),
+                }
+            },
+        )
         .await;
-    } else if !matches!(settings.session.store, StoreKind::Memory) {
-        reached.push("session.redis_url");
     }
     let tls = match &settings.server.tls {
         Some((cert, key)) => noted(
@@ -537,12 +541,12 @@ async fn call_out<F>(
     reach: Reach,
     key: &'static str,
     problems: &mut Vec<String>,
-    reached: &mut Vec<&'static str>,
+    dependencies: &mut Vec<&'static str>,
     call: impl FnOnce() -> F,
 ) where
     F: Future<Output = Result<(), String>>,
 {
-    reached.push(key);
+    dependencies.push(key);
     if reach == Reach::Network
         && let Err(e) = call().await
     {

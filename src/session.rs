@@ -477,8 +477,6 @@ impl RedisSessions {
     }
 }
 
-/// TLS for `rediss://`: the system's trusted CAs plus `session.redis_ca_file`,
-/// the server's name checked against the URL's host.
 /// The client configuration for `session.redis_url`. Sentinel and Cluster
 /// URLs are told apart by their scheme, which validation has checked against
 /// the topology.
@@ -496,6 +494,8 @@ fn redis_config(url: &SecretString, ca_file: Option<&std::path::Path>) -> Result
     Ok(config)
 }
 
+/// TLS for `rediss://`: the system's trusted CAs plus `session.redis_ca_file`,
+/// the server's name checked against the URL's host.
 #[cfg(feature = "redis")]
 fn tls_connector(ca_file: Option<&std::path::Path>) -> Result<TlsConnector, String> {
     use rustls::pki_types::CertificateDer;

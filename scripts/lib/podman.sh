@@ -47,6 +47,13 @@ export CONTAINERS_CONF="$work/containers.conf"
 
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
+# documented_commands HEADING: the first ```sh block after the docs/deploy.md
+# heading matching the awk pattern HEADING, as the reader copies it.
+documented_commands() {
+  awk -v heading="$1" '$0 ~ heading {on=1} on && /^```sh/ {inside=1; next} inside && /^```/ {exit} inside' \
+    "$root/docs/deploy.md"
+}
+
 # make_base NAME PACKAGES [podman import --change ...]
 make_base() {
   local name=$1 packages=$2

@@ -55,14 +55,7 @@ impl Users {
     pub fn load(file: Option<&Path>, demo: bool) -> Result<Self, String> {
         let mut users = HashMap::new();
         if let Some(path) = file {
-            let text = fs::read_to_string(path)
-                .map_err(|e| format!("cannot read users file {}: {e}", path.display()))?;
-            let parsed: UsersFile = toml::from_str(&text)
-                .map_err(|e| format!("users file {}: {}", path.display(), e.message()))?;
-            for (name, entry) in parsed.users {
-                check_username(&name).map_err(|e| format!("users file: user {name:?}: {e}"))?;
-                check_hash(&entry.password_hash)
-                    .map_err(|e| format!("users file: user {name}: {e}"))?;
+            for (name, entry) in read(path)? {
                 users.insert(
                     name,
                     User {
@@ -253,19 +246,23 @@ pub fn change_groups(
 /// Every user of the file with their groups, by name; the file is checked
 /// as `serve` loads it.
 pub fn list_users(file: &Path) -> Result<Vec<(String, Vec<String>)>, String> {
-    let text =
-        fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    let parsed: UsersFile =
-        toml::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
-    parsed
-        .users
+    Ok(read(file)?
         .into_iter()
-        .map(|(name, entry)| {
-            check_hash(&entry.password_hash)
-                .map_err(|e| format!("{}: {name}: {e}", file.display()))?;
-            Ok((name, entry.groups))
-        })
-        .collect()
+        .map(|(name, entry)| (name, entry.groups))
+        .collect())
+}
+
+/// The users file's entries, every name and hash checked.
+fn read(path: &Path) -> Result<BTreeMap<String, UserEntry>, String> {
+    let text = fs::read_to_string(path)
+        .map_err(|e| format!("cannot read users file {}: {e}", path.display()))?;
+    let parsed: UsersFile = toml::from_str(&text)
+        .map_err(|e| format!("users file {}: {}", path.display(), e.message()))?;
+    for (name, entry) in &parsed.users {
+        check_username(name).map_err(|e| format!("users file: user {name:?}: {e}"))?;
+        check_hash(&entry.password_hash).map_err(|e| format!("users file: user {name}: {e}"))?;
+    }
+    Ok(parsed.users)
 }
 
 /// A group name: what grants' `when = { claim = "groups", ... }` compare

@@ -43,32 +43,21 @@ pub fn run(args: CheckArgs) -> Result<Outcome, CliError> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let checked = runtime.block_on(Application::check(settings, reach));
-    let mut report = String::new();
-    if checked.problems.is_empty() {
-        report.push_str(&format!("{name}: valid\n"));
-    } else {
-        let count = checked.problems.len();
-        let plural = if count == 1 { "" } else { "s" };
-        report.push_str(&format!(
-            "{name}: cannot start ({count} problem{plural}):\n"
-        ));
-        for problem in &checked.problems {
-            report.push_str(&format!("  {problem}\n"));
-        }
-    }
-    if !checked.reached.is_empty() {
-        report.push_str(&format!("called: {}\n", checked.reached.join(", ")));
-    }
-    if !checked.not_reached.is_empty() {
-        report.push_str(&format!(
-            "not reached (add --network): {}\n",
-            checked.not_reached.join(", ")
-        ));
+    let mut report = match &checked.problems {
+        None => format!("{name}: valid\n"),
+        Some(problems) => format!("{name}: {problems}\n"),
+    };
+    if !checked.dependencies.is_empty() {
+        let label = if args.network {
+            "called"
+        } else {
+            "not reached (add --network)"
+        };
+        report.push_str(&format!("{label}: {}\n", checked.dependencies.join(", ")));
     }
     super::print(&report);
-    Ok(if checked.problems.is_empty() {
-        Outcome::Success
-    } else {
-        Outcome::Denied
+    Ok(match checked.problems {
+        None => Outcome::Success,
+        Some(_) => Outcome::Denied,
     })
 }

@@ -35,11 +35,8 @@ fn write_pages(
     dir: &Path,
     written: &mut String,
 ) -> Result<(), CliError> {
-    let name = std::iter::once("cfmint")
-        .chain(path.iter().copied())
-        .collect::<Vec<_>>()
-        .join("-");
-    let file = dir.join(format!("{name}.1"));
+    // cfmint-sign-url.1: the name clap gives the built subcommand.
+    let file = dir.join(clap_mangen::Man::new(command.clone()).get_filename());
     std::fs::write(&file, page(command, path)?)
         .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
     written.push_str(&format!("{}\n", file.display()));

@@ -112,46 +112,30 @@ pub enum Outcome {
     Denied,
 }
 
-/// What this build leaves out, by cargo feature: (subcommand path, argument
-/// or `None` for the whole command, feature).
-const NOT_BUILT: &[(&[&str], Option<&str>, &str, bool)] = &[
-    (
-        &["keys", "status"],
-        None,
-        "aws-cloudfront",
-        cfg!(feature = "aws-cloudfront"),
-    ),
-    (
-        &["keys", "rotate"],
-        None,
-        "aws-cloudfront",
-        cfg!(feature = "aws-cloudfront"),
-    ),
-    (
-        &["keys", "retire"],
-        None,
-        "aws-cloudfront",
-        cfg!(feature = "aws-cloudfront"),
-    ),
-    (
-        &["keys", "public"],
-        Some("kms_key_id"),
-        "aws-kms",
-        cfg!(feature = "aws-kms"),
-    ),
-    (
-        &["keys", "public"],
-        Some("pkcs11_uri"),
-        "pkcs11",
-        cfg!(feature = "pkcs11"),
-    ),
+/// What a build may leave out: (subcommand path, argument or `None` for the
+/// whole command, the cargo feature that brings it).
+const OPTIONAL: &[(&[&str], Option<&str>, &str)] = &[
+    (&["keys", "status"], None, "aws-cloudfront"),
+    (&["keys", "rotate"], None, "aws-cloudfront"),
+    (&["keys", "retire"], None, "aws-cloudfront"),
+    (&["keys", "public"], Some("kms_key_id"), "aws-kms"),
+    (&["keys", "public"], Some("pkcs11_uri"), "pkcs11"),
     (
         &["cloudfront", "check"],
         Some("distribution_id"),
         "aws-cloudfront",
-        cfg!(feature = "aws-cloudfront"),
     ),
 ];
+
+/// Whether this build has a cargo feature that [`OPTIONAL`] names.
+fn built(feature: &str) -> bool {
+    match feature {
+        "aws-cloudfront" => cfg!(feature = "aws-cloudfront"),
+        "aws-kms" => cfg!(feature = "aws-kms"),
+        "pkcs11" => cfg!(feature = "pkcs11"),
+        other => unreachable!("OPTIONAL names no feature {other}"),
+    }
+}
 
 /// The command line as this build has it: what it cannot run says so, with
 /// the cargo feature that brings it, in `--help`, completions and man pages.
@@ -159,8 +143,8 @@ pub fn command() -> clap::Command {
     let mut command = Cli::command();
     // The parent of commands left out lists them too (`keys` in `cfmint --help`).
     let mut parents: Vec<(&[&str], Vec<&str>, &str)> = Vec::new();
-    for (path, argument, feature, built) in NOT_BUILT {
-        if *built {
+    for (path, argument, feature) in OPTIONAL {
+        if built(feature) {
             continue;
         }
         let note = format!("[not in this build: needs the `{feature}` cargo feature]");

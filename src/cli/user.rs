@@ -81,11 +81,10 @@ pub fn run(command: UserCommand) -> Result<Outcome, CliError> {
             Ok(Outcome::Success)
         }
         UserCommand::List(args) => {
-            let mut listing = String::new();
-            for (name, groups) in users::list_users(&args.file)? {
-                let groups = groups.iter().map(|g| printable(g)).collect::<Vec<_>>();
-                listing.push_str(&format!("{name}\t{}\n", groups.join(",")));
-            }
+            let listing: String = users::list_users(&args.file)?
+                .iter()
+                .map(|(name, groups)| line(name, groups))
+                .collect();
             super::print(&listing);
             Ok(Outcome::Success)
         }
@@ -96,11 +95,16 @@ pub fn run(command: UserCommand) -> Result<Outcome, CliError> {
                 &args.add,
                 &args.remove,
             )?;
-            let groups = groups.iter().map(|g| printable(g)).collect::<Vec<_>>();
-            super::print(&format!("{}\t{}\n", args.user.username, groups.join(",")));
+            super::print(&line(&args.user.username, &groups));
             Ok(Outcome::Success)
         }
     }
+}
+
+/// A user and their groups: `name<TAB>group,group`.
+fn line(name: &str, groups: &[String]) -> String {
+    let groups: Vec<String> = groups.iter().map(|group| printable(group)).collect();
+    format!("{name}\t{}\n", groups.join(","))
 }
 
 fn add(args: AddArgs) -> Result<Outcome, CliError> {

@@ -185,6 +185,16 @@ pub enum KeyKind {
     Ecdsa,
 }
 
+impl KeyKind {
+    /// The kind as `type` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Rsa => "rsa",
+            Self::Ecdsa => "ecdsa",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum KeyLocation {
     File(PathBuf),

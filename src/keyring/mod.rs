@@ -320,17 +320,17 @@ pub fn key_ring(settings: &Settings) -> Result<KeyRing, String> {
             }
         };
         // A key in a store is checked once the store reports it.
-        if let Some(algorithm) = key.algorithm()
-            && !kind_matches(entry.kind, algorithm)
+        if let (Some(kind), Some(algorithm)) = (entry.kind, key.algorithm())
+            && kind != kind_of(algorithm)
         {
             problems.push(format!(
-                "{}.type ({id}): is \"{}\", but {} holds an {algorithm} key, not the \
+                "{}.type ({id}): is \"{}\", but the {} holds an {algorithm} key, not the \
                  configured type: set type = \"{}\" or give an {} key",
                 field(settings, index),
-                kind_name(entry.kind),
-                location_name(&entry.location),
-                kind_of(algorithm),
-                kind_name(entry.kind).to_uppercase(),
+                kind.name(),
+                key.source(),
+                kind_of(algorithm).name(),
+                kind.name().to_uppercase(),
             ));
             continue;
         }
@@ -356,41 +356,16 @@ fn field(settings: &Settings, index: usize) -> String {
     }
 }
 
-/// A configured `type`, as written in the file.
-fn kind_name(kind: Option<KeyKind>) -> &'static str {
-    match kind {
-        Some(KeyKind::Rsa) => "rsa",
-        Some(KeyKind::Ecdsa) => "ecdsa",
-        None => "any",
-    }
-}
-
-/// The `type` that names an algorithm.
-fn kind_of(algorithm: KeyAlgorithm) -> &'static str {
+/// The `type` that names an algorithm's keys.
+fn kind_of(algorithm: KeyAlgorithm) -> KeyKind {
     match algorithm {
-        KeyAlgorithm::Rsa { .. } => "rsa",
-        KeyAlgorithm::EcdsaP256 => "ecdsa",
-    }
-}
-
-/// Where a key was read from, for messages (never its contents).
-fn location_name(location: &KeyLocation) -> String {
-    match location {
-        KeyLocation::File(path) => format!("the file {}", path.display()),
-        KeyLocation::Env(name) => format!("the variable {name}"),
-        KeyLocation::Inline(_) => "the inline pem".to_owned(),
-        KeyLocation::Kms(id) => format!("the KMS key {id}"),
-        KeyLocation::Pkcs11(_) => "the PKCS#11 token".to_owned(),
+        KeyAlgorithm::Rsa { .. } => KeyKind::Rsa,
+        KeyAlgorithm::EcdsaP256 => KeyKind::Ecdsa,
     }
 }
 
 fn kind_matches(kind: Option<KeyKind>, algorithm: KeyAlgorithm) -> bool {
-    matches!(
-        (kind, algorithm),
-        (None, _)
-            | (Some(KeyKind::Rsa), KeyAlgorithm::Rsa { .. })
-            | (Some(KeyKind::Ecdsa), KeyAlgorithm::EcdsaP256)
-    )
+    kind.is_none_or(|kind| kind == kind_of(algorithm))
 }
 
 /// The key stores the configuration names, set up once per key ring.
